@@ -1,0 +1,34 @@
+# Set-up is `make test` or `make demo` on a fresh machine: both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := demo
+DEMO_IMAGES ?= 200
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# Reinstalls only when the package metadata changes; the constraints pin the torch/torchvision
+# pair that installs from this machine's local files (see README, design notes).
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/focus-dataset sample $(DEMO)/release --num-images $(DEMO_IMAGES) --seed 0
+	$(BIN)/focus-dataset convert $(DEMO)/release $(DEMO)/focus
+	$(BIN)/focus-dataset validate $(DEMO)/focus --max-lines 10
+
+bench: install
+	$(BIN)/python bench/bench_convert.py
+	$(BIN)/python bench/bench_metric.py
+
+clean:
+	rm -rf $(DEMO) bench/out .pytest_cache
