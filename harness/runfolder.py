@@ -1,0 +1,135 @@
+"""The run folder: where the harness writes, and where reports and the leaderboard read.
+
+    RUN_DIR/
+      run.json                      the command line, versions, dataset source and fingerprint
+      report.md, figures/*.png      the paper's tables and figures over every model of the run
+      <model>/                      one folder per model (name with "/" and ":" made safe)
+        config.json                 model, weights source and hash, data config, options, dataset fingerprint
+        parts/part-XXXXX.parquet    predictions written as they come (resume reads these)
+        predictions.parquet         all predictions, ordered by file_name, once the model is done
+        failed_images.json          images that could not be decoded: left out of the metrics
+        metrics.json                the focus_generalization metric's output, plus top1/top5
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+METRIC_PATH = REPO_ROOT / "metrics" / "focus_generalization" / "focus_generalization.py"
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+PREDICTIONS_FILE = "predictions.parquet"
+PARTS_DIR = "parts"
+FAILED_FILE = "failed_images.json"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+FIGURES_DIR = "figures"
+
+# One row per image. `prediction` is the FOCUS class id, -1 when the model's top-1 maps to no FOCUS
+# class; `top5_ids` are the model's own class ids (ImageNet-1k, or FOCUS for a 10-way head).
+PREDICTION_SCHEMA = pa.schema([
+    ("file_name", pa.string()),
+    ("label", pa.int64()),
+    ("prediction", pa.int64()),
+    ("top5_ids", pa.list_(pa.int32())),
+    ("top5_probs", pa.list_(pa.float32())),
+    ("top5_correct", pa.bool_()),
+    ("correct", pa.bool_()),
+    ("time", pa.int64()),
+    ("weather", pa.int64()),
+    ("locations", pa.list_(pa.int64())),
+    ("uncommon_time", pa.bool_()),
+    ("uncommon_weather", pa.bool_()),
+    ("uncommon_location", pa.bool_()),
+    ("uncommon_locations", pa.list_(pa.int64())),
+    ("num_uncommon", pa.int64()),
+    ("partition", pa.int64()),
+])
+# The dataset columns copied into every prediction row.
+ANNOTATION_COLUMNS = ["file_name", "label", "time", "weather", "locations", "uncommon_time", "uncommon_weather",
+                      "uncommon_location", "uncommon_locations", "num_uncommon", "partition"]
+
+
+def model_slug(model_name: str) -> str:
+    """A folder name for a model: `hf-hub:timm/x` -> `hf-hub_timm_x`.
+
+    >>> model_slug("hf-hub:timm/resnet50.tv_in1k")
+    'hf-hub_timm_resnet50.tv_in1k'
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
+
+
+def model_dir(run_dir: str | Path, model_name: str) -> Path:
+    return Path(run_dir) / model_slug(model_name)
+
+
+def load_metric_module() -> ModuleType:
+    """The focus_generalization metric module, imported from its file (one implementation for all)."""
+    spec = importlib.util.spec_from_file_location("focus_generalization", METRIC_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metric_inputs(predictions: pa.Table) -> dict[str, Any]:
+    """The metric's input columns from a predictions table (or the dataset's own columns plus predictions)."""
+    return {
+        "predictions": predictions.column("prediction").to_numpy(),
+        "references": predictions.column("label").to_numpy(),
+        "time": predictions.column("time").to_numpy(),
+        "weather": predictions.column("weather").to_numpy(),
+        "locations": predictions.column("locations").to_pylist(),
+        "uncommon_time": predictions.column("uncommon_time").to_numpy(zero_copy_only=False),
+        "uncommon_weather": predictions.column("uncommon_weather").to_numpy(zero_copy_only=False),
+        "uncommon_locations": predictions.column("uncommon_locations").to_pylist(),
+    }
+
+
+def compute_metrics(predictions: pa.Table, *, n_bootstrap: int = 1000, seed: int = 0, **kwargs) -> dict[str, Any]:
+    """metrics.json content: the metric's output plus top-1 and top-5 accuracy."""
+    metric = load_metric_module()
+    results = metric.compute_focus_metrics(**metric_inputs(predictions), n_bootstrap=n_bootstrap, seed=seed, **kwargs)
+    n = predictions.num_rows
+    results["top1"] = float(np.mean(predictions.column("correct").to_numpy(zero_copy_only=False))) if n else None
+    results["top5"] = float(np.mean(predictions.column("top5_correct").to_numpy(zero_copy_only=False))) if n else None
+    return results
+
+
+def read_predictions(path: str | Path) -> pa.Table:
+    return pq.read_table(path, schema=PREDICTION_SCHEMA)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """JSON with no NaN or Infinity (they are not JSON); written to a temporary name, then renamed."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
