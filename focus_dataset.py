@@ -31,10 +31,16 @@ import numpy as np
 import PIL.Image
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 from datasets.builder import Key
 
 logger = logging.getLogger("focus_dataset")
+
+# `datasets` patches the module that defines a builder (its open, os.path, pathlib, pyarrow readers)
+# so that loading scripts can stream remote files. FocusBuilder reads a local release only, and the
+# patch would slow every path operation in this module for the rest of the process: opt out.
+_patched_for_streaming = True
 
 _CITATION = """\
 @InProceedings{pmlr-v162-kattakinda22a,
@@ -292,8 +298,8 @@ def parse_annotation(row: tuple) -> tuple[Annotation | None, list[str]]:
         problems.append(f"file_name {file_name!r} is empty")
         file_name = ""
     else:
-        parts = PurePosixPath(file_name.lstrip("/")).parts
-        if ".." in parts or "\\" in file_name or len(parts) < 2:
+        parts = file_name.lstrip("/").split("/")
+        if ".." in parts or "" in parts or "\\" in file_name or len(parts) < 2:
             problems.append(
                 f"file_name {file_name!r} must be '/<query folder>/<image>' inside the release, without '..'"
             )
@@ -318,7 +324,7 @@ def annotate(annotation: Annotation, table: dict[str, dict[str, list[str]]]) -> 
     partition = int(partition_ids(uncommon_time, uncommon_weather, bool(uncommon_locations)))
     return {
         "file_name": annotation.file_name,
-        "query": PurePosixPath(annotation.file_name).parts[0],
+        "query": annotation.file_name.split("/", 1)[0],
         "label": annotation.category,
         "time": annotation.time,
         "weather": annotation.weather,
@@ -449,10 +455,12 @@ class Release:
                 name[len(self._prefix):] for name in self._zip.namelist()
                 if name.startswith(self._prefix) and PurePosixPath(name).suffix.lower() in _IMAGE_SUFFIXES
             )
-        return sorted(
-            path.relative_to(self._root).as_posix() for path in self._root.rglob("*")
-            if path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file()
-        )
+        names = []
+        for folder, _, files in os.walk(self._root):
+            relative = Path(folder).relative_to(self._root).as_posix()
+            names += [name if relative == "." else f"{relative}/{name}" for name in files
+                      if os.path.splitext(name)[1].lower() in _IMAGE_SUFFIXES]
+        return sorted(names)
 
 
 def check_image_bytes(data: bytes | None) -> str | None:
@@ -461,16 +469,15 @@ def check_image_bytes(data: bytes | None) -> str | None:
         return "missing"
     if not data:
         return "empty file"
+    # Fast path for the common formats: their signatures and end markers, without PIL.
+    if data.startswith(b"\xff\xd8\xff"):
+        return None if b"\xff\xd9" in data[-4096:] else "truncated: no JPEG end marker"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if b"IEND" in data[-4096:] else "truncated: no PNG end chunk"
     try:
-        with PIL.Image.open(io.BytesIO(data)) as image:
-            image_format = image.format
+        PIL.Image.open(io.BytesIO(data)).close()
     except (PIL.UnidentifiedImageError, OSError, ValueError) as err:
         return f"undecodable: {err}"
-    tail = data[-4096:]
-    if image_format == "JPEG" and b"\xff\xd9" not in tail:
-        return "truncated: no JPEG end marker"
-    if image_format == "PNG" and b"IEND" not in tail:
-        return "truncated: no PNG end chunk"
     return None
 
 
@@ -707,6 +714,12 @@ def dataset_fingerprint(table: pa.Table) -> str:
     return digest.hexdigest()[:16]
 
 
+def read_annotation_columns(converted: str | os.PathLike) -> pa.Table:
+    """The annotation columns of a converted folder's shards, read without touching the images."""
+    columns = [name for name in focus_features() if name != "image"]
+    return pa.concat_tables(pq.read_table(shard, columns=columns) for shard in converted_shards(Path(converted)))
+
+
 def annotation_table(dataset: datasets.Dataset) -> pa.Table:
     """The dataset's columns except the images, as one Arrow table (no image is decoded or copied)."""
     columns = [name for name in dataset.column_names if name != "image"]
@@ -803,15 +816,10 @@ def convert(
         (staging / "repo" / "data").mkdir(parents=True)
         for index, shard in enumerate(shards):
             shard.rename(staging / "repo" / "data" / f"test-{index:05d}-of-{len(shards):05d}.parquet")
-        converted = datasets.Dataset.from_parquet(
-            [str(p) for p in sorted((staging / "repo" / "data").glob("*.parquet"))],
-            features=focus_features(), cache_dir=str(staging / "cache"),
-        )
-        annotations = annotation_table(converted)
+        annotations = read_annotation_columns(staging / "repo")
         report = dict(builder.report, num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations))
         (staging / "repo" / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
         (staging / "repo" / "README.md").write_text(render_card(builder.info.copy(), annotations, table, report))
-        del converted
         if output.exists():
             shutil.rmtree(output)
         os.replace(staging / "repo", output)
@@ -976,11 +984,13 @@ def sample_annotations(num_images: int, seed: int = 0) -> list[Annotation]:
 
 def sample_image(rng: np.random.Generator, size_range: tuple[int, int] = (48, 320)) -> bytes:
     """A JPEG of random size and mode (mostly RGB, some grayscale and CMYK): smooth colour plus noise."""
-    width, height = rng.integers(size_range[0], size_range[1] + 1, size=2)
-    ramp = np.linspace(0.0, 1.0, int(width))[None, :, None] * np.linspace(0.0, 1.0, int(height))[:, None, None]
+    width, height = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, size=2))
+    # Texture drawn at a quarter of the size and upsampled: photo-like file sizes, cheap to make.
+    small = (max(height // 4, 2), max(width // 4, 2))
+    ramp = np.linspace(0.0, 1.0, small[1])[None, :, None] * np.linspace(0.0, 1.0, small[0])[:, None, None]
     start, end = rng.random(3) * 255, rng.random(3) * 255
-    pixels = start + (end - start) * ramp + rng.normal(0, 12, size=(int(height), int(width), 3))
-    image = PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    pixels = start + (end - start) * ramp + rng.normal(0, 24, size=(*small, 3))
+    image = PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").resize((width, height))
     mode = rng.choice(["RGB", "L", "CMYK"], p=[0.9, 0.05, 0.05])
     if mode != "RGB":
         image = image.convert(mode)
@@ -1173,8 +1183,7 @@ def summary(table: pa.Table, masks: dict[str, np.ndarray]) -> str:
 def _cmd_convert(args) -> int:
     report = convert(args.source, args.output, uncommon=args.uncommon, max_shard_size=args.max_shard_size,
                      skip_invalid=args.skip_invalid, overwrite=args.overwrite)
-    dataset = datasets.Dataset.from_parquet([str(s) for s in converted_shards(Path(args.output))])
-    table = annotation_table(dataset)
+    table = read_annotation_columns(args.output)
     print(f"wrote {args.output} ({len(converted_shards(Path(args.output)))} shard(s))")
     print(summary(table, uncommon_masks_from_data(table)))
     problems = len(report["skipped_rows"]) + len(report["image_problems"]) + len(report["images_without_rows"])
