@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from datasets.builder import Key
+from datasets.utils.py_utils import convert_file_size_to_int
 
 logger = logging.getLogger("focus_dataset")
 
@@ -344,6 +345,8 @@ def annotate(annotation: Annotation, table: dict[str, dict[str, list[str]]]) -> 
 # --------------------------------------------------------------------------------------------
 
 ANNOTATIONS_DB = "annotations.db"
+# Web photos average ~100 KB: row groups of 100 images keep writer memory flat.
+ROWS_PER_GROUP = 100
 _ANNOTATION_COLUMNS = "file_name, category, time, weather, locations, humans"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -544,6 +547,11 @@ def focus_features() -> datasets.Features:
     })
 
 
+def focus_info() -> datasets.DatasetInfo:
+    return datasets.DatasetInfo(description=_DESCRIPTION, features=focus_features(), homepage=_HOMEPAGE,
+                                license=_LICENSE, citation=_CITATION)
+
+
 @dataclass
 class FocusConfig(datasets.BuilderConfig):
     """`data_dir` is the release (folder or focus.zip); `uncommon` an optional table (see load_uncommon_table)."""
@@ -559,8 +567,7 @@ class FocusBuilder(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = FocusConfig
     BUILDER_CONFIGS = [FocusConfig(name="default", version=VERSION, description="All FOCUS images.")]
     DEFAULT_CONFIG_NAME = "default"
-    # Web photos average ~100 KB: small row groups keep writer memory flat.
-    DEFAULT_WRITER_BATCH_SIZE = 100
+    DEFAULT_WRITER_BATCH_SIZE = ROWS_PER_GROUP
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("dataset_name", "focus")
@@ -572,13 +579,7 @@ class FocusBuilder(datasets.GeneratorBasedBuilder):
         return _MANUAL_DOWNLOAD_INSTRUCTIONS
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
-            description=_DESCRIPTION,
-            features=focus_features(),
-            homepage=_HOMEPAGE,
-            license=_LICENSE,
-            citation=_CITATION,
-        )
+        return focus_info()
 
     def _split_generators(self, dl_manager):
         if not self.config.data_dir:
@@ -588,21 +589,29 @@ class FocusBuilder(datasets.GeneratorBasedBuilder):
         return [datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"source": source, "table": table})]
 
     def _generate_examples(self, source, table):
-        with Release(source) as release:
-            annotations, skipped = read_annotations(release, skip_invalid=self.config.skip_invalid)
-            self.report["skipped_rows"] = skipped
-            annotated = {a.file_name for a in annotations}
-            self.report["images_without_rows"] = [n for n in release.image_names() if n not in annotated]
-            for index, annotation in enumerate(annotations):
-                data = release.read(annotation.file_name)
-                problem = check_image_bytes(data)
-                if problem is not None:
-                    # The row stays (its annotation is good); readers see the problem when decoding.
-                    logger.warning("%s: image %s: %s", release.source, annotation.file_name, problem)
-                    self.report["image_problems"].append({"file_name": annotation.file_name, "problem": problem})
-                example = annotate(annotation, table)
-                example["image"] = None if data is None else {"bytes": data, "path": annotation.file_name}
-                yield Key(0, index), example
+        for index, example in generate_examples(source, table, self.report, skip_invalid=self.config.skip_invalid):
+            yield Key(0, index), example
+
+
+def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, list], *,
+                      skip_invalid: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row index, example) for every annotated image of a release, by file_name; problems go to `report`."""
+    with Release(source) as release:
+        annotations, skipped = read_annotations(release, skip_invalid=skip_invalid)
+        report["skipped_rows"] = skipped
+        annotated = {a.file_name for a in annotations}
+        report["images_without_rows"] = [n for n in release.image_names() if n not in annotated]
+        report["image_problems"] = []
+        for index, annotation in enumerate(annotations):
+            data = release.read(annotation.file_name)
+            problem = check_image_bytes(data)
+            if problem is not None:
+                # The row stays (its annotation is good); readers see the problem when decoding.
+                logger.warning("%s: image %s: %s", release.source, annotation.file_name, problem)
+                report["image_problems"].append({"file_name": annotation.file_name, "problem": problem})
+            example = annotate(annotation, table)
+            example["image"] = None if data is None else {"bytes": data, "path": annotation.file_name}
+            yield index, example
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,6 +798,9 @@ def convert(
 ) -> dict:
     """Convert a release (folder or focus.zip) into a Hub-ready dataset folder; return its report.
 
+    The examples are FocusBuilder's own (generate_examples), written to Parquet by pyarrow in row
+    groups, so memory stays flat and the time stays close to reading the files.
+
     OUTPUT gets `data/test-XXXXX-of-YYYYY.parquet`, a README.md dataset card and
     conversion_report.json. It appears only when the conversion has succeeded.
     """
@@ -804,28 +816,88 @@ def convert(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
-        builder = FocusBuilder(
-            cache_dir=str(staging / "cache"), data_dir=str(Path(source).resolve()),
-            uncommon=table, skip_invalid=skip_invalid,
-        )
-        builder.download_and_prepare(
-            output_dir=str(staging / "build"), file_format="parquet", max_shard_size=max_shard_size,
-            download_mode="force_redownload",
-        )
-        shards = sorted((staging / "build").glob("*.parquet"))
-        (staging / "repo" / "data").mkdir(parents=True)
-        for index, shard in enumerate(shards):
-            shard.rename(staging / "repo" / "data" / f"test-{index:05d}-of-{len(shards):05d}.parquet")
-        annotations = read_annotation_columns(staging / "repo")
-        report = dict(builder.report, num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations))
-        (staging / "repo" / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-        (staging / "repo" / "README.md").write_text(render_card(builder.info.copy(), annotations, table, report))
+        report: dict[str, Any] = {}
+        examples = (example for _, example in generate_examples(source, table, report, skip_invalid=skip_invalid))
+        write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_size)
+        annotations = read_annotation_columns(staging)
+        report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations))
+        (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        (staging / "README.md").write_text(render_card(focus_info(), annotations, table, report))
         if output.exists():
             shutil.rmtree(output)
-        os.replace(staging / "repo", output)
+        os.replace(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) -> pa.RecordBatch:
+    """Examples with label names as one typed Arrow batch (names to ids with Arrow compute, not per row)."""
+    arrays = []
+    for name, feature in features.items():
+        values = [example[name] for example in examples]
+        if isinstance(feature, datasets.ClassLabel):
+            array = pc.index_in(pa.array(values, pa.string()), value_set=pa.array(feature.names))
+        elif isinstance(feature, datasets.List):
+            flat = pa.array([v for row in values for v in row], pa.string())
+            offsets = pa.array(np.concatenate([[0], np.cumsum([len(row) for row in values])]), pa.int32())
+            array = pa.ListArray.from_arrays(offsets, pc.index_in(flat, value_set=pa.array(feature.feature.names)))
+        else:
+            array = pa.array(values)
+        arrays.append(array)
+    schema = features.arrow_schema
+    return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
+
+
+def write_parquet_shards(
+    examples: Iterable[dict[str, Any]],
+    folder: Path,
+    *,
+    max_shard_size: str | int | None = None,
+    rows_per_group: int | None = None,
+) -> list[Path]:
+    """Stream examples into `folder/test-XXXXX-of-YYYYY.parquet`, a row group at a time.
+
+    The schema carries the `datasets` features (ClassLabel names, Image), so plain load_dataset
+    reads the shards typed. Image bytes are stored as they are, uncompressed and without dictionary
+    or statistics: compressing JPEG gains nothing and would cost more than reading the files.
+    """
+    features = focus_features()
+    rows_per_group = rows_per_group or ROWS_PER_GROUP
+    limit = convert_file_size_to_int(max_shard_size or datasets.config.MAX_SHARD_SIZE)
+    folder.mkdir(parents=True)
+    compression = {name: "none" if name == "image" else "zstd" for name in features}
+    # Dictionaries and min/max statistics over image bytes would hash and scan every file again.
+    small_columns = [name for name in features if name != "image"]
+    shards: list[Path] = []
+    writer: pq.ParquetWriter | None = None
+    written = 0
+
+    def write(batch: pa.RecordBatch) -> None:
+        nonlocal writer, written
+        if writer is None or written >= limit:
+            if writer is not None:
+                writer.close()
+            shards.append(folder / f"shard-{len(shards):05d}.parquet")
+            writer = pq.ParquetWriter(shards[-1], features.arrow_schema, compression=compression,
+                                      use_dictionary=small_columns, write_statistics=small_columns)
+            written = 0
+        writer.write_batch(batch, row_group_size=rows_per_group)
+        written += batch.nbytes
+
+    batch: list[dict[str, Any]] = []
+    for example in examples:
+        batch.append(example)
+        if len(batch) == rows_per_group:
+            write(encode_batch(batch, features))
+            batch = []
+    if batch or writer is None:
+        write(encode_batch(batch, features))
+    writer.close()
+    named = [folder / f"test-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+    for shard, name in zip(shards, named):
+        shard.rename(name)
+    return named
 
 
 def push_to_hub(output: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
