@@ -1,0 +1,294 @@
+"""Tests of harness/report.py (the run report and figures) and harness/paper.py (published numbers)."""
+
+import doctest
+import re
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+import focus_dataset
+from harness import paper, report
+from harness.report import ModelResult
+from harness.runfolder import (
+    CONFIG_FILE,
+    FAILED_FILE,
+    FIGURES_DIR,
+    METRICS_FILE,
+    REPORT_FILE,
+    RUN_FILE,
+    load_metric_module,
+    model_dir,
+    read_json,
+    write_json,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CELL = re.compile(
+    r"^(?P<bold>\*\*)?(?P<value>-?\d+\.\d+)(?P=bold)? \[(?P<low>-?\d+\.\d+|—), (?P<high>-?\d+\.\d+|—)\]"
+    r"(?: \(n=(?P<n>\d+)\))?$"
+)
+compute_focus_metrics = load_metric_module().compute_focus_metrics
+
+
+def _metrics(accuracy: float, seed: int, n_failed: int = 0, n: int = 240) -> dict:
+    """metrics.json content for random FOCUS-like images with no image in P(t,w,l) (so P3 is empty).
+
+    Every model sees the same images except the first `n_failed`, which failed to decode.
+    """
+    rng = np.random.default_rng(0)  # the same images for every model, as in a run
+    references = rng.integers(10, size=n)
+    times, weathers = rng.integers(3, size=n), rng.integers(7, size=n)
+    locations = [sorted(rng.choice(8, size=k, replace=False).tolist()) or [8] for k in rng.integers(1, 3, size=n)]
+
+    def uncommon(attribute, class_id, value):
+        name = focus_dataset.ATTRIBUTE_NAMES[attribute][value]
+        return name in focus_dataset.UNCOMMON[attribute][focus_dataset.CLASS_NAMES[class_id]]
+
+    flags_t = np.array([uncommon("time", c, t) for c, t in zip(references, times)])
+    flags_w = np.array([uncommon("weather", c, w) for c, w in zip(references, weathers)])
+    flags_l = [[loc for loc in locs if uncommon("locations", c, loc)] for c, locs in zip(references, locations)]
+    keep = ~(flags_t & flags_w & np.array([bool(f) for f in flags_l]))
+    keep[np.flatnonzero(keep)[:n_failed]] = False
+
+    model_rng = np.random.default_rng(seed)
+    predictions = np.where(model_rng.random(n) < accuracy, references, -1)
+    metrics = compute_focus_metrics(
+        predictions[keep], references[keep], times[keep], weathers[keep],
+        [locs for locs, k in zip(locations, keep) if k], flags_t[keep], flags_w[keep],
+        [f for f, k in zip(flags_l, keep) if k], n_bootstrap=20, seed=0,
+    )
+    metrics["top1"] = metrics["accuracy"]
+    metrics["top5"] = min(1.0, metrics["accuracy"] + 0.125)
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def results() -> list[ModelResult]:
+    return [
+        ModelResult("resnet50.tv_in1k", _metrics(0.7, seed=1),
+                    {"model": "resnet50.tv_in1k", "weights": "hub-cache", "sha256": "f" * 64},
+                    paper_name="ResNet50"),
+        ModelResult("test_resnet", _metrics(0.2, seed=2, n_failed=3),
+                    {"model": "test_resnet", "random_init": True, "weights": "random-init"}, n_failed=3),
+        ModelResult("tf_efficientnet_lite0", _metrics(0.85, seed=3),
+                    {"model": "tf_efficientnet_lite0", "weights": {"source": "checkpoint:lite0.pth"}}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, results):
+    """A run folder as the harness leaves it, its report and figures written from what it holds."""
+    run_dir = tmp_path_factory.mktemp("run")
+    for result in results:
+        folder = model_dir(run_dir, result.name)
+        folder.mkdir()
+        write_json(folder / METRICS_FILE, result.metrics)
+        write_json(folder / CONFIG_FILE, result.config | {"paper_name": result.paper_name,
+                                                           "dataset_fingerprint": "0123456789abcdef"})
+        write_json(folder / FAILED_FILE, [{"file_name": f"/cat/{i}.jpg", "error": "truncated"}
+                                          for i in range(result.n_failed)])
+    write_json(run_dir / RUN_FILE, {"models": [result.name for result in results], "data": "demo/focus"})
+    report.write_report(run_dir, report.load_results(run_dir))
+    return run_dir
+
+
+def _tables(markdown: str) -> dict[str, dict[str, dict[str, str]]]:
+    """Markdown tables by the heading above them: row label -> column -> cell."""
+    tables, heading, header = {}, None, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading, header = line.lstrip("# "), None
+        elif line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif not set(line) <= set("|-: "):
+                tables.setdefault(heading, {})[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return tables
+
+
+def _table(markdown: str, prefix: str) -> dict[str, dict[str, str]]:
+    (table,) = [rows for heading, rows in _tables(markdown).items() if heading.startswith(prefix)]
+    return table
+
+
+def _row(table: dict[str, dict[str, str]], model: str) -> dict[str, str]:
+    (row,) = [cells for label, cells in table.items() if label.startswith(f"`{model}`")]
+    return row
+
+
+def _check_cell(cell: str, value: float | None, low: float | None, high: float | None, decimals: int, n=None):
+    if value is None:
+        assert cell.split(" (n=")[0] == "—"
+    else:
+        match = CELL.match(cell)
+        assert match, cell
+        assert float(match["value"]) == round(100 * value, decimals)
+        for key, bound in (("low", low), ("high", high)):
+            assert match[key] == "—" if bound is None else float(match[key]) == round(100 * bound, decimals)
+    if n is not None:
+        assert cell.endswith(f"(n={n})")
+
+
+def test_report_numbers_equal_metrics_json(run_dir):
+    markdown = (run_dir / REPORT_FILE).read_text()
+    gaps = _table(markdown, "Table 3")
+    partitions = _table(markdown, "Table 4")
+    by_count = _table(markdown, "Accuracy by number")
+    models = _table(markdown, "Models")
+    for result in report.load_results(run_dir):
+        metrics = read_json(model_dir(run_dir, result.name) / METRICS_FILE)
+        for column, label in report.GAP_COLUMNS.items():
+            gap = metrics[column]
+            _check_cell(_row(gaps, result.name)[label], gap["value"], gap["ci_low"], gap["ci_high"],
+                        report.GAP_DECIMALS)
+        for table, columns in ((partitions, report.TABLE4_COLUMNS), (by_count, report.COUNT_PARTITIONS)):
+            for column in columns:
+                record = metrics["partitions"][column]
+                _check_cell(_row(table, result.name)[column], record["accuracy"], record["ci_low"],
+                            record["ci_high"], report.ACCURACY_DECIMALS, n=record["n"])
+        row = _row(models, result.name)
+        assert float(row["top-1 (%)"].strip("*")) == round(100 * metrics["top1"], report.ACCURACY_DECIMALS)
+        assert float(row["top-5 (%)"].strip("*")) == round(100 * metrics["top5"], report.ACCURACY_DECIMALS)
+        assert int(row["images scored"]) == metrics["n"]
+
+
+def test_best_values_are_bold_highest_accuracy_and_smallest_gap(results):
+    markdown = report.render_report(results)
+    partitions, gaps = _table(markdown, "Table 4"), _table(markdown, "Table 3")
+    trained = [r for r in results if not r.random_init]
+    for column in report.TABLE4_COLUMNS:
+        accuracies = {r.name: r.metrics["partitions"][column]["accuracy"] for r in trained}
+        if sum(value is not None for value in accuracies.values()) < 2:
+            continue
+        best = max(round(100 * value, 2) for value in accuracies.values() if value is not None)
+        for name, value in accuracies.items():
+            is_best = value is not None and round(100 * value, 2) == best
+            assert _row(partitions, name)[column].startswith("**") == is_best, (column, name)
+    for column, label in report.GAP_COLUMNS.items():
+        values = {r.name: r.metrics[column]["value"] for r in trained}
+        smallest = min(round(100 * value, 1) for value in values.values())
+        for name, value in values.items():
+            assert _row(gaps, name)[label].startswith("**") == (round(100 * value, 1) == smallest), (label, name)
+    assert "the highest accuracy, and the smallest gap" in markdown
+
+
+def test_random_weight_models_are_never_marked_best(results):
+    markdown = report.render_report(results)
+    for prefix in ("Models", "Table 3", "Table 4", "Accuracy by number"):
+        numbers = {column: cell for column, cell in _row(_table(markdown, prefix), "test_resnet").items()
+                   if column != "weights"}
+        assert not any(cell.startswith("**") for cell in numbers.values()), (prefix, numbers)
+
+
+def test_nothing_is_bold_with_a_single_model(results):
+    markdown = report.render_report(results[:1])
+    tables = "\n".join(line for line in markdown.splitlines() if line.startswith("|"))
+    assert "**" not in tables
+
+
+def test_random_init_models_are_flagged_in_header_and_every_row(results):
+    markdown = report.render_report(results)
+    header = markdown.split("## Models")[0]
+    assert "**Random weights: `test_resnet`.**" in header
+    for prefix in ("Models", "Table 3", "Table 4", "Accuracy by number"):
+        labels = [label for label in _table(markdown, prefix) if label.startswith("`test_resnet`")]
+        assert labels == ["`test_resnet` **random weights**"]
+    assert _row(_table(markdown, "Models"), "test_resnet")["weights"] == "**random (untrained)**"
+    assert _row(_table(markdown, "Models"), "resnet50.tv_in1k")["weights"] == "`hub-cache` sha256 `ffffffffffff`"
+
+
+def test_header_says_no_model_is_random_when_none_is(results):
+    markdown = report.render_report([results[0], results[2]])
+    assert "every model has trained weights (none is random)" in markdown
+    assert "random weights**" not in markdown
+
+
+def test_paper_numbers_appear_only_under_models_with_a_paper_name(results):
+    markdown = report.render_report(results)
+    published = paper.published("ResNet50")
+    for prefix, columns in (("Table 3", report.GAP_COLUMNS), ("Table 4", report.TABLE4_COLUMNS)):
+        table = _table(markdown, prefix)
+        labels = list(table)
+        assert labels.index("*paper* (ResNet50)") == labels.index("`resnet50.tv_in1k`") + 1
+        assert sum(label.startswith("*paper*") for label in labels) == 1
+        for column in columns:
+            label = columns[column] if isinstance(columns, dict) else column
+            expected = f"*{published[column]:g}*" if column in published else "—"
+            assert table["*paper* (ResNet50)"][label] == expected
+    assert "*paper*" not in report.render_report(results[1:])
+
+
+def test_undefined_values_render_as_dash(results):
+    metrics = dict(results[0].metrics, G_w={"value": None, "ci_low": None, "ci_high": None},
+                   G_t=dict(results[0].metrics["G_t"], ci_low=None, ci_high=None), top5=None)
+    markdown = report.render_report([ModelResult("m", metrics, {"model": "m"})])
+    gaps = _row(_table(markdown, "Table 3"), "m")
+    assert gaps["G_w (weather)"] == "—"
+    assert gaps["G_t (time)"].endswith("[—, —]")
+    assert _row(_table(markdown, "Models"), "m")["top-5 (%)"] == "—"
+    assert metrics["partitions"]["P(t,w,l)"]["n"] == 0  # the fixture's empty partition
+    assert _row(_table(markdown, "Table 4"), "m")["P(t,w,l)"] == "— (n=0)"
+    assert _row(_table(markdown, "Accuracy by number"), "m")["P3"] == "— (n=0)"
+
+
+def test_failed_images_are_counted_as_left_out_of_the_metrics(run_dir):
+    markdown = (run_dir / REPORT_FILE).read_text()
+    models = _table(markdown, "Models")
+    assert _row(models, "test_resnet")["failed to decode (left out of the metrics)"] == "3"
+    assert _row(models, "resnet50.tv_in1k")["failed to decode (left out of the metrics)"] == "0"
+    assert "failed to decode, left out of the metrics: `test_resnet` 3 (listed" in markdown
+
+
+def test_header_names_the_dataset_fingerprint_and_image_count(run_dir, results):
+    markdown = (run_dir / REPORT_FILE).read_text()
+    n_images = results[0].metrics["n"] + results[0].n_failed
+    assert f"Dataset: FOCUS, fingerprint `0123456789abcdef`, {n_images:,} images, from `demo/focus`." in markdown
+
+
+def test_figures_are_written_as_png_with_expected_names(run_dir, results):
+    figures = run_dir / FIGURES_DIR
+    expected = {report.FIGURE3_FILE} | {report.figure2_file(r.name) for r in results} | {
+        report.heatmaps_file(r.name) for r in results
+    }
+    assert {path.name for path in figures.iterdir()} == expected
+    for name in expected:
+        assert (figures / name).read_bytes()[:8] == PNG_SIGNATURE
+        height, width, _ = imread(figures / name).shape
+        assert height > 100 and width > 100
+        assert f"]({FIGURES_DIR}/{name})" in (run_dir / REPORT_FILE).read_text()
+
+
+def test_load_results_round_trips_the_run_folder(run_dir, results):
+    loaded = report.load_results(run_dir)
+    assert [r.name for r in loaded] == [r.name for r in results]
+    for got, want in zip(loaded, results):
+        assert got.metrics == want.metrics
+        assert got.paper_name == want.paper_name
+        assert got.n_failed == want.n_failed
+        assert got.random_init == want.random_init
+
+
+def test_load_results_of_an_empty_folder_says_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match=rf"No model results in {re.escape(str(tmp_path))}: no \*/metrics.json"):
+        report.load_results(tmp_path)
+
+
+def test_render_report_without_results_says_so():
+    with pytest.raises(ValueError, match="needs at least one ModelResult, got none"):
+        report.render_report([])
+
+
+def test_unknown_paper_name_error_lists_the_paper_models(results):
+    result = ModelResult("x", results[0].metrics, paper_name="ResNet-50")
+    with pytest.raises(ValueError, match=r"'ResNet-50' is not one of the paper's models \['ResNet50', "):
+        report.render_report([result])
+
+
+def test_paper_tables_hold_every_model_and_state_two_overall_gaps():
+    assert set(paper.TABLE3) == set(paper.TABLE4) == set(paper.MODEL_NAMES)
+    assert all(list(row) == list(paper.TABLE4_PARTITIONS) for row in paper.TABLE4.values())
+    assert set(paper.TABLE4_PARTITIONS) < set(focus_dataset.PARTITION_NAMES)
+    assert max(paper.OVERALL_GAP, key=paper.OVERALL_GAP.get) == "Wide-ResNet50-2"
+    assert doctest.testmod(paper).failed == 0
