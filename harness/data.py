@@ -1,0 +1,88 @@
+"""FOCUS for PyTorch: the dataset through `datasets` (Arrow), decoding and transforms in DataLoader workers."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import datasets
+import PIL.Image
+import PIL.ImageFile
+import torch
+
+import focus_dataset
+
+logger = logging.getLogger(__name__)
+
+# The original FOCUS loader set this: web-scraped sets hold truncated JPEGs that still show the object.
+PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True
+
+
+def open_focus(
+    data: str | Path,
+    *,
+    limit: int | None = None,
+    cache_dir: str | None = None,
+    **filters: Any,
+) -> datasets.Dataset:
+    """FOCUS from a converted folder, a Hub repo id, or a raw release (converted on the fly), filtered.
+
+    `filters` are focus_dataset.filter_focus's (categories, times, weathers, locations,
+    locations_match, humans); `limit` keeps the first N images in file_name order.
+    """
+    dataset = focus_dataset.load_focus(data, cache_dir=cache_dir, **filters)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be a positive number of images, got {limit}")
+        dataset = dataset.select(range(min(limit, dataset.num_rows)))
+    if dataset.num_rows == 0:
+        active = {k: v for k, v in filters.items() if v is not None and k != "locations_match"}
+        raise ValueError(f"{data}: no image is left after filtering with {active}; loosen the filters")
+    return dataset
+
+
+def decode_image(data: bytes | None) -> PIL.Image.Image:
+    """An RGB PIL image from file bytes (grayscale, CMYK and palette images converted)."""
+    if data is None:
+        raise OSError("the image file is missing from the release")
+    with PIL.Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+class FocusImages(torch.utils.data.Dataset):
+    """(row index, image tensor, decoded ok) for given rows of a FOCUS dataset.
+
+    A file that cannot be decoded yields a zero tensor and ok=False, so one bad web image does
+    not stop an evaluation; the harness records it and leaves it out of the metrics.
+    """
+
+    def __init__(self, dataset: datasets.Dataset, transform: Callable, indices: Sequence[int], input_size: Sequence[int]):
+        self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+        self.transform = transform
+        self.indices = list(indices)
+        self.input_size = tuple(input_size)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[int, torch.Tensor, bool]:
+        index = self.indices[position]
+        image = self.images[index]["image"]
+        try:
+            tensor = self.transform(decode_image(None if image is None else image["bytes"]))
+        except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
+            return index, torch.zeros(self.input_size), False
+        return index, tensor, True
+
+
+def decode_error(dataset: datasets.Dataset, index: int) -> str:
+    """Why the image at row `index` cannot be decoded (for the run folder and the log)."""
+    image = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))[index]["image"]
+    try:
+        decode_image(None if image is None else image["bytes"])
+    except Exception as err:  # noqa: BLE001 - any decoder failure is reported as it is
+        return f"{type(err).__name__}: {err}"
+    return "decoded on retry"

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""FOCUS evaluation harness: timm models on FOCUS, one CPU or many GPUs (accelerate).
+
+    python harness/run.py --data demo/focus --models tf_efficientnet_lite0 --checkpoint tf_efficientnet_lite0=W.pth
+    accelerate launch harness/run.py --data demo/focus --models paper --precision bf16 --channels-last
+
+Writes a run folder (see harness/runfolder.py): per model the predictions (Parquet, written as they
+come, so a killed run resumes where it stopped), metrics.json from the focus_generalization metric,
+and for the run a report.md with the paper's Tables 3 and 4 and its figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python harness/run.py, accelerate launch)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import datetime
+import importlib.metadata
+import logging
+import shlex
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import timm.data
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+import focus_dataset
+from harness import labels, models, report, runfolder
+from harness.data import FocusImages, decode_error, open_focus
+
+logger = logging.getLogger("focus-eval")
+
+HARNESS_VERSION = importlib.metadata.version("focus-benchmark") if __package__ else "source"
+LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
+# Settings that change predictions: a resumed run must match them exactly.
+IDENTITY_KEYS = ("model", "weights", "sha256", "data_config", "label_space", "mapping", "precision",
+                 "dataset_fingerprint", "num_images")
+PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--data", required=True,
+                      help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip")
+    data.add_argument("--limit", type=int, help="evaluate the first N images (by file_name) only")
+    data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only")
+    data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only")
+    data.add_argument("--weathers", nargs="+", metavar="WEATHER", help="keep these weathers only")
+    data.add_argument("--locations", nargs="+", metavar="LOCATION", help="keep images with these locations")
+    data.add_argument("--locations-match", choices=("any", "all"), default="any")
+    data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people")
+    data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion")
+
+    model = parser.add_argument_group("models")
+    model.add_argument("--models", nargs="+", required=True, metavar="NAME",
+                       help="timm model names; 'paper' = the paper's five models")
+    model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                       help="weights file for a model (.pth/.safetensors, timm or EfficientNet-PyTorch names)")
+    model.add_argument("--random-init", action="store_true",
+                       help="random weights (tests and throughput only: results are meaningless)")
+    model.add_argument("--label-space", choices=labels.LABEL_SPACES, default="imagenet",
+                       help="'imagenet': 1000-way heads mapped to FOCUS; 'focus': 10-way FOCUS heads")
+    model.add_argument("--mapping", choices=labels.MAPPINGS, default="paper",
+                       help="'paper': top-1 of all classes, unmapped = wrong; 'restricted': argmax over mapped classes")
+
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--batch-size", type=int, default=64, help="images per batch per process")
+    runtime.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    runtime.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    runtime.add_argument("--compile", action="store_true", help="torch.compile the model")
+    runtime.add_argument("--cpu", action="store_true", help="run on the CPU even where a GPU is available")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", default="runs/focus", help="the run folder")
+    output.add_argument("--no-resume", action="store_true", help="discard a model's earlier predictions")
+    output.add_argument("--save-every", type=int, default=1024, help="images per predictions part file")
+    output.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap replicates for the gap intervals")
+    output.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    output.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str]:
+    """`--checkpoint MODEL=PATH` items as {model: path}, each model one the run evaluates."""
+    checkpoints = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--checkpoint expects MODEL=PATH, got {item!r}")
+        if name not in model_names:
+            raise ValueError(f"--checkpoint {item!r}: {name!r} is not among --models {model_names}")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def accelerator_available() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions: written in parts as they come, merged when a model is done
+# --------------------------------------------------------------------------------------------
+
+def read_parts(model_dir: Path) -> pa.Table:
+    parts = sorted((model_dir / runfolder.PARTS_DIR).glob("part-*.parquet"))
+    if not parts:
+        return PART_SCHEMA.empty_table()
+    return pa.concat_tables(pq.read_table(p, schema=PART_SCHEMA) for p in parts)
+
+
+def write_part(model_dir: Path, rows: pa.Table) -> None:
+    """One more part file, renamed into place only when complete (a kill leaves no partial part)."""
+    parts_dir = model_dir / runfolder.PARTS_DIR
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    number = len(list(parts_dir.glob("part-*.parquet")))
+    tmp = parts_dir / f".part-{number:05d}.tmp"
+    pq.write_table(rows, tmp)
+    tmp.replace(parts_dir / f"part-{number:05d}.parquet")
+
+
+def prediction_rows(annotations: pa.Table, indices: np.ndarray, predicted: np.ndarray, top_ids: np.ndarray,
+                    top_probs: np.ndarray, ok: np.ndarray, errors: list[str | None], label_space: str) -> pa.Table:
+    """Rows of PART_SCHEMA for the images at `indices` of the dataset."""
+    rows = annotations.take(pa.array(indices, type=pa.int64()))
+    label = rows.column("label").to_numpy()
+    if label_space == "imagenet":
+        top_focus = labels.imagenet_to_focus_index()[top_ids]
+    else:
+        top_focus = top_ids
+    columns = {name: rows.column(name) for name in runfolder.ANNOTATION_COLUMNS}
+    columns.update(
+        prediction=pa.array(predicted, type=pa.int64()),
+        top5_ids=pa.array(list(top_ids.astype(np.int32)), type=pa.list_(pa.int32())),
+        top5_probs=pa.array(list(top_probs.astype(np.float32)), type=pa.list_(pa.float32())),
+        top5_correct=pa.array((top_focus == label[:, None]).any(axis=1) & ok),
+        correct=pa.array((predicted == label) & ok),
+        error=pa.array(errors, type=pa.string()),
+    )
+    return pa.table({field.name: columns[field.name].cast(field.type) for field in PART_SCHEMA}, schema=PART_SCHEMA)
+
+
+def finish_model(model_dir: Path, num_images: int, n_bootstrap: int, seed: int) -> dict[str, Any]:
+    """Merge the parts into predictions.parquet (by file_name), list failed images, write metrics.json."""
+    parts = read_parts(model_dir)
+    # A part rewritten after a kill between write and bookkeeping would repeat rows: keep the first.
+    names = parts.column("file_name").to_pylist()
+    first = sorted({name: i for i, name in reversed(list(enumerate(names)))}.values())
+    parts = parts.take(pa.array(first, type=pa.int64()))
+    if parts.num_rows != num_images:
+        raise RuntimeError(f"{model_dir}: {parts.num_rows} predictions for {num_images} images; rerun to resume")
+    parts = parts.sort_by("file_name")
+    failed = pc.invert(pc.is_null(parts.column("error")))
+    predictions = parts.filter(pc.invert(failed)).drop_columns(["error"])
+    failures = [{"file_name": n, "error": e} for n, e in zip(parts.filter(failed).column("file_name").to_pylist(),
+                                                            parts.filter(failed).column("error").to_pylist())]
+    tmp = model_dir / (runfolder.PREDICTIONS_FILE + ".tmp")
+    pq.write_table(predictions, tmp)
+    tmp.replace(model_dir / runfolder.PREDICTIONS_FILE)
+    runfolder.write_json(model_dir / runfolder.FAILED_FILE, failures)
+    if predictions.num_rows == 0:
+        raise RuntimeError(f"{model_dir}: every image failed to decode; see {runfolder.FAILED_FILE}")
+    metrics = runfolder.compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)
+    metrics["n_failed_images"] = len(failures)
+    runfolder.write_json(model_dir / runfolder.METRICS_FILE, metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# One model
+# --------------------------------------------------------------------------------------------
+
+def check_resumable(model_dir: Path, config: dict[str, Any], resume: bool) -> None:
+    """Keep earlier predictions only when they were made with the same settings."""
+    config_path = model_dir / runfolder.CONFIG_FILE
+    if not resume:
+        for stale in [*(model_dir / runfolder.PARTS_DIR).glob("*"), *model_dir.glob("*.json"),
+                      model_dir / runfolder.PREDICTIONS_FILE]:
+            if stale.is_file():
+                stale.unlink()
+        return
+    if not config_path.exists():
+        return
+    previous = runfolder.read_json(config_path)
+    differing = [key for key in IDENTITY_KEYS if previous.get(key) != config.get(key)]
+    if differing:
+        raise ValueError(
+            f"{model_dir} holds predictions made with other settings ({', '.join(differing)} differ); "
+            f"pass --no-resume to discard them, or choose another --output"
+        )
+
+
+def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
+                   checkpoint: str | None, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    model_dir = runfolder.model_dir(run_dir, name)
+    num_classes = len(focus_dataset.CLASS_NAMES) if args.label_space == "focus" else None
+    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init,
+                                      num_classes=num_classes)
+    data_config = timm.data.resolve_data_config(model=model)
+    transform = timm.data.create_transform(**data_config)
+    config = {
+        "model": info["model"], "paper_name": models.PAPER_DISPLAY_NAMES.get(info["model"]),
+        "weights": info["weights"], "sha256": info["sha256"], "random_init": args.random_init,
+        "num_params": info["num_params"], "input_size": list(data_config["input_size"]),
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "label_space": args.label_space, "mapping": args.mapping, "precision": args.precision,
+        "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
+        "num_processes": accelerator.num_processes, "device": str(accelerator.device),
+        "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+        "harness_version": HARNESS_VERSION, "versions": library_versions(),
+    }
+    if accelerator.is_main_process:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        check_resumable(model_dir, config, resume=not args.no_resume)
+    accelerator.wait_for_everyone()
+    if (model_dir / runfolder.METRICS_FILE).exists():
+        logger.info("%s: already evaluated in %s", name, model_dir)
+        return runfolder.read_json(model_dir / runfolder.METRICS_FILE)
+    done = set(read_parts(model_dir).column("file_name").to_pylist())
+    file_names = annotations.column("file_name").to_pylist()
+    remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
+    if accelerator.is_main_process:
+        previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if done else {}
+        config["started"] = previous.get("started", now())
+        runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
+        logger.info("%s: %s weights, input %s, %d of %d images to go", name, info["weights"],
+                    data_config["input_size"], len(remaining), len(file_names))
+
+    model = model.to(accelerator.device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:
+        model = torch.compile(model)
+    loader = torch.utils.data.DataLoader(
+        FocusImages(dataset, transform, remaining, data_config["input_size"]),
+        batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
+        pin_memory=accelerator.device.type == "cuda", persistent_workers=False,
+    )
+    loader = accelerator.prepare_data_loader(loader)
+    buffer: list[pa.Table] = []
+    buffered = 0
+    seen = 0
+    start = time.perf_counter()
+    progress = tqdm(total=len(remaining), desc=name, unit="img",
+                    disable=args.quiet or not accelerator.is_local_main_process)
+    with torch.inference_mode():
+        for indices, images, ok in loader:
+            if args.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with accelerator.autocast():
+                logits = model(images)
+            predicted = labels.focus_predictions(logits, args.label_space, args.mapping)
+            top_ids, top_probs = labels.topk_predictions(logits, k=5)
+            indices, predicted, top_ids, top_probs, ok = accelerator.gather_for_metrics(
+                (indices.to(accelerator.device), predicted, top_ids, top_probs, ok.to(accelerator.device)))
+            seen += len(indices)
+            progress.update(len(indices))
+            if accelerator.is_main_process:
+                ok = ok.cpu().numpy()
+                indices = indices.cpu().numpy()
+                errors = [None if good else decode_error(dataset, int(i)) for i, good in zip(indices, ok)]
+                for i, error in zip(indices, errors):
+                    if error is not None:
+                        logger.warning("%s: %s cannot be decoded (%s); left out of the metrics",
+                                       name, file_names[i], error)
+                buffer.append(prediction_rows(annotations, indices, predicted.cpu().numpy(), top_ids.cpu().numpy(),
+                                              top_probs.cpu().numpy(), ok, errors, args.label_space))
+                buffered += len(indices)
+                if buffered >= args.save_every:
+                    write_part(model_dir, pa.concat_tables(buffer))
+                    buffer, buffered = [], 0
+    progress.close()
+    seconds = time.perf_counter() - start
+    metrics: dict[str, Any] = {}
+    if accelerator.is_main_process:
+        if buffer:
+            write_part(model_dir, pa.concat_tables(buffer))
+        metrics = finish_model(model_dir, len(file_names), args.n_bootstrap, args.seed)
+        config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
+            "finished": now(), "images_per_second": seen / seconds if seconds and seen else None})
+        runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
+        logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", name, 100 * metrics["top1"],
+                    metrics["n_failed_images"])
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mixed_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[args.precision]
+    # Without an accelerator, accelerate runs a torchrun/MPI launch as one process unless told it is a CPU run.
+    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=args.cpu or not accelerator_available())
+    if not accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    set_seed(args.seed)
+    try:
+        return evaluate_run(accelerator, args, argv)
+    finally:
+        accelerator.end_training()
+        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
+        AcceleratorState._reset_state()
+
+
+def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Evaluate every model of the command line; 0 on success, 2 on bad input."""
+    try:
+        names = models.expand_model_names(args.models)
+        for name in names:
+            models.check_model_name(name, pretrained=not args.random_init and name not in
+                                    {c.partition("=")[0] for c in args.checkpoint})
+        checkpoints = parse_checkpoints(args.checkpoint, names)
+        dataset = open_focus(
+            args.data, limit=args.limit, cache_dir=args.cache_dir, categories=args.categories, times=args.times,
+            weathers=args.weathers, locations=args.locations, locations_match=args.locations_match,
+            humans=None if args.humans is None else args.humans == "yes",
+        )
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    annotations = focus_dataset.annotation_table(dataset)
+    fingerprint = focus_dataset.dataset_fingerprint(annotations)
+    run_dir = Path(args.output)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        runfolder.write_json(run_dir / runfolder.RUN_FILE, {
+            "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
+            "data": str(args.data), "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+            "models": names, "random_init": args.random_init, "num_processes": accelerator.num_processes,
+            "versions": library_versions(), "date": now(),
+        })
+        logger.info("FOCUS: %d images (fingerprint %s) from %s; %d process(es) on %s",
+                    annotations.num_rows, fingerprint, args.data, accelerator.num_processes, accelerator.device)
+    for name in names:
+        try:
+            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, run_dir)
+        except (ValueError, OSError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
+    if accelerator.is_main_process:
+        report_path = report.write_report(run_dir, report.load_results(run_dir),
+                                          run_info=runfolder.read_json(run_dir / runfolder.RUN_FILE))
+        print(report_path.read_text())
+        print(f"run folder: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
