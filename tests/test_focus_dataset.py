@@ -216,6 +216,19 @@ def test_two_conversions_are_identical(tmp_path, sample_release, converted):
     assert (again / "README.md").read_text() == (converted / "README.md").read_text()
 
 
+def test_fingerprint_depends_on_the_data_not_on_the_reader_or_the_sharding(tmp_path, sample_release, converted,
+                                                                           monkeypatch):
+    monkeypatch.setattr(fd, "ROWS_PER_GROUP", 8)
+    sharded = tmp_path / "sharded"
+    report = fd.convert(sample_release, sharded, max_shard_size="200KB")
+    from_datasets = fd.dataset_fingerprint(fd.annotation_table(fd.load_focus(converted)))
+    from_parquet = fd.dataset_fingerprint(fd.read_annotation_columns(sharded))
+    assert report["fingerprint"] == from_datasets == from_parquet
+    assert json.loads((converted / fd.REPORT_NAME).read_text())["fingerprint"] == from_datasets
+    changed = fd.annotation_table(fd.load_focus(converted)).slice(1)
+    assert fd.dataset_fingerprint(changed) != from_datasets
+
+
 def test_max_shard_size_splits_into_numbered_shards(tmp_path, sample_release, monkeypatch):
     # Shard size is checked between row groups: small groups let 48 images make several shards.
     monkeypatch.setattr(fd, "ROWS_PER_GROUP", 8)
@@ -490,3 +503,15 @@ def test_validate_of_something_else_says_what_it_expected(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(fd.FocusDataError, match="not a FOCUS release"):
         fd.validate(tmp_path / "notes.txt")
+
+
+def test_two_different_conversions_never_share_the_datasets_cache(tmp_path):
+    # datasets names a local folder's cache after its YAML metadata: the split sizes keep them apart.
+    small = fd.write_sample_release(tmp_path / "small" / "focus", 12, seed=1)
+    large = fd.write_sample_release(tmp_path / "large" / "focus", 20, seed=1)
+    for release in (small, large):
+        fd.convert(release, release.parent / "converted" / "focus")
+    cache = str(tmp_path / "cache")
+    sizes = [datasets.load_dataset(str(r.parent / "converted" / "focus"), split="test", cache_dir=cache).num_rows
+             for r in (small, large)]
+    assert sizes == [12, 20]
