@@ -42,7 +42,10 @@ from harness.data import FocusImages, decode_error, open_focus
 
 logger = logging.getLogger("focus-eval")
 
-HARNESS_VERSION = importlib.metadata.version("focus-benchmark") if __package__ else "source"
+try:
+    HARNESS_VERSION = importlib.metadata.version("focus-benchmark")
+except importlib.metadata.PackageNotFoundError:  # a checkout used without installing
+    HARNESS_VERSION = "source"
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 # Settings that change predictions: a resumed run must match them exactly.
 IDENTITY_KEYS = ("model", "weights", "sha256", "data_config", "label_space", "mapping", "precision",

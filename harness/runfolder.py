@@ -17,6 +17,7 @@ import importlib.util
 import json
 import math
 import re
+import sysconfig
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,7 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-METRIC_PATH = REPO_ROOT / "metrics" / "focus_generalization" / "focus_generalization.py"
+_METRIC_FILE = Path("metrics") / "focus_generalization" / "focus_generalization.py"
+# A checkout (or editable install) has the metric beside the harness; an installed wheel under share/.
+METRIC_PATH = next(
+    (path for path in (REPO_ROOT / _METRIC_FILE,
+                       Path(sysconfig.get_path("data")) / "share" / "focus-benchmark" / _METRIC_FILE)
+     if path.exists()),
+    REPO_ROOT / _METRIC_FILE,
+)
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
