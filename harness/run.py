@@ -18,7 +18,6 @@ if __package__ in (None, ""):  # run as a script (python harness/run.py, acceler
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import datetime
 import importlib.metadata
 import logging
 import shlex
@@ -37,8 +36,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import labels, models, report, runfolder
-from harness.data import FocusImages, decode_error, open_focus
+from harness import cli, labels, models, report, runfolder
+from harness.data import FocusImages, decode_error
 
 logger = logging.getLogger("focus-eval")
 
@@ -46,7 +45,6 @@ try:
     HARNESS_VERSION = importlib.metadata.version("focus-benchmark")
 except importlib.metadata.PackageNotFoundError:  # a checkout used without installing
     HARNESS_VERSION = "source"
-LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 # Settings that change predictions: a resumed run must match them exactly.
 IDENTITY_KEYS = ("model", "weights", "sha256", "data_config", "label_space", "mapping", "precision",
                  "dataset_fingerprint", "num_images")
@@ -56,37 +54,15 @@ PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    data = parser.add_argument_group("dataset")
-    data.add_argument("--data", required=True,
-                      help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip")
-    data.add_argument("--limit", type=int, help="evaluate the first N images (by file_name) only")
-    data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only")
-    data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only")
-    data.add_argument("--weathers", nargs="+", metavar="WEATHER", help="keep these weathers only")
-    data.add_argument("--locations", nargs="+", metavar="LOCATION", help="keep images with these locations")
-    data.add_argument("--locations-match", choices=("any", "all"), default="any")
-    data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people")
-    data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion")
-
-    model = parser.add_argument_group("models")
-    model.add_argument("--models", nargs="+", required=True, metavar="NAME",
-                       help="timm model names; 'paper' = the paper's five models")
-    model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
-                       help="weights file for a model (.pth/.safetensors, timm or EfficientNet-PyTorch names)")
-    model.add_argument("--random-init", action="store_true",
-                       help="random weights (tests and throughput only: results are meaningless)")
+    cli.add_data_arguments(parser)
+    model = cli.add_model_arguments(parser)
     model.add_argument("--label-space", choices=labels.LABEL_SPACES, default="imagenet",
                        help="'imagenet': 1000-way heads mapped to FOCUS; 'focus': 10-way FOCUS heads")
     model.add_argument("--mapping", choices=labels.MAPPINGS, default="paper",
                        help="'paper': top-1 of all classes, unmapped = wrong; 'restricted': argmax over mapped classes")
-
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--batch-size", type=int, default=64, help="images per batch per process")
-    runtime.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
-    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    runtime = cli.add_runtime_arguments(parser)
     runtime.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     runtime.add_argument("--compile", action="store_true", help="torch.compile the model")
-    runtime.add_argument("--cpu", action="store_true", help="run on the CPU even where a GPU is available")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", default="runs/focus", help="the run folder")
@@ -98,58 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str]:
-    """`--checkpoint MODEL=PATH` items as {model: path}, each model one the run evaluates."""
-    checkpoints = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--checkpoint expects MODEL=PATH, got {item!r}")
-        if name not in model_names:
-            raise ValueError(f"--checkpoint {item!r}: {name!r} is not among --models {model_names}")
-        checkpoints[name] = path
-    return checkpoints
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0]}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def accelerator_available() -> bool:
-    if hasattr(torch, "accelerator"):
-        return torch.accelerator.is_available()
-    return torch.cuda.is_available()
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 # --------------------------------------------------------------------------------------------
 # Predictions: written in parts as they come, merged when a model is done
 # --------------------------------------------------------------------------------------------
 
 def read_parts(model_dir: Path) -> pa.Table:
-    parts = sorted((model_dir / runfolder.PARTS_DIR).glob("part-*.parquet"))
-    if not parts:
-        return PART_SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(p, schema=PART_SCHEMA) for p in parts)
-
-
-def write_part(model_dir: Path, rows: pa.Table) -> None:
-    """One more part file, renamed into place only when complete (a kill leaves no partial part)."""
-    parts_dir = model_dir / runfolder.PARTS_DIR
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    number = len(list(parts_dir.glob("part-*.parquet")))
-    tmp = parts_dir / f".part-{number:05d}.tmp"
-    pq.write_table(rows, tmp)
-    tmp.replace(parts_dir / f"part-{number:05d}.parquet")
+    return cli.read_parts(model_dir / runfolder.PARTS_DIR, PART_SCHEMA)
 
 
 def prediction_rows(annotations: pa.Table, indices: np.ndarray, predicted: np.ndarray, top_ids: np.ndarray,
@@ -240,7 +170,7 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
         "num_processes": accelerator.num_processes, "device": str(accelerator.device),
         "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
-        "harness_version": HARNESS_VERSION, "versions": library_versions(),
+        "harness_version": HARNESS_VERSION, "versions": cli.library_versions(),
     }
     if accelerator.is_main_process:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +184,7 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
     remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
     if accelerator.is_main_process:
         previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if done else {}
-        config["started"] = previous.get("started", now())
+        config["started"] = previous.get("started", cli.now())
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
         logger.info("%s: %s weights, input %s, %d of %d images to go", name, info["weights"],
                     data_config["input_size"], len(remaining), len(file_names))
@@ -300,17 +230,17 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
                                               top_probs.cpu().numpy(), ok, errors, args.label_space))
                 buffered += len(indices)
                 if buffered >= args.save_every:
-                    write_part(model_dir, pa.concat_tables(buffer))
+                    cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
                     buffer, buffered = [], 0
     progress.close()
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {}
     if accelerator.is_main_process:
         if buffer:
-            write_part(model_dir, pa.concat_tables(buffer))
+            cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
         metrics = finish_model(model_dir, len(file_names), args.n_bootstrap, args.seed)
         config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
-            "finished": now(), "images_per_second": seen / seconds if seconds and seen else None})
+            "finished": cli.now(), "images_per_second": seen / seconds if seconds and seen else None})
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
         logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", name, 100 * metrics["top1"],
                     metrics["n_failed_images"])
@@ -325,9 +255,7 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    mixed_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[args.precision]
-    # Without an accelerator, accelerate runs a torchrun/MPI launch as one process unless told it is a CPU run.
-    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=args.cpu or not accelerator_available())
+    accelerator = cli.make_accelerator(args)
     if not accelerator.is_main_process:
         logging.getLogger().setLevel(logging.WARNING)
     set_seed(args.seed)
@@ -342,16 +270,8 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[str] | None) -> int:
     """Evaluate every model of the command line; 0 on success, 2 on bad input."""
     try:
-        names = models.expand_model_names(args.models)
-        for name in names:
-            models.check_model_name(name, pretrained=not args.random_init and name not in
-                                    {c.partition("=")[0] for c in args.checkpoint})
-        checkpoints = parse_checkpoints(args.checkpoint, names)
-        dataset = open_focus(
-            args.data, limit=args.limit, cache_dir=args.cache_dir, categories=args.categories, times=args.times,
-            weathers=args.weathers, locations=args.locations, locations_match=args.locations_match,
-            humans=None if args.humans is None else args.humans == "yes",
-        )
+        names, checkpoints = cli.check_models(args)
+        dataset = cli.open_dataset(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -364,7 +284,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
             "data": str(args.data), "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
             "models": names, "random_init": args.random_init, "num_processes": accelerator.num_processes,
-            "versions": library_versions(), "date": now(),
+            "versions": cli.library_versions(), "date": cli.now(),
         })
         logger.info("FOCUS: %d images (fingerprint %s) from %s; %d process(es) on %s",
                     annotations.num_rows, fingerprint, args.data, accelerator.num_processes, accelerator.device)

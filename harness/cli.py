@@ -1,0 +1,131 @@
+"""What focus-eval, focus-probe and focus-gradcam share: their data, model and runtime options and set-up."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from accelerate import Accelerator
+
+from harness import models
+from harness.data import open_focus
+
+LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--data", required=True,
+                      help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip")
+    data.add_argument("--limit", type=int, help="use the first N images (by file_name) only")
+    data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only")
+    data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only")
+    data.add_argument("--weathers", nargs="+", metavar="WEATHER", help="keep these weathers only")
+    data.add_argument("--locations", nargs="+", metavar="LOCATION", help="keep images with these locations")
+    data.add_argument("--locations-match", choices=("any", "all"), default="any")
+    data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people")
+    data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion")
+    return data
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    model = parser.add_argument_group("models")
+    model.add_argument("--models", nargs="+", required=True, metavar="NAME",
+                       help="timm model names; 'paper' = the paper's five models")
+    model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                       help="weights file for a model (.pth/.safetensors, timm or EfficientNet-PyTorch names)")
+    model.add_argument("--random-init", action="store_true",
+                       help="random weights (tests and throughput only: results are meaningless)")
+    return model
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int = 64,
+                          workers: bool = True) -> argparse._ArgumentGroup:
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--batch-size", type=int, default=batch_size, help="images per batch per process")
+    if workers:
+        runtime.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    runtime.add_argument("--cpu", action="store_true", help="run on the CPU even where a GPU is available")
+    return runtime
+
+
+def open_dataset(args: argparse.Namespace) -> datasets.Dataset:
+    """The dataset named by the data options (see add_data_arguments)."""
+    return open_focus(
+        args.data, limit=args.limit, cache_dir=args.cache_dir, categories=args.categories, times=args.times,
+        weathers=args.weathers, locations=args.locations, locations_match=args.locations_match,
+        humans=None if args.humans is None else args.humans == "yes",
+    )
+
+
+def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str]:
+    """`--checkpoint MODEL=PATH` items as {model: path}, each model one the run evaluates."""
+    checkpoints = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--checkpoint expects MODEL=PATH, got {item!r}")
+        if name not in model_names:
+            raise ValueError(f"--checkpoint {item!r}: {name!r} is not among --models {model_names}")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def check_models(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The model names of --models (presets expanded, each checked) and their --checkpoint files."""
+    names = models.expand_model_names(args.models)
+    with_checkpoint = {item.partition("=")[0] for item in args.checkpoint}
+    for name in names:
+        models.check_model_name(name, pretrained=not args.random_init and name not in with_checkpoint)
+    return names, parse_checkpoints(args.checkpoint, names)
+
+
+def accelerator_available() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def make_accelerator(args: argparse.Namespace) -> Accelerator:
+    mixed_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[args.precision]
+    # Without an accelerator, accelerate runs a torchrun/MPI launch as one process unless told it is a CPU run.
+    return Accelerator(mixed_precision=mixed_precision, cpu=args.cpu or not accelerator_available())
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_parts(parts_dir: Path, schema: pa.Schema) -> pa.Table:
+    """Every complete part file of a folder, in the order written."""
+    parts = sorted(parts_dir.glob("part-*.parquet"))
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables(pq.read_table(p, schema=schema) for p in parts)
+
+
+def write_part(parts_dir: Path, rows: pa.Table) -> None:
+    """One more part file, renamed into place only when complete (a kill leaves no partial part)."""
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    number = len(list(parts_dir.glob("part-*.parquet")))
+    tmp = parts_dir / f".part-{number:05d}.tmp"
+    pq.write_table(rows, tmp)
+    tmp.replace(parts_dir / f"part-{number:05d}.parquet")

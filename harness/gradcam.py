@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""FOCUS failure maps: Grad-CAM and Guided Grad-CAM of misclassified uncommon images (the paper's Figure 4).
+
+    focus-gradcam --data demo/focus --models tf_efficientnet_lite0 --checkpoint tf_efficientnet_lite0=W.pth --run R
+    focus-gradcam --data demo/focus --models resnet50.tv_in1k --images cat-snow/12.jpg plane-water/3.jpg
+
+Kattakinda & Feizi (ICML 2022), Figure 4: where does a model look when it fails in an uncommon
+setting? For each image, the target is the class the model predicts (its top-1 ImageNet class), and
+each panel shows the image as the model sees it (resized and cropped per the model's data config),
+the Grad-CAM map over it, and the Guided Grad-CAM map (guided backpropagation times Grad-CAM),
+titled with the file name, the true class, the predicted ImageNet class and the FOCUS class it maps to.
+
+Images come from a run's predictions (--run RUN_DIR: the misclassified images with at least one
+uncommon attribute, most uncommon attributes first, then the most confident mistakes) or are named
+(--images). Maps come from the `grad-cam` package (pytorch_grad_cam). The target layer is the last
+convolutional stage, found per architecture (see find_target_layer), or named with --target-layer.
+
+Writes, per model, into the run folder:
+
+    <model>/gradcam/NNN_<file name>.png   one panel per image
+    <model>/gradcam/index.html            the panels with their captions
+    <model>/gradcam/gradcam.json          per image: classes, prediction, target layer, map peak
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python harness/gradcam.py, accelerate launch)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import copy
+import difflib
+import html
+import logging
+import re
+from typing import Any
+
+import datasets
+import numpy as np
+import PIL.Image
+import pyarrow as pa
+import pyarrow.compute as pc
+import timm.data
+import timm.layers
+import torch
+import torchvision.transforms as T
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import gather_object, set_seed
+from matplotlib.figure import Figure
+from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
+from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+from tqdm.auto import tqdm
+
+import focus_dataset
+from harness import labels, models, runfolder
+from harness.data import decode_image
+from harness.cli import (
+    add_data_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    check_models,
+    make_accelerator,
+    now,
+    open_dataset,
+)
+from harness.probe import class_names
+
+logger = logging.getLogger("focus-gradcam")
+
+GRADCAM_DIR = "gradcam"
+INDEX_FILE = "index.html"
+RECORDS_FILE = "gradcam.json"
+# The last convolutional stage of timm's families, tried in this order (a top-level attribute each);
+# then timm's feature_info (its deepest feature map), then the last child holding a convolution.
+TARGET_LAYER_CANDIDATES = (
+    ("layer4", "ResNet family: the last residual stage"),
+    ("bn2", "EfficientNet: conv_head with bn2 and its activation, the map the head pools"),
+    ("stages", "ConvNeXt and other staged models: the last stage"),
+    ("blocks", "MobileNet-v3 and other block lists: the last block"),
+)
+# Guided backpropagation lets only positive gradients through each activation. pytorch_grad_cam's
+# GuidedBackpropReLUModel does so for nn.ReLU; these are wrapped to get the same rule, so that
+# EfficientNet-Lite (ReLU6), EfficientNet (SiLU) and MobileNet-v3 (Hardswish) get guided maps too.
+GUIDED_ACTIVATIONS = (nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Mish,
+                      timm.layers.activations.GELU, timm.layers.activations.Swish,
+                      timm.layers.activations.HardSwish, timm.layers.activations.Mish)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(parser)
+    add_model_arguments(parser)
+    add_runtime_arguments(parser, batch_size=8, workers=False)
+
+    images = parser.add_argument_group("images")
+    source = images.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="RUN_DIR",
+                        help="take the misclassified images with an uncommon attribute from this run's predictions")
+    source.add_argument("--images", nargs="+", metavar="FILE_NAME", help="these images (file names as in the dataset)")
+    images.add_argument("--max-images", type=int, default=16, help="at most this many images per model")
+    images.add_argument("--target-layer", metavar="MODULE",
+                        help="dotted module path of the layer to explain (e.g. layer4, blocks.5); default: found "
+                             "per architecture")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
+    output.add_argument("--seed", type=int, default=0, help="seed of --random-init")
+    output.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Which images
+# --------------------------------------------------------------------------------------------
+
+def select_failures(predictions: pa.Table, max_images: int) -> list[str]:
+    """File names of misclassified images with at least one uncommon attribute, the most telling first.
+
+    Order: more uncommon attributes first, then higher confidence in the wrong top-1, then file name.
+    """
+    wrong = ~predictions.column("correct").to_numpy(zero_copy_only=False)
+    num_uncommon = predictions.column("num_uncommon").to_numpy()
+    confidence = pc.list_element(predictions.column("top5_probs"), 0).to_numpy(zero_copy_only=False)
+    names = np.asarray(predictions.column("file_name").to_pylist(), dtype=object)
+    keep = np.flatnonzero(wrong & (num_uncommon > 0))
+    order = keep[np.lexsort((names[keep], -confidence[keep], -num_uncommon[keep]))]
+    return names[order[:max_images]].tolist()
+
+
+def failures_from_run(run_dir: Path, name: str, max_images: int) -> list[str]:
+    """select_failures on RUN_DIR/<model>/predictions.parquet, with a clear error when there is none to take."""
+    path = runfolder.model_dir(run_dir, name) / runfolder.PREDICTIONS_FILE
+    if not path.is_file():
+        found = sorted(p.parent.name for p in Path(run_dir).glob(f"*/{runfolder.PREDICTIONS_FILE}"))
+        raise FileNotFoundError(
+            f"{path} does not exist: the run folder {run_dir} holds no finished predictions for {name!r} "
+            f"(it has predictions for {found or 'no model'}). Run `focus-eval --data ... --models {name} "
+            f"--output {run_dir}` first, or name the images with --images."
+        )
+    predictions = runfolder.read_predictions(path)
+    chosen = select_failures(predictions, max_images)
+    if not chosen:
+        wrong = int(pc.sum(pc.invert(predictions.column("correct"))).as_py() or 0)
+        uncommon = int(pc.sum(pc.greater(predictions.column("num_uncommon"), 0)).as_py() or 0)
+        raise ValueError(
+            f"{path} holds no misclassified image with an uncommon attribute ({wrong} of {predictions.num_rows} "
+            f"images are misclassified, {uncommon} have an uncommon attribute). Name the images with --images."
+        )
+    return chosen
+
+
+def find_rows(annotations: pa.Table, file_names: list[str]) -> list[int]:
+    """Row of each file name in the dataset; a leading "/" (the release's spelling) is accepted."""
+    known = annotations.column("file_name").to_pylist()
+    position = {file_name.lstrip("/"): i for i, file_name in enumerate(known)}
+    unknown = [name for name in file_names if name.lstrip("/") not in position]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0].lstrip("/"), list(position), n=3)
+        raise ValueError(
+            f"{len(unknown)} file name(s) not in the dataset: {unknown[:5]}. Close names: {close or '(none)'}. "
+            f"File names are paths inside the release, e.g. {known[0]!r}; check --data and its filters."
+        )
+    return [position[name.lstrip("/")] for name in file_names]
+
+
+# --------------------------------------------------------------------------------------------
+# The target layer and the maps
+# --------------------------------------------------------------------------------------------
+
+def find_target_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
+    """(dotted name, module) of the layer to explain: `name`, else the last convolutional stage.
+
+    >>> import timm
+    >>> [find_target_layer(timm.create_model(name))[0] for name in ("test_resnet", "test_efficientnet")]
+    ['layer4', 'bn2']
+    """
+    if name is not None:
+        try:
+            return name, model.get_submodule(name)
+        except AttributeError:
+            modules = [n for n, _ in model.named_modules() if n]
+            close = difflib.get_close_matches(name, modules, n=5, cutoff=0.5)
+            raise ValueError(
+                f"--target-layer {name!r} is not a module of {type(model).__name__}. Close names: "
+                f"{close or '(none)'}; top-level modules: {[n for n, _ in model.named_children()]}. "
+                f"Give a dotted path as in model.named_modules(), e.g. 'layer4' or 'blocks.5'."
+            ) from None
+    for attribute, _ in TARGET_LAYER_CANDIDATES:
+        if attribute == "bn2" and not hasattr(model, "conv_head"):
+            continue
+        if isinstance(getattr(model, attribute, None), nn.Module):
+            return attribute, getattr(model, attribute)
+    feature_info = getattr(model, "feature_info", None)
+    if feature_info:
+        name = feature_info[-1]["module"]
+        return name, model.get_submodule(name)
+    with_convolution = [(n, m) for n, m in model.named_children()
+                        if any(isinstance(sub, nn.Conv2d) for sub in m.modules())]
+    if not with_convolution:
+        raise ValueError(f"{type(model).__name__} has no convolutional layer to explain; name one with --target-layer.")
+    return with_convolution[-1]
+
+
+class GuidedActivation(nn.Module):
+    """An activation whose backward pass lets only positive gradients through (guided backpropagation)."""
+
+    def __init__(self, activation: nn.Module):
+        super().__init__()
+        self.activation = activation
+        if hasattr(activation, "inplace"):
+            activation.inplace = False  # the hook below needs the activation's own output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.activation(x)
+        if y.requires_grad:
+            y.register_hook(lambda grad: grad.clamp(min=0))
+        return y
+
+
+def guided_model(model: nn.Module) -> GuidedBackpropReLUModel:
+    """pytorch_grad_cam's guided backpropagation on a copy of `model`, its other activations guided too."""
+    guided = copy.deepcopy(model)
+    for parent in list(guided.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, GUIDED_ACTIVATIONS):
+                setattr(parent, child_name, GuidedActivation(child))
+    return GuidedBackpropReLUModel(guided)
+
+
+def gradcam_maps(model: nn.Module, target_layer: nn.Module, inputs: torch.Tensor, targets: list[int]) -> np.ndarray:
+    """Grad-CAM per image for the target classes: (batch, height, width) in [0, 1], the inputs' size."""
+    # Activations may be bf16 under autocast; the library reads them as numpy arrays.
+    cam = GradCAM(model=model, target_layers=[target_layer], reshape_transform=lambda t: t.float())
+    try:
+        with torch.enable_grad():
+            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    finally:
+        cam.activations_and_grads.release()
+
+
+def guided_backprop(guided: GuidedBackpropReLUModel, inputs: torch.Tensor, target: int) -> np.ndarray:
+    """Guided backpropagation of one image (batch of 1) for the target class: (height, width, 3)."""
+    with torch.enable_grad():
+        return guided(inputs.detach().clone(), target_category=int(target))
+
+
+def guided_gradcam(guided: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Guided Grad-CAM as an image: guided backpropagation times the Grad-CAM map, for display (uint8)."""
+    return deprocess_image(guided * cam[..., None])
+
+
+def spatial_output_shape(model: nn.Module, layer: nn.Module,
+                         inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The model's logits for `inputs` and the shape of `layer`'s output on them."""
+    shapes: list[tuple[int, ...]] = []
+    handle = layer.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.shape)))
+    try:
+        with torch.no_grad():
+            logits = model(inputs)
+    finally:
+        handle.remove()
+    return logits, shapes[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Panels and the index
+# --------------------------------------------------------------------------------------------
+
+def read_image(images: datasets.Dataset, annotations: pa.Table, row: int) -> PIL.Image.Image:
+    """The RGB image at `row`; an OSError naming the file when it cannot be decoded."""
+    try:
+        return decode_image((images[row]["image"] or {}).get("bytes"))
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as err:
+        file_name = annotations.column("file_name")[row].as_py()
+        raise OSError(f"{file_name} cannot be decoded ({type(err).__name__}: {err}); leave it out of --images") from err
+
+
+def display_transform(transform: T.Compose) -> T.Compose:
+    """The model's eval transform without normalisation: the image as the model sees it, in [0, 1]."""
+    return T.Compose([t for t in transform.transforms if not isinstance(t, T.Normalize)])
+
+
+def image_record(annotation: dict[str, Any], rank: int, target: int, probability: float, cam: np.ndarray,
+                 names: list[str]) -> dict[str, Any]:
+    """What a panel shows, for gradcam.json: the image's classes, the prediction, the map's size and peak."""
+    focus_id = int(labels.imagenet_to_focus_index()[target]) if len(names) == labels.NUM_IMAGENET_CLASSES else -1
+    return {
+        "file_name": annotation["file_name"], "true_class": focus_dataset.CLASS_NAMES[annotation["label"]],
+        "partition": focus_dataset.PARTITION_NAMES[annotation["partition"]],
+        "num_uncommon": annotation["num_uncommon"], "predicted_id": target, "predicted_name": names[target],
+        "predicted_probability": probability,
+        "predicted_focus": focus_dataset.CLASS_NAMES[focus_id] if focus_id >= 0 else None,
+        "map_size": list(cam.shape), "map_peak": [int(v) for v in np.unravel_index(cam.argmax(), cam.shape)],
+        "panel": panel_file(rank, annotation["file_name"]),
+    }
+
+
+def panel_title(record: dict[str, Any]) -> str:
+    focus = record["predicted_focus"] or "no FOCUS class"
+    return (f"{record['file_name']}   true: {record['true_class']}\n"
+            f"predicted: {record['predicted_name']} (ImageNet {record['predicted_id']}, "
+            f"p={record['predicted_probability']:.2f}) → {focus}")
+
+
+def plot_panel(image: np.ndarray, cam: np.ndarray, guided: np.ndarray, title: str) -> Figure:
+    """Figure 4's panel: the image, the Grad-CAM overlay and the Guided Grad-CAM map, side by side."""
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    axes = figure.subplots(1, 3)
+    for ax, picture, caption in zip(axes, (image, show_cam_on_image(image, cam, use_rgb=True), guided),
+                                    ("image", "Grad-CAM", "Guided Grad-CAM")):
+        ax.imshow(picture)
+        ax.set_title(caption, fontsize=9)
+        ax.axis("off")
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def panel_file(rank: int, file_name: str) -> str:
+    """NNN_<file name>.png, safe as a file name.
+
+    >>> panel_file(3, "/cat-snow/12.jpg")
+    '003_cat-snow_12.png'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", file_name.strip("/")).rsplit(".", 1)[0]
+    return f"{rank:03d}_{stem}.png"
+
+
+def format_index(records: list[dict[str, Any]], header: dict[str, Any]) -> str:
+    """index.html: every panel with its caption."""
+    title = f"Grad-CAM failure maps: {header['model']}"
+    rows = "\n".join(
+        f'<figure><img src="{html.escape(r["panel"])}" alt="{html.escape(r["file_name"])}" width="900">'
+        f"<figcaption>{html.escape(panel_title(r))}</figcaption></figure>" for r in records)
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>\n"
+            f"<body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<p>Weights: {html.escape(str(header['weights']))}. Target layer: {html.escape(header['target_layer'])}. "
+            f"Target class: the model's top-1 prediction. Images: {html.escape(header['source'])}.</p>\n"
+            f"{rows}\n</body></html>\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
+                  checkpoint: str | None, args: argparse.Namespace, output: Path) -> Path | None:
+    """Panels for one model (images split across processes); the index.html path on the main process."""
+    if args.run:
+        file_names = failures_from_run(Path(args.run), name, args.max_images)
+        source = f"misclassified with an uncommon attribute, from {args.run}"
+    else:
+        file_names = args.images[:args.max_images]
+        source = "named on the command line"
+    rows = find_rows(annotations, file_names)
+    set_seed(args.seed)  # the same random weights in every process
+    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
+    run_config = runfolder.model_dir(args.run, name) / runfolder.CONFIG_FILE if args.run else None
+    if run_config is not None and run_config.is_file() and accelerator.is_main_process:
+        previous = runfolder.read_json(run_config)
+        if info["sha256"] is not None and previous.get("sha256") not in (None, info["sha256"]):
+            logger.warning("%s: the weights differ from those of the run's predictions (%s); the maps explain "
+                           "this model's own predictions", name, previous.get("weights"))
+    layer_name, layer = find_target_layer(model, args.target_layer)
+    model = model.to(accelerator.device)
+    guided = guided_model(model)
+    data_config = timm.data.resolve_data_config(model=model)
+    transform = timm.data.create_transform(**data_config)
+    show = display_transform(transform)
+    names = class_names(model.num_classes)
+    out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("%s: %d image(s), target layer %s, input %s", name, len(rows), layer_name,
+                    data_config["input_size"])
+    accelerator.wait_for_everyone()
+
+    images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    work = list(enumerate(rows))
+    records = []
+    with accelerator.split_between_processes(work) as mine:
+        progress = tqdm(total=len(mine), desc=f"{name} Grad-CAM", unit="img",
+                        disable=args.quiet or not accelerator.is_local_main_process)
+        for start in range(0, len(mine), args.batch_size):
+            batch = mine[start:start + args.batch_size]
+            pictures = [read_image(images, annotations, row) for _, row in batch]
+            inputs = torch.stack([transform(p) for p in pictures]).to(accelerator.device)
+            with accelerator.autocast():
+                logits, shape = spatial_output_shape(model, layer, inputs)
+                if len(shape) != 4:
+                    raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); layer "
+                                     f"{layer_name!r} of {name} gives shape {shape}. Name a convolutional layer with "
+                                     f"--target-layer.")
+                probabilities = logits.float().softmax(dim=1).cpu().numpy()
+                targets = probabilities.argmax(axis=1)
+                cams = gradcam_maps(model, layer, inputs, targets)
+                guided_maps = [guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets)]
+            for (rank, row), picture, cam, guided_map, target, p in zip(batch, pictures, cams, guided_maps, targets,
+                                                                         probabilities):
+                record = image_record(annotations.slice(row, 1).to_pylist()[0], rank, int(target), float(p[target]),
+                                      cam, names)
+                image = show(picture).permute(1, 2, 0).numpy().astype(np.float32)
+                figure = plot_panel(image, cam, guided_gradcam(guided_map, cam), panel_title(record))
+                figure.savefig(out_dir / record["panel"], dpi=100)
+                records.append((rank, record))
+            progress.update(len(batch))
+        progress.close()
+    records = [record for _, record in sorted(gather_object(records), key=lambda item: item[0])]
+    if not accelerator.is_main_process:
+        return None
+    header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
+              "target_layer": layer_name, "input_size": list(data_config["input_size"]), "source": source,
+              "precision": args.precision, "date": now()}
+    runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
+    (out_dir / INDEX_FILE).write_text(format_index(records, header))
+    logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
+    return out_dir / INDEX_FILE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    accelerator = make_accelerator(args)
+    if not accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return gradcam_run(accelerator, args)
+    finally:
+        accelerator.end_training()
+        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
+        AcceleratorState._reset_state()
+
+
+def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
+    """Panels for every model of the command line; 0 on success, 2 on bad input."""
+    output = Path(args.output or args.run or "runs/focus")
+    try:
+        if args.max_images < 1:
+            raise ValueError(f"--max-images must be a positive number of images, got {args.max_images}")
+        names, checkpoints = check_models(args)
+        dataset = open_dataset(args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    annotations = focus_dataset.annotation_table(dataset)
+    for name in names:
+        try:
+            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, output)
+        except (ValueError, OSError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
+        if index is not None:
+            print(f"{name}: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""FOCUS feature probes: which locations a model's penultimate features encode (the paper's Tables 5 and 6).
+
+    focus-probe --data demo/focus --models tf_efficientnet_lite0 --checkpoint tf_efficientnet_lite0=W.pth
+    accelerate launch harness/probe.py --data focus --models resnet50.tv_in1k --precision bf16
+
+Kattakinda & Feizi (ICML 2022), Tables 5 and 6. A *probe* is a binary linear classifier trained, for one
+class and one location, on the penultimate features of that class's images only, to tell whether the
+location is present. Train and test sets each hold as many images with the location as without (30%
+of them for test), so chance is 50% (Table 5). The probe's weights with its bias, compared by cosine
+similarity with each row of the model's own classifier (weights with bias), name the ImageNet classes
+whose evidence the location resembles (Table 6: car/snow -> snowplow, dogsled, snowmobile).
+
+Writes, per model, into the run folder (see harness/runfolder.py):
+
+    <model>/features.parquet     penultimate features per image (file_name, features: float32[d])
+    <model>/features.json        what they were computed from: dataset fingerprint, weights sha256, ...
+    <model>/features-parts/      features written as they come (a killed run resumes from them)
+    <model>/probes.md            Table 5 (accuracy per class x location, with n and interval), Table 6
+    <model>/probes.json          the same numbers (no NaN)
+    <model>/probes_heatmap.png   Table 5 as a heatmap
+
+Cells with fewer than --min-images images with or without the location are not trained and shown as
+"too small": a probe tested on a handful of images says little, and its interval would show it.
+Images of the class without the location (including those whose location is "none") are the negatives.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python harness/probe.py, accelerate launch)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import hashlib
+import logging
+import shutil
+import time
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import timm.data
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from matplotlib.figure import Figure
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from tqdm.auto import tqdm
+
+import focus_dataset
+from harness import labels, models, runfolder
+from harness.cli import (
+    add_data_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    check_models,
+    library_versions,
+    make_accelerator,
+    now,
+    open_dataset,
+    read_parts,
+    write_part,
+)
+from harness.data import FocusImages
+
+logger = logging.getLogger("focus-probe")
+
+FEATURES_FILE = "features.parquet"
+FEATURES_CONFIG_FILE = "features.json"
+FEATURES_PARTS_DIR = "features-parts"
+PROBES_MD = "probes.md"
+PROBES_JSON = "probes.json"
+PROBES_HEATMAP = "probes_heatmap.png"
+POOLING = "forward_features + forward_head(pre_logits=True)"
+# Settings that change the features: cached features are reused only when all of these match.
+FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "data_config", "precision",
+                         "pooling")
+# The probe targets: every location except "none" (ambiguous, or none of these places).
+PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
+WILSON_Z = 1.959963984540054  # 95% two-sided
+ACCURACY_DECIMALS = 1  # percent, in probes.md
+COSINE_DECIMALS = 2  # as Table 6
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(parser)
+    add_model_arguments(parser)
+    add_runtime_arguments(parser)
+    probes = parser.add_argument_group("probes")
+    probes.add_argument("--min-images", type=int, default=20,
+                        help="train a (class, location) probe only with at least this many images with the "
+                             "location and as many without; smaller cells are reported as too small")
+    probes.add_argument("--test-size", type=float, default=0.3, help="fraction of the balanced images held out")
+    probes.add_argument("--C", type=float, default=1.0, dest="C",
+                        help="inverse L2 regularisation of the logistic regression (on standardised features)")
+    probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
+                        help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
+    probes.add_argument("--top-k", type=int, default=5, help="ImageNet classes listed per probe in Table 6")
+    probes.add_argument("--seed", type=int, default=0, help="seed of the sampling and splits (and of --random-init)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", default="runs/focus", help="the run folder")
+    output.add_argument("--no-resume", action="store_true", help="discard cached features and recompute them")
+    output.add_argument("--save-every", type=int, default=1024, help="images per features part file")
+    output.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def weights_sha256(model: nn.Module, info: dict[str, Any]) -> str:
+    """The weights file's SHA-256, or for random weights the SHA-256 of the state dict's tensors."""
+    if info.get("sha256"):
+        return info["sha256"]
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Penultimate features: written in parts as they come, merged when the model is done
+# --------------------------------------------------------------------------------------------
+
+def features_schema(dim: int) -> pa.Schema:
+    """file_name and the features (null for an image that cannot be decoded)."""
+    return pa.schema([("file_name", pa.string()), ("features", pa.list_(pa.float32(), dim))])
+
+
+def feature_rows(file_names: list[str], features: np.ndarray, ok: np.ndarray) -> pa.Table:
+    dim = features.shape[1]
+    flat = pa.array(features.astype(np.float32, copy=False).reshape(-1))
+    column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~ok))
+    return pa.table({"file_name": pa.array(file_names, pa.string()), "features": column}, schema=features_schema(dim))
+
+
+def features_matrix(table: pa.Table) -> np.ndarray:
+    """The features column as a (rows, dim) float32 array."""
+    column = table.column("features").combine_chunks()
+    return column.flatten().to_numpy().reshape(len(column), column.type.list_size)
+
+
+def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool) -> None:
+    """Keep cached features only when computed from the same data and weights; else say what differs."""
+    config_path = model_dir / FEATURES_CONFIG_FILE
+    if not resume:
+        shutil.rmtree(model_dir / FEATURES_PARTS_DIR, ignore_errors=True)
+        for stale in (model_dir / FEATURES_FILE, config_path):
+            stale.unlink(missing_ok=True)
+        return
+    if not config_path.exists():
+        return
+    previous = runfolder.read_json(config_path)
+    differing = [key for key in FEATURE_IDENTITY_KEYS if previous.get(key) != config.get(key)]
+    if differing:
+        details = "; ".join(f"{key}: cached {previous.get(key)!r}, now {config.get(key)!r}" for key in differing)
+        raise ValueError(
+            f"{model_dir / FEATURES_FILE} holds features computed from other data or weights ({details}). "
+            f"Pass --no-resume to recompute them, or choose another --output."
+        )
+
+
+def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
+                     model: nn.Module, info: dict[str, Any], sha256: str, args: argparse.Namespace,
+                     model_dir: Path) -> pa.Table:
+    """Penultimate features of every decodable image (file_name order), from the cache when it matches."""
+    data_config = timm.data.resolve_data_config(model=model)
+    config = {
+        "model": info["model"], "weights": info["weights"], "sha256": sha256,
+        "random_init": args.random_init, "pooling": POOLING, "dim": model.num_features,
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+        "num_processes": accelerator.num_processes, "versions": library_versions(),
+    }
+    if accelerator.is_main_process:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        check_feature_cache(model_dir, config, resume=not args.no_resume)
+    accelerator.wait_for_everyone()
+    features_path = model_dir / FEATURES_FILE
+    if features_path.exists():
+        logger.info("%s: features from the cache %s", info["model"], features_path)
+        return pq.read_table(features_path)
+
+    dim = model.num_features
+    file_names = annotations.column("file_name").to_pylist()
+    done = set(read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim)).column("file_name").to_pylist())
+    remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
+    if accelerator.is_main_process:
+        config["started"] = now()
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+        logger.info("%s: %d-d features, input %s, %d of %d images to go", info["model"], dim,
+                    data_config["input_size"], len(remaining), len(file_names))
+    model = model.to(accelerator.device)
+    loader = torch.utils.data.DataLoader(
+        FocusImages(dataset, timm.data.create_transform(**data_config), remaining, data_config["input_size"]),
+        batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
+        pin_memory=accelerator.device.type == "cuda",
+    )
+    loader = accelerator.prepare_data_loader(loader)
+    buffer: list[pa.Table] = []
+    buffered = 0
+    start = time.perf_counter()
+    progress = tqdm(total=len(remaining), desc=f"{info['model']} features", unit="img",
+                    disable=args.quiet or not accelerator.is_local_main_process)
+    with torch.inference_mode():
+        for indices, images, ok in loader:
+            with accelerator.autocast():
+                features = model.forward_head(model.forward_features(images), pre_logits=True)
+            if features.ndim != 2 or features.shape[1] != dim:
+                raise ValueError(f"{info['model']}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
+                                 f"expected (batch, {dim}); this architecture has no pooled penultimate features")
+            indices, features, ok = accelerator.gather_for_metrics(
+                (indices.to(accelerator.device), features.float(), ok.to(accelerator.device)))
+            progress.update(len(indices))
+            if accelerator.is_main_process:
+                ok, indices = ok.cpu().numpy(), indices.cpu().numpy()
+                for i in indices[~ok]:
+                    logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
+                buffer.append(feature_rows([file_names[i] for i in indices], features.cpu().numpy(), ok))
+                buffered += len(indices)
+                if buffered >= args.save_every:
+                    write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
+                    buffer, buffered = [], 0
+    progress.close()
+    if accelerator.is_main_process:
+        if buffer:
+            write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
+        parts = read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim))
+        # A part rewritten after a kill between write and bookkeeping would repeat rows: keep one.
+        parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
+                                              return_index=True)[1]))
+        if parts.num_rows != len(file_names):
+            raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; "
+                               f"rerun to resume")
+        valid = parts.filter(parts.column("features").is_valid()).sort_by("file_name")
+        tmp = features_path.with_name(FEATURES_FILE + ".tmp")
+        pq.write_table(valid, tmp)
+        tmp.replace(features_path)
+        config.update(finished=now(), seconds=round(time.perf_counter() - start, 1),
+                      failed_images=sorted(set(file_names) - set(valid.column("file_name").to_pylist())))
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+    accelerator.wait_for_everyone()
+    return pq.read_table(features_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Probes and their statistics: pure functions of arrays
+# --------------------------------------------------------------------------------------------
+
+def wilson_interval(correct: np.ndarray | int, n: np.ndarray | int,
+                    z: float = WILSON_Z) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion correct/n (elementwise; NaN where n == 0).
+
+    >>> low, high = wilson_interval(9, 10)
+    >>> round(float(low), 3), round(float(high), 3)
+    (0.596, 0.982)
+    """
+    correct, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = correct / n
+        denominator = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
+    return centre - half, centre + half
+
+
+def location_presence(locations: list[list[int]], num_locations: int = len(focus_dataset.LOCATION_NAMES)) -> np.ndarray:
+    """(images, locations) bool matrix: whether each image's location set holds each location id.
+
+    >>> location_presence([[1], [6, 7], []], 9).nonzero()
+    (array([0, 1, 1]), array([1, 6, 7]))
+    """
+    lengths = np.fromiter((len(v) for v in locations), dtype=np.int64, count=len(locations))
+    rows = np.repeat(np.arange(len(locations)), lengths)
+    ids = np.fromiter((i for v in locations for i in v), dtype=np.int64, count=int(lengths.sum()))
+    presence = np.zeros((len(locations), num_locations), dtype=bool)
+    presence[rows, ids] = True
+    return presence
+
+
+def balanced_split(present: np.ndarray, *, test_size: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a train and a test set, each with exactly as many positives as negatives.
+
+    As many images without the location as with it (the smaller side whole, the larger sampled), then
+    a stratified split holding out `test_size` of each side (at least one image).
+    """
+    present = np.asarray(present, dtype=bool)
+    positives, negatives = np.flatnonzero(present), np.flatnonzero(~present)
+    n = min(len(positives), len(negatives))
+    if n < 2:
+        raise ValueError(f"a balanced split needs at least 2 images with and 2 without the location, "
+                         f"got {len(positives)} with and {len(negatives)} without")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate([rng.choice(positives, n, replace=False), rng.choice(negatives, n, replace=False)])
+    n_test_side = min(max(1, round(test_size * n)), n - 1)
+    train, test = train_test_split(chosen, test_size=2 * n_test_side, stratify=present[chosen],
+                                   random_state=int(rng.integers(2**31)))
+    return np.sort(train), np.sort(test)
+
+
+def fit_probe(features: np.ndarray, present: np.ndarray, *, test_size: float = 0.3, seed: int = 0,
+              C: float = 1.0) -> dict[str, Any]:
+    """Train one probe on a balanced split; its test accuracy and its weights [w, b] on the raw features.
+
+    The logistic regression sees standardised features (for a well-conditioned fit); the scaling is
+    folded back into the weights, so that `weights` is the probe on the features themselves and can be
+    compared with the model's classifier rows (Table 6).
+    """
+    train, test = balanced_split(present, test_size=test_size, seed=seed)
+    scaler = StandardScaler().fit(features[train])
+    classifier = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(features[train]), present[train])
+    n_correct = int((classifier.predict(scaler.transform(features[test])) == present[test]).sum())
+    w = classifier.coef_[0] / scaler.scale_
+    b = classifier.intercept_[0] - w @ scaler.mean_
+    return {"accuracy": n_correct / len(test), "n_correct": n_correct, "n_train": len(train), "n_test": len(test),
+            "weights": np.append(w, b)}
+
+
+def check_probe_options(min_images: int, test_size: float) -> None:
+    if min_images < 2:
+        raise ValueError(f"--min-images must be at least 2 (one image each side to train and to test), "
+                         f"got {min_images}")
+    if not 0 < test_size < 1:
+        raise ValueError(f"--test-size must be a fraction in (0, 1), got {test_size}")
+
+
+def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *, min_images: int = 20,
+                test_size: float = 0.3, seed: int = 0, C: float = 1.0, progress: bool = False) -> list[dict[str, Any]]:
+    """Table 5: one record per (class, location) pair, in CLASS_NAMES x PROBE_LOCATIONS order.
+
+    Every record has class, location, n_with, n_without and status ("trained" or "too small"); trained
+    ones add accuracy, n_correct, n_train, n_test, interval (95% Wilson) and weights.
+    """
+    check_probe_options(min_images, test_size)
+    cells = []
+    pairs = [(c, l) for c in range(len(focus_dataset.CLASS_NAMES)) for l in range(len(PROBE_LOCATIONS))]
+    for class_id, location_id in tqdm(pairs, desc="probes", disable=not progress):
+        rows = np.flatnonzero(label == class_id)
+        present = presence[rows, focus_dataset.LOCATION_NAMES.index(PROBE_LOCATIONS[location_id])]
+        cell = {"class": focus_dataset.CLASS_NAMES[class_id], "location": PROBE_LOCATIONS[location_id],
+                "n_with": int(present.sum()), "n_without": int((~present).sum())}
+        if min(cell["n_with"], cell["n_without"]) < min_images:
+            cells.append(cell | {"status": "too small"})
+            continue
+        # One stream per cell: a cell's split does not depend on which other cells were trained.
+        cell_seed = int(np.random.default_rng([seed, class_id, location_id]).integers(2**31))
+        probe = fit_probe(features[rows], present, test_size=test_size, seed=cell_seed, C=C)
+        low, high = wilson_interval(probe["n_correct"], probe["n_test"])
+        cells.append(cell | {"status": "trained", **probe, "interval": [float(low), float(high)]})
+    return cells
+
+
+def cosine_similarities(probes: np.ndarray, classifier: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each probe [w, b] (rows of `probes`) with each classifier row [W_i, b_i].
+
+    >>> cosine_similarities(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 1.0]])).round(3)
+    array([[ 1.   ,  0.   , -0.707]])
+    """
+    probes, classifier = np.atleast_2d(probes), np.atleast_2d(classifier)
+    norms = np.linalg.norm(probes, axis=1)[:, None] * np.linalg.norm(classifier, axis=1)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms > 0, probes @ classifier.T / norms, 0.0)
+
+
+def top_k(similarities: np.ndarray, k: int) -> np.ndarray:
+    """Column ids of the k largest values per row, largest first (ties by lower id)."""
+    return np.argsort(-similarities, axis=1, kind="stable")[:, :k]
+
+
+def classifier_matrix(model: nn.Module) -> np.ndarray:
+    """The model's classifier as rows [W_i, b_i] (classes x (features + 1)), from timm's get_classifier()."""
+    head = model.get_classifier()
+    if isinstance(head, nn.Linear) or (isinstance(head, nn.Conv2d) and head.kernel_size == (1, 1)):
+        weight = head.weight.detach().float().reshape(head.weight.shape[0], -1).cpu().numpy()
+        bias = (np.zeros(weight.shape[0], np.float32) if head.bias is None
+                else head.bias.detach().float().cpu().numpy())
+        return np.concatenate([weight, bias[:, None]], axis=1)
+    raise ValueError(f"Table 6 needs a linear classifier (nn.Linear or a 1x1 nn.Conv2d); {type(model).__name__}."
+                     f"get_classifier() is a {type(head).__name__}. Use a model with a linear head.")
+
+
+def class_names(num_classes: int) -> list[str]:
+    """ImageNet-1k class names (timm's metadata) for a 1000-way head, else 'class i'."""
+    if num_classes == labels.NUM_IMAGENET_CLASSES:
+        return list(labels.imagenet_class_names())
+    return [f"class {i}" for i in range(num_classes)]
+
+
+def parse_pairs(items: list[str] | None) -> list[tuple[str, str]] | None:
+    """`--pairs car/snow plane/water` as [(class, location)], each name checked."""
+    if items is None:
+        return None
+    pairs = []
+    for item in items:
+        class_name, sep, location = item.partition("/")
+        if not sep or class_name not in focus_dataset.CLASS_NAMES or location not in PROBE_LOCATIONS:
+            raise ValueError(f"--pairs expects CLASS/LOCATION with a class of {focus_dataset.CLASS_NAMES} and a "
+                             f"location of {PROBE_LOCATIONS}, got {item!r}")
+        pairs.append((class_name, location))
+    return pairs
+
+
+def add_similar_classes(cells: list[dict[str, Any]], classifier: np.ndarray, names: list[str], k: int,
+                        pairs: list[tuple[str, str]] | None = None) -> None:
+    """Table 6: the k classifier rows most similar to each chosen trained probe, into cell["similar_classes"]."""
+    chosen = [cell for cell in cells if cell["status"] == "trained"
+              and (pairs is None or (cell["class"], cell["location"]) in pairs)]
+    if not chosen:
+        return
+    if classifier.shape[1] != len(chosen[0]["weights"]):
+        raise ValueError(f"the classifier takes {classifier.shape[1] - 1} features, the probes "
+                         f"{len(chosen[0]['weights']) - 1}: the penultimate features are not the classifier's input")
+    similarities = cosine_similarities(np.stack([cell["weights"] for cell in chosen]), classifier)
+    for cell, row, ids in zip(chosen, similarities, top_k(similarities, k)):
+        cell["similar_classes"] = [{"id": int(i), "name": names[i], "cosine": float(row[i])} for i in ids]
+
+
+# --------------------------------------------------------------------------------------------
+# probes.md, probes.json, the heatmap
+# --------------------------------------------------------------------------------------------
+
+def format_percent(value: float) -> str:
+    return f"{100 * value:.{ACCURACY_DECIMALS}f}"
+
+
+def accuracy_grid(cells: list[dict[str, Any]]) -> np.ndarray:
+    """Table 5 as a (classes, locations) array of accuracies, NaN where too small."""
+    grid = np.full((len(focus_dataset.CLASS_NAMES), len(PROBE_LOCATIONS)), np.nan)
+    for cell in cells:
+        if cell["status"] == "trained":
+            row = focus_dataset.CLASS_NAMES.index(cell["class"])
+            grid[row, PROBE_LOCATIONS.index(cell["location"])] = cell["accuracy"]
+    return grid
+
+
+def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
+    """probes.md: Table 5 (grid and per-cell n and interval) and Table 6."""
+    grid = accuracy_grid(cells)
+    lines = [f"# Feature probes: {header['model']}", "",
+             f"Weights: {header['weights']}. Features: {header['dim']}-d, {POOLING}, of {header['num_images']} "
+             f"images (dataset fingerprint {header['dataset_fingerprint']}).",
+             f"Probes: logistic regression (C={header['C']}) per class and location, as many images with the "
+             f"location as without, {header['test_size']:.0%} held out, seed {header['seed']}; chance is 50%. "
+             f"Cells with fewer than {header['min_images']} images on either side are not trained (—).", ""]
+    if header.get("random_init"):
+        lines += ["**Random weights**: these numbers say nothing about the model.", ""]
+    lines += ["## Table 5: probe test accuracy (%)", "",
+              "| class | " + " | ".join(PROBE_LOCATIONS) + " |", "|---" * (len(PROBE_LOCATIONS) + 1) + "|"]
+    for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
+        values = ["—" if np.isnan(v) else format_percent(v) for v in grid[class_id]]
+        lines.append(f"| {class_name} | " + " | ".join(values) + " |")
+    lines += ["", "## Every cell", "",
+              "| class | location | with | without | status | n_train | n_test | accuracy (%) "
+              "| 95% interval (Wilson) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for cell in cells:
+        if cell["status"] == "trained":
+            low, high = cell["interval"]
+            numbers = (f"{cell['n_train']} | {cell['n_test']} | {format_percent(cell['accuracy'])} | "
+                       f"{format_percent(low)}–{format_percent(high)}")
+        else:
+            numbers = "— | — | — | —"
+        lines.append(f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | "
+                     f"{cell['status']} | {numbers} |")
+    similar = [cell for cell in cells if "similar_classes" in cell]
+    lines += ["", "## Table 6: classes closest to each probe", "",
+              "Cosine similarity between the probe's weights with its bias and each row of the model's "
+              "classifier with its bias.", ""]
+    if similar:
+        lines += ["| class | location | most similar classes (cosine) |", "|---|---|---|"]
+        for cell in similar:
+            names = ", ".join(f"{c['name']} {c['cosine']:.{COSINE_DECIMALS}f}" for c in cell["similar_classes"])
+            lines.append(f"| {cell['class']} | {cell['location']} | {names} |")
+    else:
+        lines.append(header.get("table6_note") or "No trained probe among the chosen pairs.")
+    return "\n".join(lines) + "\n"
+
+
+def probes_json(cells: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
+    """probes.json content: the header and every cell (probe weights left out: they are large)."""
+    return {**header, "cells": [{k: v for k, v in cell.items() if k != "weights"} for cell in cells]}
+
+
+def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
+    """Table 5 as a class x location heatmap; too small cells left grey."""
+    grid = accuracy_grid(cells)
+    figure = Figure(figsize=(1.0 + 0.8 * len(PROBE_LOCATIONS), 1.2 + 0.45 * len(focus_dataset.CLASS_NAMES)),
+                    layout="constrained")
+    axes = figure.subplots()
+    axes.set_facecolor("#e6e6e6")
+    # Centred on chance (50%): above chance red, below blue.
+    image = axes.imshow(np.ma.masked_invalid(100 * grid), cmap="coolwarm", vmin=0, vmax=100, aspect="auto")
+    for (row, column), value in np.ndenumerate(grid):
+        axes.text(column, row, "—" if np.isnan(value) else format_percent(value), ha="center", va="center",
+                  fontsize=8)
+    axes.set_xticks(range(len(PROBE_LOCATIONS)), PROBE_LOCATIONS, rotation=45, ha="right")
+    axes.set_yticks(range(len(focus_dataset.CLASS_NAMES)), focus_dataset.CLASS_NAMES)
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, label="probe test accuracy (%)")
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
+                name: str, checkpoint: str | None, args: argparse.Namespace,
+                pairs: list[tuple[str, str]] | None) -> Path | None:
+    """Features (all processes), then probes and their report (main process); the probes.md path."""
+    model_dir = runfolder.model_dir(args.output, name)
+    set_seed(args.seed)  # the same random weights in every process and every run
+    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
+    sha256 = weights_sha256(model, info)
+    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, args, model_dir)
+    if not accelerator.is_main_process:
+        return None
+    # Features are in file_name order; the annotations are taken in the same order.
+    position = {file_name: i for i, file_name in enumerate(annotations.column("file_name").to_pylist())}
+    rows = annotations.take(pa.array([position[f] for f in table.column("file_name").to_pylist()], pa.int64()))
+    cells = probe_cells(features_matrix(table), rows.column("label").to_numpy(),
+                        location_presence(rows.column("locations").to_pylist()), min_images=args.min_images,
+                        test_size=args.test_size, seed=args.seed, C=args.C, progress=not args.quiet)
+    header = {"model": info["model"], "weights": info["weights"], "sha256": sha256,
+              "random_init": args.random_init, "dim": model.num_features, "num_images": table.num_rows,
+              "dataset_fingerprint": fingerprint, "min_images": args.min_images, "test_size": args.test_size,
+              "C": args.C, "seed": args.seed, "top_k": args.top_k, "pairs": None if pairs is None else
+              [f"{c}/{l}" for c, l in pairs], "locations": PROBE_LOCATIONS, "date": now()}
+    untrained = [f"{c}/{l}" for c, l in pairs or () if next(
+        cell["status"] for cell in cells if (cell["class"], cell["location"]) == (c, l)) != "trained"]
+    if untrained:
+        logger.warning("%s: no Table 6 row for %s: too few images (--min-images %d)", name, ", ".join(untrained),
+                       args.min_images)
+    try:
+        classifier = classifier_matrix(model)
+        add_similar_classes(cells, classifier, class_names(classifier.shape[0]), args.top_k, pairs)
+    except ValueError as err:
+        logger.warning("%s: no Table 6: %s", name, err)
+        header["table6_note"] = f"No Table 6: {err}"
+    runfolder.write_json(model_dir / PROBES_JSON, probes_json(cells, header))
+    (model_dir / PROBES_MD).write_text(format_probes(cells, header))
+    figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location")
+    figure.savefig(model_dir / PROBES_HEATMAP, dpi=120)
+    trained = sum(cell["status"] == "trained" for cell in cells)
+    logger.info("%s: %d of %d probes trained; %s", name, trained, len(cells), model_dir / PROBES_MD)
+    return model_dir / PROBES_MD
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    accelerator = make_accelerator(args)
+    if not accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return probe_run(accelerator, args)
+    finally:
+        accelerator.end_training()
+        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
+        AcceleratorState._reset_state()
+
+
+def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
+    """Probe every model of the command line; 0 on success, 2 on bad input."""
+    try:
+        names, checkpoints = check_models(args)
+        pairs = parse_pairs(args.pairs)
+        check_probe_options(args.min_images, args.test_size)
+        dataset = open_dataset(args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    annotations = focus_dataset.annotation_table(dataset)
+    fingerprint = focus_dataset.dataset_fingerprint(annotations)
+    for name in names:
+        try:
+            report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
+                                 pairs)
+        except (ValueError, OSError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
+        if report is not None:
+            print(report.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""harness/gradcam.py: maps on models built to look at one region, image selection, focus-gradcam end to end."""
+
+import doctest
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import timm
+import torch
+from torch import nn
+
+import focus_dataset as fd
+from harness import gradcam, runfolder
+from harness.gradcam import (
+    GRADCAM_DIR,
+    INDEX_FILE,
+    RECORDS_FILE,
+    find_target_layer,
+    gradcam_maps,
+    guided_backprop,
+    guided_model,
+    main,
+    select_failures,
+)
+
+FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "4", "--quiet"]
+HEIGHT, WIDTH = 48, 64  # not square: a transposed map would show
+
+
+class TwoClassConvNet(nn.Module):
+    """conv -> ReLU -> global average pool -> linear: positive weights, so class 0 grows with any signal."""
+
+    def __init__(self, activation: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), activation())
+        self.head = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.features[0].weight.copy_(0.1 * torch.rand_like(self.features[0].weight))  # below ReLU6 saturation
+            self.head.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def top_left_signal(seed=0) -> torch.Tensor:
+    """An input that is zero except in its top-left quadrant."""
+    image = torch.zeros(1, 3, HEIGHT, WIDTH)
+    generator = torch.Generator().manual_seed(seed)
+    image[..., : HEIGHT // 2, : WIDTH // 2] = torch.rand(3, HEIGHT // 2, WIDTH // 2, generator=generator)
+    return image
+
+
+def quadrant_share(values: np.ndarray) -> float:
+    """The share of a non-negative map's mass in the top-left quadrant."""
+    values = np.abs(values)
+    return float(values[: HEIGHT // 2, : WIDTH // 2].sum() / values.sum())
+
+
+def predictions_table(converted, correct=None) -> pa.Table:
+    """A predictions file for the sample release: wrong where `correct` says so (default: every other image)."""
+    annotations = fd.annotation_table(fd.load_focus(converted))
+    n = annotations.num_rows
+    correct = np.arange(n) % 2 == 0 if correct is None else np.asarray(correct)
+    label = annotations.column("label").to_numpy()
+    columns = {name: annotations.column(name) for name in runfolder.ANNOTATION_COLUMNS}
+    columns.update(
+        prediction=pa.array(np.where(correct, label, -1)),
+        top5_ids=pa.array([[0, 1, 2, 3, 4]] * n, pa.list_(pa.int32())),
+        top5_probs=pa.array([[p, 0, 0, 0, 0] for p in np.linspace(0.1, 0.9, n)], pa.list_(pa.float32())),
+        top5_correct=pa.array(correct), correct=pa.array(correct),
+    )
+    schema = runfolder.PREDICTION_SCHEMA
+    return pa.table({field.name: columns[field.name].cast(field.type) for field in schema}, schema=schema)
+
+
+def write_predictions(run_dir, table, model="test_resnet"):
+    model_dir = runfolder.model_dir(run_dir, model)
+    model_dir.mkdir(parents=True)
+    pq.write_table(table, model_dir / runfolder.PREDICTIONS_FILE)
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------- the maps
+
+def test_doctests_pass():
+    assert doctest.testmod(gradcam).failed == 0
+
+
+def test_maps_have_the_input_size():
+    model = timm.create_model("test_resnet").eval()
+    inputs = torch.rand(2, 3, HEIGHT, WIDTH)
+    _, layer = find_target_layer(model)
+    cams = gradcam_maps(model, layer, inputs, [3, 7])
+    assert cams.shape == (2, HEIGHT, WIDTH) and cams.min() >= 0 and cams.max() <= 1
+    assert guided_backprop(guided_model(model), inputs[:1], 3).shape == (HEIGHT, WIDTH, 3)
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.ReLU6, nn.SiLU])
+def test_maps_peak_where_the_only_signal_is(activation):
+    model = TwoClassConvNet(activation).eval()
+    inputs = top_left_signal()
+    name, layer = find_target_layer(model)
+    assert name == "features"  # no timm attribute: the last child that holds a convolution
+    cam = gradcam_maps(model, layer, inputs, [0])[0]
+    row, column = np.unravel_index(cam.argmax(), cam.shape)
+    assert row < HEIGHT // 2 and column < WIDTH // 2
+    assert quadrant_share(cam) > 0.9
+    guided = guided_backprop(guided_model(model), inputs, 0)
+    if activation is not nn.SiLU:  # SiLU passes gradients at 0 too, so its guided map spreads by design
+        assert quadrant_share(guided) > 0.9
+
+
+def test_guided_backpropagation_stops_negative_gradients_at_relu6():
+    # Class 1 has negative weights: every gradient reaching the ReLU6 is negative, so plain gradients
+    # are non-zero and guided ones are zero. pytorch_grad_cam alone guides nn.ReLU only.
+    model = TwoClassConvNet(nn.ReLU6).eval()
+    inputs = top_left_signal().requires_grad_(True)
+    model(inputs)[0, 1].backward()
+    assert inputs.grad.abs().sum() > 0
+    assert np.abs(guided_backprop(guided_model(model), inputs.detach(), 1)).sum() == 0
+    assert isinstance(model.features[1], nn.ReLU6)  # the model itself is left as it was
+
+
+def test_target_layer_is_the_last_convolutional_stage_per_architecture():
+    assert find_target_layer(timm.create_model("test_resnet"))[0] == "layer4"
+    assert find_target_layer(timm.create_model("test_efficientnet"))[0] == "bn2"
+    assert find_target_layer(timm.create_model("test_convnext"))[0] == "stages"
+    model = timm.create_model("test_resnet")
+    assert find_target_layer(model, "layer3.0.conv1") == ("layer3.0.conv1", model.layer3[0].conv1)
+
+
+def test_unknown_target_layer_is_reported_with_close_names():
+    expected = (r"--target-layer 'layer9' is not a module of ResNet\. Close names: "
+                r"\['layer4', 'layer3', 'layer2', 'layer1', 'layer4.0'\]; top-level modules: ")
+    with pytest.raises(ValueError, match=expected):
+        find_target_layer(timm.create_model("test_resnet"), "layer9")
+
+
+# ---------------------------------------------------------------------------------- which images
+
+def test_failures_are_misclassified_uncommon_images_most_uncommon_then_most_confident_first(converted):
+    table = predictions_table(converted)
+    chosen = select_failures(table, max_images=100)
+    rows = {name: i for i, name in enumerate(table.column("file_name").to_pylist())}
+    correct = table.column("correct").to_pylist()
+    uncommon = table.column("num_uncommon").to_pylist()
+    confidence = [p[0] for p in table.column("top5_probs").to_pylist()]
+    expected = sorted((i for i in range(table.num_rows) if not correct[i] and uncommon[i] > 0),
+                      key=lambda i: (-uncommon[i], -confidence[i]))
+    assert [rows[name] for name in chosen] == expected and len(expected) > 3
+    assert select_failures(table, max_images=2) == chosen[:2]
+
+
+# ---------------------------------------------------------------------------------- focus-gradcam end to end
+
+def test_named_images_give_panels_an_index_and_records(converted, tmp_path):
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:3]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST,
+                 "--images", names[0], "/" + names[1], names[2], "--max-images", "2"]) == 0
+    out = runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR
+    records = json.loads((out / RECORDS_FILE).read_text())
+    assert records["target_layer"] == "layer4" and records["input_size"] == [3, 160, 160]
+    assert [r["file_name"] for r in records["images"]] == names[:2]
+    index = (out / INDEX_FILE).read_text()
+    for record in records["images"]:
+        assert (out / record["panel"]).stat().st_size > 1000 and f'src="{record["panel"]}"' in index
+        assert record["map_size"] == [160, 160]
+        assert record["predicted_name"] == timm.data.ImageNetInfo().index_to_description(
+            record["predicted_id"]).split(",")[0]
+        assert f"{record['file_name']}   true: {record['true_class']}" in index
+        assert f"predicted: {record['predicted_name']} (ImageNet {record['predicted_id']}" in index
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(r["panel"] for r in records["images"])
+
+
+def test_run_predictions_give_the_misclassified_uncommon_images(converted, tmp_path):
+    table = predictions_table(converted)
+    run = write_predictions(tmp_path / "run", table)
+    assert main(["--data", str(converted), *FAST, "--run", str(run), "--max-images", "3"]) == 0
+    records = json.loads((runfolder.model_dir(run, "test_resnet") / GRADCAM_DIR / RECORDS_FILE).read_text())
+    assert [r["file_name"] for r in records["images"]] == select_failures(table, 3)
+    assert all(r["num_uncommon"] > 0 for r in records["images"]) and "from" in records["source"]
+
+
+def test_run_without_predictions_is_reported(converted, tmp_path, capsys):
+    write_predictions(tmp_path / "run", predictions_table(converted), model="other_model")
+    assert main(["--data", str(converted), *FAST, "--run", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert re.search(r"holds no finished predictions for 'test_resnet' \(it has predictions for \['other_model'\]\)\. "
+                     r"Run `focus-eval --data \.\.\. --models test_resnet", error), error
+
+
+def test_run_without_misclassified_uncommon_images_is_reported(converted, tmp_path, capsys):
+    table = predictions_table(converted, correct=np.ones(48, bool))
+    run = write_predictions(tmp_path / "run", table)
+    assert main(["--data", str(converted), *FAST, "--run", str(run)]) == 2
+    uncommon = sum(n > 0 for n in table.column("num_uncommon").to_pylist())
+    assert (f"holds no misclassified image with an uncommon attribute (0 of 48 images are misclassified, "
+            f"{uncommon} have an uncommon attribute). Name the images with --images.") in capsys.readouterr().err
+
+
+def test_unknown_file_names_are_reported_with_close_names(converted, tmp_path, capsys):
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST,
+                 "--images", "bird-grass/1.jpg", "bird-gras/1.jpg", "nowhere.jpg"]) == 2
+    error = capsys.readouterr().err
+    assert "2 file name(s) not in the dataset: ['bird-gras/1.jpg', 'nowhere.jpg']. Close names: ['bird-grass/1.jpg'" \
+           in error, error
+
+
+def test_unknown_target_layer_stops_the_command(converted, tmp_path, capsys):
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "bird-grass/1.jpg",
+                 "--target-layer", "layer9"]) == 2
+    assert "error: test_resnet: --target-layer 'layer9' is not a module of ResNet" in capsys.readouterr().err
+
+
+def test_layer_without_a_spatial_map_is_reported(converted, tmp_path, capsys):
+    args = ["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "bird-grass/1.jpg"]
+    args[args.index("test_resnet")] = "test_vit"
+    assert main(args) == 2
+    assert re.search(r"Grad-CAM needs a spatial feature map \(batch, channels, height, width\); layer 'blocks' of "
+                     r"test_vit gives shape \(1, \d+, \d+\)\. Name a convolutional layer with --target-layer",
+                     capsys.readouterr().err)
+
+
+def test_max_images_must_be_positive(converted, tmp_path, capsys):
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "a.jpg",
+                 "--max-images", "0"]) == 2
+    assert "--max-images must be a positive number of images, got 0" in capsys.readouterr().err
+
+
+def test_images_come_from_a_run_or_a_list_not_both(converted, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--data", str(converted), *FAST, "--run", str(tmp_path), "--images", "a.jpg"])
+    assert "argument --images: not allowed with argument --run" in capsys.readouterr().err

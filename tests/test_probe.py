@@ -1,0 +1,282 @@
+"""harness/probe.py: the probes' statistics on planted signals, and focus-probe end to end on the sample release."""
+
+import doctest
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import timm
+
+import focus_dataset as fd
+from harness import probe, runfolder
+from harness.probe import (
+    FEATURES_CONFIG_FILE,
+    FEATURES_FILE,
+    FEATURES_PARTS_DIR,
+    PROBE_LOCATIONS,
+    PROBES_HEATMAP,
+    PROBES_JSON,
+    PROBES_MD,
+    add_similar_classes,
+    balanced_split,
+    classifier_matrix,
+    cosine_similarities,
+    features_matrix,
+    fit_probe,
+    location_presence,
+    main,
+    probe_cells,
+    wilson_interval,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "8", "--workers", "0", "--quiet",
+        "--min-images", "2"]
+
+
+def planted(n_per_side=300, dim=32, strength=4.0, seed=0):
+    """Features in which the location is encoded along one direction, plus noise."""
+    rng = np.random.default_rng(seed)
+    present = np.repeat([True, False], n_per_side)
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    features = rng.normal(size=(2 * n_per_side, dim)) + strength * present[:, None] * direction + 5.0
+    return features.astype(np.float32), present, direction
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+def test_doctests_pass():
+    assert doctest.testmod(probe).failed == 0
+
+
+def test_linearly_encoded_location_gives_probe_accuracy_near_one():
+    features, present, _ = planted()
+    probe = fit_probe(features, present, seed=1)
+    assert probe["accuracy"] >= 0.97
+    assert probe["n_train"] + probe["n_test"] == 600 and probe["n_test"] == 180
+
+
+def test_shuffled_location_labels_give_chance_accuracy():
+    features, present, _ = planted(n_per_side=600)
+    shuffled = np.random.default_rng(3).permutation(present)
+    accuracies = [fit_probe(features, shuffled, seed=seed)["accuracy"] for seed in range(3)]
+    assert abs(np.mean(accuracies) - 0.5) < 0.06
+
+
+def test_probe_weights_act_on_the_raw_features():
+    # The standardisation is folded into [w, b]: sign(x.w + b) reproduces the probe on raw features,
+    # which is what makes them comparable with the model's classifier rows.
+    features, present, direction = planted()
+    weights = fit_probe(features, present, seed=1)["weights"]
+    predicted = features @ weights[:-1] + weights[-1] > 0
+    assert (predicted == present).mean() >= 0.97
+    assert cosine_similarities(weights[None, :-1], direction[None])[0, 0] > 0.5
+
+
+def test_balanced_split_holds_as_many_with_as_without_in_train_and_test():
+    present = np.r_[np.ones(25, bool), np.zeros(80, bool)]
+    train, test = balanced_split(present, test_size=0.3, seed=0)
+    assert present[train].sum() == (~present[train]).sum() == 17
+    assert present[test].sum() == (~present[test]).sum() == 8
+    assert not set(train) & set(test)
+    again = balanced_split(present, test_size=0.3, seed=0)
+    assert all((a == b).all() for a, b in zip((train, test), again))
+
+
+def test_balanced_split_needs_two_images_each_side():
+    with pytest.raises(ValueError, match="at least 2 images with and 2 without the location, got 1 with and 9 without"):
+        balanced_split(np.r_[True, np.zeros(9, bool)])
+
+
+def test_wilson_interval_is_vectorised_and_nan_for_no_images():
+    low, high = wilson_interval(np.array([0, 5, 10, 0]), np.array([10, 10, 10, 0]))
+    assert low[0] == 0 and high[2] == pytest.approx(1)
+    assert low[1] == pytest.approx(0.2366, abs=1e-4) and high[1] == pytest.approx(0.7634, abs=1e-4)
+    assert np.isnan(low[3]) and np.isnan(high[3])
+
+
+def test_location_presence_counts_every_location_of_an_image():
+    presence = location_presence([[1], [6, 7], [8], []])
+    assert presence.shape == (4, len(fd.LOCATION_NAMES))
+    assert presence.sum(axis=1).tolist() == [1, 2, 1, 0] and presence[1, 7] and presence[2, 8]
+
+
+def test_cells_below_min_images_are_too_small_and_not_trained():
+    features, present, _ = planted(n_per_side=30, dim=8, strength=10.0)
+    label = np.full(60, fd.CLASS_NAMES.index("car"))
+    snow = fd.LOCATION_NAMES.index("snow")
+    locations = [[snow] if p else [fd.LOCATION_NAMES.index("none")] for p in present]
+    cells = probe_cells(features, label, location_presence(locations), min_images=20)
+    assert len(cells) == len(fd.CLASS_NAMES) * len(PROBE_LOCATIONS)
+    by_pair = {(c["class"], c["location"]): c for c in cells}
+    assert by_pair["car", "snow"]["status"] == "trained" and by_pair["car", "snow"]["accuracy"] > 0.9
+    assert by_pair["car", "water"] == {"class": "car", "location": "water", "n_with": 0, "n_without": 60,
+                                       "status": "too small"}
+    assert by_pair["cat", "snow"]["n_with"] == by_pair["cat", "snow"]["n_without"] == 0
+    assert [c["status"] for c in cells].count("trained") == 1
+    stricter = probe_cells(features, label, location_presence(locations), min_images=31)
+    assert all(c["status"] == "too small" for c in stricter)
+
+
+def test_cosine_ranking_puts_the_planted_classifier_row_first():
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=17)
+    classifier = rng.normal(size=(40, 17))
+    classifier[23] = 2.0 * probe + 0.3 * rng.normal(size=17)  # scale does not matter to a cosine
+    classifier[5] = -probe
+    cells = [{"class": "car", "location": "snow", "status": "trained", "weights": probe},
+             {"class": "car", "location": "water", "status": "too small"}]
+    add_similar_classes(cells, classifier, [f"c{i}" for i in range(40)], k=3)
+    best = cells[0]["similar_classes"]
+    assert [c["id"] for c in best][0] == 23 and best[0]["name"] == "c23" and best[0]["cosine"] > 0.95
+    assert best[0]["cosine"] >= best[1]["cosine"] >= best[2]["cosine"]
+    assert 5 not in [c["id"] for c in best] and "similar_classes" not in cells[1]
+    assert cosine_similarities(probe, classifier)[0, 5] == pytest.approx(-1)
+
+
+def test_classifier_rows_hold_the_bias_last():
+    model = timm.create_model("test_resnet")
+    rows = classifier_matrix(model)
+    assert rows.shape == (1000, model.num_features + 1)
+    assert np.allclose(rows[:, -1], model.get_classifier().bias.detach().numpy())
+
+
+def test_classifier_that_is_not_linear_is_refused_with_the_reason():
+    model = timm.create_model("test_resnet", num_classes=0)
+    with pytest.raises(ValueError, match=r"linear classifier .* ResNet.get_classifier\(\) is a Identity"):
+        classifier_matrix(model)
+
+
+def test_too_few_images_for_table6_rows_are_rejected():
+    cells = [{"class": "car", "location": "snow", "status": "trained", "weights": np.ones(5)}]
+    with pytest.raises(ValueError, match="classifier takes 9 features, the probes 4"):
+        add_similar_classes(cells, np.ones((3, 10)), ["a", "b", "c"], k=2)
+
+
+# ---------------------------------------------------------------------------------- focus-probe end to end
+
+@pytest.fixture(scope="module")
+def probe_run(converted, tmp_path_factory):
+    output = tmp_path_factory.mktemp("probe") / "run"
+    assert main(["--data", str(converted), "--output", str(output), *FAST, "--save-every", "16"]) == 0
+    return output
+
+
+def test_features_are_cached_as_fixed_size_float32_lists_per_file_name(probe_run, converted):
+    model_dir = runfolder.model_dir(probe_run, "test_resnet")
+    table = pq.read_table(model_dir / FEATURES_FILE)
+    assert table.schema.field("features").type == pa.list_(pa.float32(), 96)
+    ground_truth = fd.annotation_table(fd.load_focus(converted))
+    assert table.column("file_name").to_pylist() == ground_truth.column("file_name").to_pylist()
+    assert np.isfinite(features_matrix(table)).all()
+    config = json.loads((model_dir / FEATURES_CONFIG_FILE).read_text())
+    assert config["dataset_fingerprint"] == fd.dataset_fingerprint(ground_truth)
+    assert len(config["sha256"]) == 64 and config["failed_images"] == []
+    assert len(list((model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"))) == 3  # 48 images, 16 a part
+
+
+def test_probes_md_shows_the_numbers_of_probes_json(probe_run):
+    model_dir = runfolder.model_dir(probe_run, "test_resnet")
+    results = json.loads((model_dir / PROBES_JSON).read_text(), parse_constant=lambda c: pytest.fail(c))
+    markdown = (model_dir / PROBES_MD).read_text()
+    assert (model_dir / PROBES_HEATMAP).stat().st_size > 1000
+    assert results["num_images"] == 48 and results["min_images"] == 2 and "Random weights" in markdown
+    trained = [c for c in results["cells"] if c["status"] == "trained"]
+    assert trained and len(results["cells"]) == 80
+    for cell in results["cells"]:
+        if cell["status"] == "trained":
+            low, high = cell["interval"]
+            row = (f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | trained | "
+                   f"{cell['n_train']} | {cell['n_test']} | {100 * cell['accuracy']:.1f} | "
+                   f"{100 * low:.1f}–{100 * high:.1f} |")
+            assert row in markdown
+            assert cell["n_test"] % 2 == 0 and cell["n_train"] % 2 == 0
+            names = ", ".join(f"{c['name']} {c['cosine']:.2f}" for c in cell["similar_classes"])
+            assert f"| {cell['class']} | {cell['location']} | {names} |" in markdown
+            assert len(cell["similar_classes"]) == 5
+        else:
+            assert f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | too small |" \
+                   in markdown
+    grid_row = next(line for line in markdown.splitlines() if line.startswith(f"| {trained[0]['class']} | ")
+                    and line.count("|") == len(PROBE_LOCATIONS) + 2)
+    column = PROBE_LOCATIONS.index(trained[0]["location"])
+    assert grid_row.split("|")[2 + column].strip() == f"{100 * trained[0]['accuracy']:.1f}"
+
+
+def test_second_run_reads_the_cached_features(probe_run, converted, caplog):
+    features = runfolder.model_dir(probe_run, "test_resnet") / FEATURES_FILE
+    before = features.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="focus-probe"):
+        assert main(["--data", str(converted), "--output", str(probe_run), *FAST, "--pairs", "dog/indoors",
+                     "horse/rocks"]) == 0
+    assert "features from the cache" in caplog.text and features.stat().st_mtime_ns == before
+    assert "no Table 6 row for horse/rocks: too few images (--min-images 2)" in caplog.text
+    results = json.loads((features.parent / PROBES_JSON).read_text())
+    assert [c for c in results["cells"] if "similar_classes" in c] == [
+        c for c in results["cells"] if (c["class"], c["location"]) == ("dog", "indoors") and c["status"] == "trained"]
+
+
+def test_killed_extraction_resumes_from_its_parts(probe_run, converted, tmp_path):
+    model_dir = runfolder.model_dir(probe_run, "test_resnet")
+    copy = tmp_path / "run"
+    (copy / "test_resnet" / FEATURES_PARTS_DIR).mkdir(parents=True)
+    for name in (FEATURES_CONFIG_FILE, f"{FEATURES_PARTS_DIR}/part-00000.parquet"):
+        (copy / "test_resnet" / name).write_bytes((model_dir / name).read_bytes())
+    assert main(["--data", str(converted), "--output", str(copy), *FAST, "--save-every", "100"]) == 0
+    resumed = pq.read_table(copy / "test_resnet" / FEATURES_FILE)
+    assert len(list((copy / "test_resnet" / FEATURES_PARTS_DIR).glob("part-*"))) == 2
+    original = features_matrix(pq.read_table(model_dir / FEATURES_FILE))
+    assert np.allclose(features_matrix(resumed), original, atol=1e-5)
+
+
+def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, converted, tmp_path, capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    args = ["--data", str(converted), "--output", str(run), *FAST, "--limit", "40"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert re.search(r"features computed from other data or weights \(dataset_fingerprint: cached '\w+', now '\w+'; "
+                     r"num_images: cached 48, now 40\)\. Pass --no-resume", error), error
+    assert main([*args, "--no-resume"]) == 0
+    table = pq.read_table(runfolder.model_dir(run, "test_resnet") / FEATURES_FILE)
+    assert table.num_rows == 40
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pairs", "car-snow"], "--pairs expects CLASS/LOCATION .* got 'car-snow'"),
+    (["--pairs", "car/none"], "--pairs expects CLASS/LOCATION .* got 'car/none'"),
+    (["--min-images", "1"], "--min-images must be at least 2 .* got 1"),
+    (["--test-size", "1.5"], r"--test-size must be a fraction in \(0, 1\), got 1.5"),
+    (["--categories", "unicorn"], "unknown name 'unicorn'"),
+])
+def test_bad_options_are_reported_with_the_offending_value(converted, tmp_path, capsys, extra, message):
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_unknown_model_is_reported_with_close_names(converted, tmp_path, capsys):
+    args = ["--data", str(converted), "--output", str(tmp_path), *FAST]
+    args[args.index("test_resnet")] = "test_resnt"
+    assert main(args) == 2
+    assert "Unknown timm model 'test_resnt'. Close timm names: test_resnet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_features(probe_run, converted, tmp_path):
+    output = tmp_path / "two"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(REPO / "harness" / "probe.py"),
+               "--data", str(converted), "--output", str(output), *FAST, "--batch-size", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = (pq.read_table(runfolder.model_dir(run, "test_resnet") / FEATURES_FILE) for run in (probe_run, output))
+    assert two.column("file_name").to_pylist() == one.column("file_name").to_pylist()
+    assert np.allclose(features_matrix(two), features_matrix(one), atol=1e-5)
