@@ -1,22 +1,12 @@
 """The FOCUS paper's published results, so that reports can show them beside a run's own.
 
 Kattakinda & Feizi, "FOCUS: Familiar Objects in Common and Uncommon Settings", ICML 2022
-(PMLR 162:10825-10847). Values are percent, exactly as printed in the paper, keyed by the paper's
-model names (ResNet50 ... EfficientNet-b7); which timm model stands in for each is the business
-of harness/models.py.
+(PMLR 162:10825-10847; BibTeX in focus_dataset._CITATION). Values are percent, exactly as printed
+in the paper, keyed by the paper's model names (ResNet50 ... EfficientNet-b7); which timm model
+stands in for each is the business of harness/models.py.
 """
 
 from __future__ import annotations
-
-_CITATION = """\
-@InProceedings{pmlr-v162-kattakinda22a,
-  title = {{FOCUS}: Familiar Objects in Common and Uncommon Settings},
-  author = {Kattakinda, Priyatham and Feizi, Soheil},
-  booktitle = {Proceedings of the 39th International Conference on Machine Learning},
-  pages = {10825--10847}, year = {2022}, volume = {162},
-  series = {Proceedings of Machine Learning Research}, publisher = {PMLR}
-}
-"""
 
 MODEL_NAMES: tuple[str, ...] = (
     "ResNet50",
