@@ -477,7 +477,7 @@ def _draw_heatmap(axes, attribute: str, heatmap: dict[str, Any], class_labels: b
 # --------------------------------------------------------------------------------------------
 
 def load_results(run_dir: str | Path) -> list[ModelResult]:
-    """Every model of a run folder that has a metrics.json, in the run's model order when run.json lists it."""
+    """The models of a run folder that have a metrics.json: run.json's models, in its order (all without one)."""
     run_dir = Path(run_dir)
     folders = {path.parent.name: path.parent for path in run_dir.glob(f"*/{METRICS_FILE}")}
     if not folders:
@@ -486,10 +486,11 @@ def load_results(run_dir: str | Path) -> list[ModelResult]:
             "has finished at least one model in."
         )
     run_file = run_dir / RUN_FILE
-    listed = read_json(run_file).get("models", []) if run_file.exists() else []
-    order = [model_slug(name) for name in listed if model_slug(name) in folders]
-    order += sorted(set(folders) - set(order))
-    return [_load_model(folders[slug]) for slug in order]
+    if not run_file.exists():
+        return [_load_model(folders[slug]) for slug in sorted(folders)]
+    # run.json lists the models of the run: a folder of some other or abandoned run is not reported.
+    listed = read_json(run_file).get("models", [])
+    return [_load_model(folders[model_slug(name)]) for name in listed if model_slug(name) in folders]
 
 
 def _load_model(folder: Path) -> ModelResult:
@@ -500,7 +501,6 @@ def _load_model(folder: Path) -> ModelResult:
         metrics=read_json(folder / METRICS_FILE),
         config=config,
         paper_name=config.get("paper_name"),
-        # One entry per image that failed to decode (a list, or a mapping keyed by file name).
         n_failed=len(read_json(failed_file)) if failed_file.exists() else 0,
     )
 

@@ -21,6 +21,7 @@ import argparse
 import importlib.metadata
 import logging
 import shlex
+import shutil
 import time
 from typing import Any
 
@@ -103,28 +104,39 @@ def prediction_rows(annotations: pa.Table, indices: np.ndarray, predicted: np.nd
     return pa.table({field.name: columns[field.name].cast(field.type) for field in PART_SCHEMA}, schema=PART_SCHEMA)
 
 
-def finish_model(model_dir: Path, num_images: int, n_bootstrap: int, seed: int) -> dict[str, Any]:
-    """Merge the parts into predictions.parquet (by file_name), list failed images, write metrics.json."""
+def merge_parts(model_dir: Path, num_images: int) -> pa.Table:
+    """Every image's part row, by file_name; an image missing or predicted twice is an error."""
     parts = read_parts(model_dir)
-    # A part rewritten after a kill between write and bookkeeping would repeat rows: keep the first.
-    names = parts.column("file_name").to_pylist()
-    first = sorted({name: i for i, name in reversed(list(enumerate(names)))}.values())
-    parts = parts.take(pa.array(first, type=pa.int64()))
+    counts = pc.value_counts(parts.column("file_name")).to_pylist()
+    repeated = [c["values"] for c in counts if c["counts"] > 1]
+    if repeated:
+        raise RuntimeError(f"{model_dir}: {len(repeated)} image(s) predicted more than once, e.g. {repeated[:3]}; "
+                           f"rerun with --no-resume")
     if parts.num_rows != num_images:
         raise RuntimeError(f"{model_dir}: {parts.num_rows} predictions for {num_images} images; rerun to resume")
-    parts = parts.sort_by("file_name")
+    return parts.sort_by("file_name")
+
+
+def write_predictions(model_dir: Path, parts: pa.Table) -> pa.Table:
+    """predictions.parquet (decoded images) and failed_images.json (the others); returns the predictions."""
     failed = pc.invert(pc.is_null(parts.column("error")))
     predictions = parts.filter(pc.invert(failed)).drop_columns(["error"])
-    failures = [{"file_name": n, "error": e} for n, e in zip(parts.filter(failed).column("file_name").to_pylist(),
-                                                            parts.filter(failed).column("error").to_pylist())]
+    failures = parts.filter(failed)
     tmp = model_dir / (runfolder.PREDICTIONS_FILE + ".tmp")
     pq.write_table(predictions, tmp)
     tmp.replace(model_dir / runfolder.PREDICTIONS_FILE)
-    runfolder.write_json(model_dir / runfolder.FAILED_FILE, failures)
+    runfolder.write_json(model_dir / runfolder.FAILED_FILE, [
+        {"file_name": n, "error": e}
+        for n, e in zip(failures.column("file_name").to_pylist(), failures.column("error").to_pylist())])
     if predictions.num_rows == 0:
         raise RuntimeError(f"{model_dir}: every image failed to decode; see {runfolder.FAILED_FILE}")
-    metrics = runfolder.compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)
-    metrics["n_failed_images"] = len(failures)
+    return predictions
+
+
+def write_metrics(model_dir: Path, predictions: pa.Table, args: argparse.Namespace) -> dict[str, Any]:
+    """metrics.json, written last: its presence marks the model as done."""
+    metrics = runfolder.compute_metrics(predictions, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    metrics["n_failed_images"] = len(runfolder.read_json(model_dir / runfolder.FAILED_FILE))
     runfolder.write_json(model_dir / runfolder.METRICS_FILE, metrics)
     return metrics
 
@@ -133,24 +145,36 @@ def finish_model(model_dir: Path, num_images: int, n_bootstrap: int, seed: int) 
 # One model
 # --------------------------------------------------------------------------------------------
 
-def check_resumable(model_dir: Path, config: dict[str, Any], resume: bool) -> None:
-    """Keep earlier predictions only when they were made with the same settings."""
+# What the harness writes in a model's folder (other tools, such as focus-probe, write there too).
+HARNESS_FILES = (runfolder.CONFIG_FILE, runfolder.METRICS_FILE, runfolder.FAILED_FILE, runfolder.PREDICTIONS_FILE)
+
+
+def check_resumable(model_dir: Path, config: dict[str, Any], resume: bool, is_main: bool) -> None:
+    """Keep earlier predictions only when they were made with the same settings.
+
+    Every process decides alike (an error raised on one only would leave the others waiting);
+    only the main process deletes.
+    """
     config_path = model_dir / runfolder.CONFIG_FILE
-    if not resume:
-        for stale in [*(model_dir / runfolder.PARTS_DIR).glob("*"), *model_dir.glob("*.json"),
-                      model_dir / runfolder.PREDICTIONS_FILE]:
-            if stale.is_file():
-                stale.unlink()
+    previous = runfolder.read_json(config_path) if resume and config_path.exists() else None
+    if previous is not None:
+        differing = [key for key in IDENTITY_KEYS if previous.get(key) != config.get(key)]
+        if differing:
+            raise ValueError(
+                f"{model_dir} holds predictions made with other settings ({', '.join(differing)} differ); "
+                f"pass --no-resume to discard them, or choose another --output"
+            )
         return
-    if not config_path.exists():
-        return
-    previous = runfolder.read_json(config_path)
-    differing = [key for key in IDENTITY_KEYS if previous.get(key) != config.get(key)]
-    if differing:
-        raise ValueError(
-            f"{model_dir} holds predictions made with other settings ({', '.join(differing)} differ); "
-            f"pass --no-resume to discard them, or choose another --output"
-        )
+    # A fresh start: --no-resume, or parts left without the config that says how they were made.
+    if is_main:
+        shutil.rmtree(model_dir / runfolder.PARTS_DIR, ignore_errors=True)
+        for name in HARNESS_FILES:
+            (model_dir / name).unlink(missing_ok=True)
+
+
+def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) -> bool:
+    settings = metrics.get("config", {})
+    return settings.get("n_bootstrap") == args.n_bootstrap and settings.get("seed") == args.seed
 
 
 def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
@@ -166,7 +190,8 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         "weights": info["weights"], "sha256": info["sha256"], "random_init": args.random_init,
         "num_params": info["num_params"], "input_size": list(data_config["input_size"]),
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "label_space": args.label_space, "mapping": args.mapping, "precision": args.precision,
+        "label_space": args.label_space,
+        "mapping": args.mapping if args.label_space == "imagenet" else None, "precision": args.precision,
         "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
         "num_processes": accelerator.num_processes, "device": str(accelerator.device),
         "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
@@ -174,11 +199,22 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
     }
     if accelerator.is_main_process:
         model_dir.mkdir(parents=True, exist_ok=True)
-        check_resumable(model_dir, config, resume=not args.no_resume)
+    accelerator.wait_for_everyone()
+    check_resumable(model_dir, config, not args.no_resume, accelerator.is_main_process)
     accelerator.wait_for_everyone()
     if (model_dir / runfolder.METRICS_FILE).exists():
-        logger.info("%s: already evaluated in %s", name, model_dir)
-        return runfolder.read_json(model_dir / runfolder.METRICS_FILE)
+        metrics = runfolder.read_json(model_dir / runfolder.METRICS_FILE)
+        if metrics_settings_match(metrics, args):
+            logger.info("%s: already evaluated in %s", name, model_dir)
+            return metrics
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            logger.info("%s: recomputing the metrics with --n-bootstrap %d --seed %d", name, args.n_bootstrap,
+                        args.seed)
+            metrics = write_metrics(model_dir, runfolder.read_predictions(model_dir / runfolder.PREDICTIONS_FILE),
+                                    args)
+        accelerator.wait_for_everyone()
+        return metrics
     done = set(read_parts(model_dir).column("file_name").to_pylist())
     file_names = annotations.column("file_name").to_pylist()
     remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
@@ -234,14 +270,17 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
                     buffer, buffered = [], 0
     progress.close()
     seconds = time.perf_counter() - start
+    if accelerator.is_main_process and buffer:
+        cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
+    accelerator.wait_for_everyone()
+    parts = merge_parts(model_dir, len(file_names))  # on every process: a bad merge fails them all
     metrics: dict[str, Any] = {}
     if accelerator.is_main_process:
-        if buffer:
-            cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
-        metrics = finish_model(model_dir, len(file_names), args.n_bootstrap, args.seed)
+        predictions = write_predictions(model_dir, parts)
         config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
             "finished": cli.now(), "images_per_second": seen / seconds if seconds and seen else None})
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
+        metrics = write_metrics(model_dir, predictions, args)
         logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", name, 100 * metrics["top1"],
                     metrics["n_failed_images"])
     accelerator.wait_for_everyone()
@@ -280,10 +319,13 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     run_dir = Path(args.output)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
+        earlier = runfolder.read_json(run_dir / runfolder.RUN_FILE) if (run_dir / runfolder.RUN_FILE).exists() else {}
+        # The report covers every model evaluated in this folder, this command's and earlier ones'.
+        names_so_far = list(dict.fromkeys([*earlier.get("models", []), *names]))
         runfolder.write_json(run_dir / runfolder.RUN_FILE, {
             "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
             "data": str(args.data), "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
-            "models": names, "random_init": args.random_init, "num_processes": accelerator.num_processes,
+            "models": names_so_far, "random_init": args.random_init, "num_processes": accelerator.num_processes,
             "versions": cli.library_versions(), "date": cli.now(),
         })
         logger.info("FOCUS: %d images (fingerprint %s) from %s; %d process(es) on %s",
@@ -291,7 +333,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     for name in names:
         try:
             evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, run_dir)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, RuntimeError) as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2
     if accelerator.is_main_process:

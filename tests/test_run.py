@@ -55,7 +55,9 @@ def test_run_folder_holds_predictions_metrics_report_and_figures(one_process_run
     assert config["random_init"] is True and config["weights"] == "random-init"
     assert config["input_size"] == [3, 160, 160] and config["versions"]["timm"]
     run = json.loads((one_process_run / runfolder.RUN_FILE).read_text())
-    assert run["command"].startswith("run.py --data") or "--data" in run["command"]
+    assert run["command"] == "run.py " + " ".join(run_args(converted, one_process_run)) or \
+        run["command"].endswith(" ".join(run_args(converted, one_process_run)))
+    assert run["models"] == ["test_resnet"] and run["dataset_fingerprint"] == config["dataset_fingerprint"]
     report = (one_process_run / runfolder.REPORT_FILE).read_text()
     assert "random" in report.lower()
     figures = sorted(p.name for p in (one_process_run / runfolder.FIGURES_DIR).glob("*.png"))
@@ -79,7 +81,7 @@ def test_two_processes_give_identical_predictions(one_process_run, converted, tm
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = predictions(one_process_run), predictions(output)
-    assert two.num_rows == 48  # 48 = 2 processes x 4 batches of 5 + 8 padded duplicates dropped
+    assert two.num_rows == 48  # 5 steps of 2 processes x 5 images = 50: the 2 padded duplicates dropped
     for column in ("file_name", "prediction", "top5_ids", "correct"):
         assert one.column(column).to_pylist() == two.column(column).to_pylist(), column
     np.testing.assert_allclose(np.array(one.column("top5_probs").to_pylist()),
@@ -141,7 +143,8 @@ def test_corrupt_image_is_named_left_out_of_the_metrics_and_counted_in_the_repor
     assert predictions(output).num_rows == 47
     assert json.loads((model_dir / runfolder.METRICS_FILE).read_text())["n"] == 47
     report = (output / runfolder.REPORT_FILE).read_text()
-    assert re.search(r"test_resnet.*\|\s*1\s*\|", report) or "1 image" in report
+    models_row = next(line for line in report.splitlines() if line.startswith("| `test_resnet`"))
+    assert models_row.split("|")[4:6] == [" 47 ", " 1 "]  # images scored, failed to decode
 
 
 def test_bf16_and_channels_last_run_on_cpu(converted, tmp_path):
@@ -165,3 +168,53 @@ def test_filters_that_leave_no_image_are_a_clear_error(converted, tmp_path, caps
 def test_bad_checkpoint_argument_is_named(converted, tmp_path, capsys):
     assert main(run_args(converted, tmp_path, "--checkpoint", "resnet50=/x.pth")) == 2
     assert "'resnet50' is not among --models ['test_resnet']" in capsys.readouterr().err
+
+
+def test_metrics_are_recomputed_when_the_bootstrap_settings_change(one_process_run, converted, tmp_path):
+    output = tmp_path / "bootstrap"
+    shutil.copytree(one_process_run, output)
+    assert main(run_args(converted, output)[:-3] + ["--n-bootstrap", "0", "--quiet"]) == 0
+    metrics = json.loads((runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).read_text())
+    assert metrics["config"]["n_bootstrap"] == 0 and metrics["G_t"]["ci_low"] is None
+
+
+def test_a_run_killed_before_its_metrics_were_written_finishes_them(one_process_run, converted, tmp_path):
+    output = tmp_path / "no-metrics"
+    shutil.copytree(one_process_run, output)
+    model_dir = runfolder.model_dir(output, "test_resnet")
+    (model_dir / runfolder.METRICS_FILE).unlink()
+    assert main(run_args(converted, output)) == 0
+    assert json.loads((model_dir / runfolder.METRICS_FILE).read_text()) == \
+        json.loads((runfolder.model_dir(one_process_run, "test_resnet") / runfolder.METRICS_FILE).read_text())
+    assert json.loads((model_dir / runfolder.CONFIG_FILE).read_text())["finished"]
+
+
+def test_an_image_predicted_twice_is_an_error_not_silently_dropped(one_process_run, converted, tmp_path, capsys):
+    output = tmp_path / "twice"
+    shutil.copytree(one_process_run, output)
+    model_dir = runfolder.model_dir(output, "test_resnet")
+    (model_dir / runfolder.METRICS_FILE).unlink()
+    first_part = sorted((model_dir / runfolder.PARTS_DIR).glob("part-*.parquet"))[0]
+    shutil.copy(first_part, model_dir / runfolder.PARTS_DIR / "part-99999.parquet")
+    assert main(run_args(converted, output)) == 2
+    assert "image(s) predicted more than once" in capsys.readouterr().err
+
+
+def test_no_resume_discards_only_the_harness_files(one_process_run, converted, tmp_path):
+    output = tmp_path / "others"
+    shutil.copytree(one_process_run, output)
+    model_dir = runfolder.model_dir(output, "test_resnet")
+    (model_dir / "features.json").write_text("{}")  # another tool's file in the same folder
+    assert main(run_args(converted, output, "--no-resume")) == 0
+    assert (model_dir / "features.json").read_text() == "{}"
+    assert predictions(output).num_rows == 48
+
+
+def test_the_report_covers_every_model_evaluated_in_the_run_folder(one_process_run, converted, tmp_path):
+    output = tmp_path / "two-models"
+    shutil.copytree(one_process_run, output)
+    assert main(["--data", str(converted), "--output", str(output), "--models", "test_efficientnet",
+                 "--random-init", "--workers", "0", "--n-bootstrap", "20", "--quiet", "--limit", "48"]) == 0
+    assert json.loads((output / runfolder.RUN_FILE).read_text())["models"] == ["test_resnet", "test_efficientnet"]
+    report = (output / runfolder.REPORT_FILE).read_text()
+    assert "| `test_resnet`" in report and "| `test_efficientnet`" in report
