@@ -33,7 +33,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from datasets.builder import Key
 from datasets.utils.py_utils import convert_file_size_to_int
 
 logger = logging.getLogger("focus_dataset")
@@ -590,7 +589,7 @@ class FocusBuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, source, table):
         for index, example in generate_examples(source, table, self.report, skip_invalid=self.config.skip_invalid):
-            yield Key(0, index), example
+            yield index, example
 
 
 def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, list], *,
@@ -710,20 +709,26 @@ def compare_with_published(counts: dict[str, np.ndarray], sizes: dict[str, int])
 def dataset_fingerprint(table: pa.Table) -> str:
     """A content hash of the annotations (file names, labels, attributes, flags, partitions), in row order.
 
-    It identifies the ground truth that predictions are scored against, whatever the sharding or
-    the folder the data sits in. Image bytes are not part of it.
+    It identifies the ground truth that predictions are scored against, whatever the sharding, the
+    reader or the folder the data sits in. Values are hashed in an explicit encoding (little-endian
+    integers, UTF-8, lengths before each list or string), not Arrow's, so the fingerprint does not
+    change with the pyarrow version. Image bytes are not part of it.
     """
     features = focus_features()
     del features["image"]
-    # Values only: metadata, list field names and chunk boundaries differ between readers of the same data.
-    schema = features.arrow_schema.remove_metadata()
-    canonical = table.select(schema.names).cast(schema).combine_chunks()
     digest = hashlib.sha256()
-    for batch in canonical.to_batches(max_chunksize=8192):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        digest.update(sink.getvalue().to_pybytes())
+    for name, feature in features.items():
+        column = table.column(name).combine_chunks()
+        digest.update(name.encode())
+        if isinstance(feature, datasets.List):
+            digest.update(pc.list_value_length(column).to_numpy(zero_copy_only=False).astype("<i8").tobytes())
+            column = pc.list_flatten(column)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            values = column.to_pylist()
+            digest.update(np.array([len(v.encode()) for v in values], dtype="<i8").tobytes())
+            digest.update("".join(values).encode())
+        else:
+            digest.update(column.to_numpy(zero_copy_only=False).astype("<i8").tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -816,11 +821,11 @@ def convert(
     conversion_report.json. It appears only when the conversion has succeeded.
     """
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise FocusDataError(f"{output}: is a file; OUTPUT must be a folder (new, or with --overwrite an old one)")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FocusDataError(f"{output}: already exists and is not empty; choose another OUTPUT or pass --overwrite")
-    table = uncommon if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
-    if isinstance(uncommon, dict):
-        table = validate_uncommon_table(uncommon)
+    table = validate_uncommon_table(uncommon) if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
     # Check every annotation before anything is written.
     with Release(source) as release:
         read_annotations(release, skip_invalid=skip_invalid)
@@ -835,9 +840,12 @@ def convert(
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
         (staging / "README.md").write_text(render_card(focus_info(), annotations, table, report,
                                                             num_bytes=sum(p.stat().st_size for p in shards)))
+        # The old folder steps aside before the new one takes its name, and goes only after.
+        retired = staging.with_name(staging.name + ".old")
         if output.exists():
-            shutil.rmtree(output)
+            os.replace(output, retired)
         os.replace(staging, output)
+        shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report

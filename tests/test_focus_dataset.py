@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -229,6 +230,18 @@ def test_fingerprint_depends_on_the_data_not_on_the_reader_or_the_sharding(tmp_p
     assert fd.dataset_fingerprint(changed) != from_datasets
 
 
+def test_fingerprint_of_a_hand_built_table_is_pinned():
+    # Submissions carry fingerprints: a change of this value (a new encoding, a new pyarrow) would
+    # make every earlier submission look like predictions on another dataset.
+    import pyarrow as pa
+    table = pa.table({
+        "file_name": ["x/1.jpg"], "query": ["x"], "label": [1], "time": [0], "weather": [6], "locations": [[1, 7]],
+        "humans": [True], "uncommon_time": [False], "uncommon_weather": [False], "uncommon_location": [True],
+        "uncommon_locations": [[7]], "num_uncommon": pa.array([1], pa.int8()), "partition": [3],
+    })
+    assert fd.dataset_fingerprint(table) == "c0dd16fbb78f3616"
+
+
 def test_max_shard_size_splits_into_numbered_shards(tmp_path, sample_release, monkeypatch):
     # Shard size is checked between row groups: small groups let 48 images make several shards.
     monkeypatch.setattr(fd, "ROWS_PER_GROUP", 8)
@@ -356,6 +369,21 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, sample_release, conv
     with pytest.raises(fd.FocusDataError, match="already exists and is not empty; .* --overwrite"):
         fd.convert(sample_release, output)
     assert (output / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_an_earlier_conversion(tmp_path, sample_release, converted):
+    output = tmp_path / "out"
+    shutil.copytree(converted, output)
+    (output / "stale.txt").write_text("from before")
+    fd.convert(sample_release, output, overwrite=True)
+    assert not (output / "stale.txt").exists() and (output / "README.md").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_output_that_is_a_file_is_refused(tmp_path, sample_release):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(fd.FocusDataError, match="out: is a file; OUTPUT must be a folder"):
+        fd.convert(sample_release, tmp_path / "out")
 
 
 def test_cli_reports_bad_input_on_stderr_with_exit_status_2(tmp_path, capsys):
