@@ -791,6 +791,8 @@ def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, rep
         uncommon_is_default=uncommon == load_uncommon_table(),
         report=report,
         citation=_CITATION.strip(),
+        class_names=CLASS_NAMES, time_names=TIME_NAMES, weather_names=WEATHER_NAMES,
+        location_names=LOCATION_NAMES, partition_names=PARTITION_NAMES,
     )
     return str(card)
 

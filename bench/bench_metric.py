@@ -8,28 +8,12 @@ the best of --repeats runs in the same process.
 """
 
 import argparse
-import importlib.util
-import pathlib
 import time
 
 import numpy as np
 
-from focus_dataset import CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, UNCOMMON, WEATHER_NAMES
-
-METRIC_PATH = (
-    pathlib.Path(__file__).resolve().parents[1]
-    / "metrics"
-    / "focus_generalization"
-    / "focus_generalization.py"
-)
-
-
-def load_metric_module(path=METRIC_PATH):
-    """Import the metric by file path, as the harness does."""
-    spec = importlib.util.spec_from_file_location("focus_generalization", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from focus_dataset import CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, load_uncommon_table, uncommon_masks
+from harness.runfolder import load_metric_module
 
 
 def synthetic_inputs(n_images, seed):
@@ -43,15 +27,10 @@ def synthetic_inputs(n_images, seed):
     place_order = rng.random((n_images, none_location)).argsort(axis=1)
     locations = [sorted(place_order[i, :k].tolist()) or [none_location] for i, k in enumerate(n_locations)]
 
-    def uncommon_ids(attribute, names):
-        table = np.zeros((len(CLASS_NAMES), len(names)), dtype=bool)
-        for class_id, class_name in enumerate(CLASS_NAMES):
-            table[class_id, [names.index(value) for value in UNCOMMON[attribute][class_name]]] = True
-        return table
-
-    uncommon_time = uncommon_ids("time", TIME_NAMES)[references, time_ids]
-    uncommon_weather = uncommon_ids("weather", WEATHER_NAMES)[references, weather_ids]
-    location_table = uncommon_ids("locations", LOCATION_NAMES)
+    masks = uncommon_masks(load_uncommon_table())
+    uncommon_time = masks["time"][references, time_ids]
+    uncommon_weather = masks["weather"][references, weather_ids]
+    location_table = masks["locations"]
     uncommon_locations = [
         [place for place in places if location_table[class_id, place]]
         for class_id, places in zip(references.tolist(), locations)

@@ -68,10 +68,7 @@ class ModelResult:
     @property
     def weights(self) -> str | None:
         """Where the weights came from: "hub-cache", "checkpoint:<path>", "random-init" or None."""
-        weights = self.config.get("weights")
-        if isinstance(weights, dict):
-            return weights.get("source", weights.get("weights"))
-        return weights
+        return self.config.get("weights")
 
     @property
     def random_init(self) -> bool:

@@ -21,10 +21,12 @@ from conftest import execute, first_file_name
 
 
 def test_label_lists_follow_the_paper_order():
-    assert fd.CLASS_NAMES[:4] == ["truck", "car", "plane", "ship"] and fd.CLASS_NAMES[-1] == "bird"
+    # The ids are positions: this order is the one every converted dataset and submission relies on.
+    assert fd.CLASS_NAMES == ["truck", "car", "plane", "ship", "cat", "dog", "horse", "deer", "frog", "bird"]
     assert fd.TIME_NAMES == ["day", "night", "none"]
-    assert fd.WEATHER_NAMES[2] == "partly cloudy" and fd.WEATHER_NAMES[-1] == "none"
-    assert fd.LOCATION_NAMES[-1] == "none" and len(fd.LOCATION_NAMES) == 9
+    assert fd.WEATHER_NAMES == ["cloudy", "foggy", "partly cloudy", "raining", "snowing", "sunny", "none"]
+    assert fd.LOCATION_NAMES == ["forest", "grass", "indoors", "rocks", "sand", "street", "snow", "water", "none"]
+    assert fd.PARTITION_NAMES == ["P0", "P(t)", "P(w)", "P(l)", "P(t,w)", "P(w,l)", "P(t,l)", "P(t,w,l)"]
 
 
 def test_features_round_trip_through_the_hub_yaml(converted):

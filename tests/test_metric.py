@@ -2,7 +2,6 @@
 
 import ast
 import doctest
-import importlib.util
 import io
 import json
 import pathlib
@@ -12,20 +11,14 @@ import numpy as np
 import pytest
 
 import focus_dataset
+from harness.runfolder import load_metric_module
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "focus_generalization"
 METRIC_FILE = METRIC_DIR / "focus_generalization.py"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("focus_generalization", METRIC_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-metric = _load_module()
+metric = load_metric_module()
 compute = metric.compute_focus_metrics
 TRUCK, CAR = 0, 1
 DAY, NIGHT, NO_TIME = 0, 1, 2
@@ -64,11 +57,10 @@ def _random_inputs(n, seed, accuracy=0.7):
         sorted(rng.choice(8, size=k, replace=False).tolist()) or [NO_LOCATION]
         for k in rng.integers(4, size=n)
     ]
-    table = focus_dataset.UNCOMMON
-    names = focus_dataset.CLASS_NAMES
+    masks = focus_dataset.uncommon_masks(focus_dataset.load_uncommon_table())
 
     def uncommon(attribute, class_id, value_id):
-        return focus_dataset.ATTRIBUTE_NAMES[attribute][value_id] in table[attribute][names[class_id]]
+        return bool(masks[attribute][class_id, value_id])
 
     return {
         "predictions": np.where(rng.random(n) < accuracy, references, rng.integers(-1, 10, size=n)).tolist(),
