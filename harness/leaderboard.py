@@ -16,14 +16,14 @@ A submission is one folder:
 Nothing in a submission is taken on trust. `verify` joins the predictions to the ground-truth dataset by
 file_name (labels, attributes and uncommon flags always come from the dataset), recomputes every metric
 with `runfolder.compute_metrics` (the harness's own implementation) and the recorded bootstrap settings,
-and compares the claims field by field. The leaderboard shows only recomputed numbers.
+and compares the claims field by field. The leaderboard shows only recomputed numbers, in one ranked table
+per label space and mapping (PROTOCOLS): accuracies scored under different mappings do not compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import html
 import json
 import math
@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+import datasets
 import jsonschema
 import numpy as np
 import pyarrow as pa
@@ -46,6 +47,7 @@ import pyarrow.parquet as pq
 import yaml
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCardData, metadata_update
 
+import focus_dataset
 from harness import runfolder
 
 SUBMISSION_FILE = "submission.json"
@@ -68,8 +70,13 @@ SUBMISSION_SCHEMA = pa.schema([
     ("top5_probs", pa.list_(pa.float32())),
 ])
 TOP_K = 5
-NUM_FOCUS_CLASSES = 10
-NUM_CLASSES = {"imagenet": 1000, "focus": NUM_FOCUS_CLASSES}
+NUM_CLASSES = {"imagenet": 1000, "focus": len(focus_dataset.CLASS_NAMES)}
+
+# The headline numbers of a row: accuracy on all images, on P0 (no uncommon attribute) and on P1, P2, P3
+# (images with 1, 2, 3 uncommon attributes), and the gaps.
+COUNT_PARTITIONS = ("P0", *focus_dataset.PARTITION_GROUPS)
+UNCOMMON_PARTITIONS = tuple(focus_dataset.PARTITION_GROUPS)
+GAPS = ("G_t", "G_w", "G_l", "gap_overall")
 
 # Claims match when point values agree to POINT_TOLERANCE; intervals are recomputed with the recorded
 # seed, so they must agree exactly (INTERVAL_TOLERANCE). Counts and labels always agree exactly.
@@ -146,9 +153,6 @@ class Verification:
 
 def ground_truth(data: str | os.PathLike) -> GroundTruth:
     """Load the ground truth once: a converted folder, a raw release (folder or zip) or a Hub id."""
-    import datasets  # the dataset stack is imported only by commands that score
-    import focus_dataset
-
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     try:
@@ -223,18 +227,11 @@ def read_json_strict(path: Path, max_bytes: int) -> Any:
         raise SubmissionError(f"{path.name} is not valid JSON: {err}") from err
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_records(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The `files` block of submission.json: size and SHA-256 of each hashed file."""
+
     folder = Path(folder)
-    return {name: {"size": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
+    return {name: {"size": (folder / name).stat().st_size, "sha256": runfolder.sha256_file(folder / name)}
             for name in HASHED_FILES}
 
 
@@ -431,9 +428,9 @@ def value_problems(predictions: pa.Table, label_space: str | None) -> list[str]:
     files = predictions.column("file_name").to_numpy(zero_copy_only=False)
     prediction = predictions.column("prediction").to_numpy()
     problems = []
-    bad = (prediction < -1) | (prediction >= NUM_FOCUS_CLASSES)
+    bad = (prediction < -1) | (prediction >= NUM_CLASSES["focus"])
     if bad.any():
-        problems.append(f"{name}: {bad.sum()} prediction(s) outside -1..{NUM_FOCUS_CLASSES - 1} (a FOCUS class id, "
+        problems.append(f"{name}: {bad.sum()} prediction(s) outside -1..{NUM_CLASSES['focus'] - 1} (a FOCUS class id, "
                         f"or -1 for none of them); first at {_first(bad, files, prediction)}")
     lengths = {column: pc.list_value_length(predictions.column(column)).to_numpy(zero_copy_only=False)
                for column in ("top5_ids", "top5_probs")}
@@ -633,11 +630,12 @@ def _cross_checks(
     submission: Path, metadata: dict, predictions: pa.Table | None, truth: GroundTruth | None
 ) -> list[str]:
     """submission.json against the files it describes and the ground truth."""
+
     problems = []
     for name, record in metadata["files"].items():
         path = submission / name
         if path.is_file() and not path.is_symlink() and (
-                path.stat().st_size != record["size"] or sha256_file(path) != record["sha256"]):
+                path.stat().st_size != record["size"] or runfolder.sha256_file(path) != record["sha256"]):
             problems.append(f"{name}: size or SHA-256 differs from the one recorded in {SUBMISSION_FILE} "
                             f"({record['size']:,} bytes, {record['sha256'][:16]}...); the file changed after pack")
     num_images, fingerprint = metadata["dataset"]["num_images"], metadata["dataset"]["fingerprint"]
@@ -707,24 +705,18 @@ def verify(
 # Pack
 # --------------------------------------------------------------------------------------------
 
-def _weights(config: dict) -> Any:
-    """{source, sha256} from a run's config: the harness records `weights` (its source) and `sha256`.
+def _weights(config: dict) -> dict:
+    """{source, sha256} from a run's config, which records `weights` (the source) and `sha256`.
 
     A checkpoint's source keeps only the file name: the folder it sat in says nothing about the weights.
 
     >>> _weights({"weights": "checkpoint:/home/me/lite0.pth", "sha256": "ab"})
     {'source': 'checkpoint:lite0.pth', 'sha256': 'ab'}
-    >>> _weights({"weights": {"source": "hub-cache", "sha256": "ab"}})
-    {'source': 'hub-cache', 'sha256': 'ab'}
     """
-    weights = config.get("weights")
-    if isinstance(weights, dict):
-        source, sha256 = weights.get("source"), weights.get("sha256")
-    else:
-        source, sha256 = weights, config.get("sha256")
+    source = config.get("weights")
     if isinstance(source, str) and source.startswith("checkpoint:"):
         source = "checkpoint:" + Path(source.removeprefix("checkpoint:")).name
-    return {"source": source, "sha256": sha256}
+    return {"source": source, "sha256": config.get("sha256")}
 
 
 def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: datetime | None = None) -> dict:
@@ -837,9 +829,8 @@ def _stale_claims(folder: Path, claimed: dict) -> list[str]:
 
 
 def _has_id_fields(metadata: dict) -> bool:
-    weights = metadata.get("weights")
     return (isinstance(metadata.get("model"), str) and isinstance(metadata.get("precision"), str)
-            and isinstance(weights, dict) and isinstance(weights.get("sha256"), str))
+            and isinstance(metadata["weights"]["sha256"], str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -871,10 +862,46 @@ COLUMNS = [
 ]
 
 
+def headline(metrics: dict) -> dict[str, float | None]:
+    """A row's numbers from a metrics.json: accuracy, the accuracies of P0-P3, and the gaps' values."""
+    return ({"accuracy": metrics["accuracy"]}
+            | {name: metrics["partitions"][name]["accuracy"] for name in COUNT_PARTITIONS}
+            | {name: metrics[name]["value"] for name in GAPS})
+
+
+class Protocol(NamedTuple):
+    """How predictions were scored. Accuracies compare only within one protocol, so each has its own table."""
+
+    key: str
+    label_space: str
+    mapping: str | None
+    title: str
+    description: str
+
+
+PROTOCOLS = (
+    Protocol("paper", "imagenet", "paper", "ImageNet-1k models, the paper's mapping",
+             "The paper's protocol (Section 4): the top-1 of all 1000 ImageNet classes is mapped to its FOCUS "
+             "class, and a top-1 outside the mapping counts as wrong."),
+    Protocol("restricted", "imagenet", "restricted", "ImageNet-1k models, restricted mapping (not comparable)",
+             "Submissions with mapping \"restricted\" take the argmax over the mapped ImageNet classes only: "
+             "they never predict none of the FOCUS classes, which scores higher than the paper's mapping. Ranked "
+             "against each other only, never against the paper's mapping."),
+    Protocol("focus-head", "focus", None, "FOCUS heads (10 classes, no mapping)",
+             "Submissions with label_space \"focus\" (mapping null): models whose head predicts the ten FOCUS "
+             "classes directly. Ranked against each other only, never against ImageNet-1k models."),
+)
+
+
+def protocol_of(metadata: dict) -> Protocol:
+    """The protocol of a submission that passed the schema, which allows only these (label_space, mapping) pairs."""
+    return next(p for p in PROTOCOLS if (p.label_space, p.mapping) == (metadata["label_space"], metadata["mapping"]))
+
+
 def _uncommon_accuracy(partitions: dict) -> float | None:
     """A(P1 ∪ P2 ∪ P3) from the partitions' counts."""
-    n = sum(partitions[name]["n"] for name in ("P1", "P2", "P3"))
-    return sum(partitions[name]["correct"] for name in ("P1", "P2", "P3")) / n if n else None
+    n = sum(partitions[name]["n"] for name in UNCOMMON_PARTITIONS)
+    return sum(partitions[name]["correct"] for name in UNCOMMON_PARTITIONS) / n if n else None
 
 
 def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
@@ -882,12 +909,9 @@ def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
     rows = []
     for verification in accepted:
         metadata, metrics = verification.metadata, verification.recomputed
-        values = {"accuracy": metrics["accuracy"]} | {
-            name: metrics["partitions"][name]["accuracy"] for name in ("P0", "P1", "P2", "P3")
-        } | {name: metrics[name]["value"] for name in ("G_t", "G_w", "G_l", "gap_overall")}
         intervals = {name: (metrics["partitions"][name]["ci_low"], metrics["partitions"][name]["ci_high"])
-                     for name in ("P0", "P1", "P2", "P3")} | {
-            name: (metrics[name]["ci_low"], metrics[name]["ci_high"]) for name in ("G_t", "G_w", "G_l", "gap_overall")
+                     for name in COUNT_PARTITIONS} | {
+            name: (metrics[name]["ci_low"], metrics[name]["ci_high"]) for name in GAPS
         }
         _, height, width = metadata["input_size"]
         rows.append({
@@ -895,8 +919,9 @@ def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
             "model": metadata["model"],
             "paper_name": metadata.get("paper_name"),
             "name": display_name(metadata),
-            "values": values | {"num_params": metadata["num_params"], "precision": metadata["precision"],
-                                "input": height * width, "model": display_name(metadata)},
+            "protocol": protocol_of(metadata),
+            "values": headline(metrics) | {"num_params": metadata["num_params"], "precision": metadata["precision"],
+                                           "input": height * width, "model": display_name(metadata)},
             "intervals": intervals,
             "input_size": f"{height}×{width}",
             "mapping": metadata["mapping"] or "FOCUS head",
@@ -905,6 +930,12 @@ def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
             "uncommon": _uncommon_accuracy(metrics["partitions"]),
         })
     return sorted(rows, key=lambda row: (-(row["values"]["accuracy"] or 0.0), row["name"]))
+
+
+def ranked_tables(rows: list[dict]) -> list[tuple[Protocol, list[dict]]]:
+    """The rows split by protocol, each list ranked on its own; the paper's table is shown even when empty."""
+    tables = [(protocol, [row for row in rows if row["protocol"] == protocol]) for protocol in PROTOCOLS]
+    return [(protocol, members) for protocol, members in tables if members or protocol == PROTOCOLS[0]]
 
 
 def _percent(value: float | None, digits: int = 2) -> str:
@@ -957,11 +988,9 @@ def _skipped_lines(skipped: Sequence[Verification], shown: int = 3) -> list[tupl
     return lines
 
 
-def render_markdown(rows: list[dict], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as a Markdown table (best accuracy first)."""
-    lines = ["# FOCUS leaderboard", "", _lead(rows, truth), ""]
-    lines.append("| # | " + " | ".join(column.title.replace("_", "\\_") for column in COLUMNS) + " |")
-    lines.append("|---|" + "|".join("---" if column.kind == "text" else "---:" for column in COLUMNS) + "|")
+def _markdown_table(rows: list[dict]) -> list[str]:
+    lines = ["| # | " + " | ".join(column.title.replace("_", "\\_") for column in COLUMNS) + " |",
+             "|---|" + "|".join("---" if column.kind == "text" else "---:" for column in COLUMNS) + "|"]
     for rank, row in enumerate(rows, 1):
         cells = []
         for column in COLUMNS:
@@ -970,6 +999,15 @@ def render_markdown(rows: list[dict], skipped: Sequence[Verification], truth: Gr
                 text += " " + _interval(row["intervals"][column.key])
             cells.append(text)
         lines.append(f"| {rank} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(rows: list[dict], skipped: Sequence[Verification], truth: GroundTruth) -> str:
+    """The leaderboard as Markdown: one table per protocol, best accuracy first."""
+    lines = ["# FOCUS leaderboard", "", _lead(rows, truth)]
+    for protocol, members in ranked_tables(rows):
+        lines += ["", f"## {_md(protocol.title)}", "", _md(protocol.description), ""]
+        lines += _markdown_table(members) if members else ["No verified submission yet."]
     lines += ["", NOTES]
     if skipped:
         lines += ["", "## Not shown", "", "These submissions failed verification:", ""]
@@ -1032,13 +1070,26 @@ def common_uncommon_chart(rows: list[dict], width: int = 760) -> str:
     return "\n".join(parts)
 
 
-def render_html(rows: list[dict], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as one self-contained page: inline CSS, JS and SVG, nothing fetched."""
+def _html_section(protocol: Protocol, rows: list[dict]) -> str:
+    """A protocol's table and chart; the paper's table has the id "leaderboard"."""
+    table_id = "leaderboard" if protocol == PROTOCOLS[0] else f"leaderboard-{protocol.key}"
     header = "\n".join(
         f'<th data-key="{column.key}" data-type="{"text" if column.kind == "text" else "number"}" '
         f'data-order="{column.order}" aria-sort="{"descending" if column.key == "accuracy" else "none"}" '
         f'title="{html.escape(column.help)}"><button type="button">{html.escape(column.title)}</button></th>'
         for column in COLUMNS)
+    body = "\n".join(_html_row(rank, row) for rank, row in enumerate(rows, 1))
+    return (f'<section class="protocol" id="{protocol.key}">\n<h2>{html.escape(protocol.title)}</h2>\n'
+            f'<p class="muted">{html.escape(protocol.description)}</p>\n'
+            f'<div class="scroll">\n<table id="{table_id}" class="board">\n<thead><tr>\n{header}\n</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table>\n</div>\n"
+            f"<h3>Common against uncommon settings</h3>\n<p class=\"muted\">Accuracy on P0 (no uncommon attribute) "
+            f"and on P1 &cup; P2 &cup; P3 (at least one); the line between them is the overall gap.</p>\n"
+            f"{common_uncommon_chart(rows)}\n</section>")
+
+
+def render_html(rows: list[dict], skipped: Sequence[Verification], truth: GroundTruth) -> str:
+    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per protocol."""
     skipped_html = ""
     if skipped:
         items = "\n".join(f"<li><code>{html.escape(name)}</code>: {html.escape(reason)}</li>"
@@ -1048,10 +1099,8 @@ def render_html(rows: list[dict], skipped: Sequence[Verification], truth: Ground
     template = string.Template(TEMPLATE_PATH.read_text())
     return template.substitute(
         lead=html.escape(_lead(rows, truth)),
-        header=header,
-        rows="\n".join(_html_row(rank, row) for rank, row in enumerate(rows, 1)),
+        sections="\n\n".join(_html_section(protocol, members) for protocol, members in ranked_tables(rows)),
         notes=html.escape(NOTES),
-        chart=common_uncommon_chart(rows),
         skipped=skipped_html,
     )
 
@@ -1127,9 +1176,7 @@ MODEL_INDEX_METRICS = [
 def model_index(metadata: dict, metrics: dict, *, dataset_id: str = DEFAULT_DATASET_ID,
                 source_url: str | None = None) -> str:
     """The model-index block for the model card's YAML header (percentages, as the paper reports them)."""
-    values = {"accuracy": metrics["accuracy"]} | {
-        name: metrics["partitions"][name]["accuracy"] for name in ("P0", "P1", "P2", "P3")
-    } | {name: metrics[name]["value"] for name in ("G_t", "G_w", "G_l", "gap_overall")}
+    values = headline(metrics)
     results = [
         EvalResult(task_type="image-classification", task_name="Image Classification", dataset_type=dataset_id,
                    dataset_name=FOCUS_DATASET_NAME, dataset_split="test", metric_type=metric_type,
@@ -1203,10 +1250,8 @@ def _limits(args) -> Limits:
 
 
 def _summary(metrics: dict) -> str:
-    parts = [f"accuracy {_percent(metrics['accuracy'])}%"]
-    parts += [f"{name} {_percent(metrics['partitions'][name]['accuracy'])}%" for name in ("P0", "P1", "P2", "P3")]
-    parts += [f"{name} {_percent(metrics[name]['value'])}" for name in ("G_t", "G_w", "G_l", "gap_overall")]
-    return ", ".join(parts)
+    values = headline(metrics)
+    return ", ".join(f"{name} {_percent(value)}" + ("" if name in GAPS else "%") for name, value in values.items())
 
 
 def _print_verification(verification: Verification, truth: GroundTruth) -> None:

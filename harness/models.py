@@ -13,7 +13,6 @@ recognised by their keys and renamed to timm's ``tf_efficientnet_*`` names, tens
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import pickle
 import re
@@ -30,6 +29,8 @@ import torch
 from timm.data import resolve_data_config
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from torch import nn
+
+from harness.runfolder import sha256_file
 
 # The paper's five models (Section 4) as timm names with the weights closest to the paper's.
 PAPER_MODELS: tuple[str, ...] = (
@@ -144,15 +145,6 @@ def check_model_name(name: str, *, pretrained: bool = True) -> str:
             f"{arch}=PATH) or build it with random weights (--random-init)."
         )
     return name
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -113,6 +114,15 @@ def compute_metrics(predictions: pa.Table, *, n_bootstrap: int = 1000, seed: int
     results["top1"] = float(np.mean(predictions.column("correct").to_numpy(zero_copy_only=False))) if n else None
     results["top5"] = float(np.mean(predictions.column("top5_correct").to_numpy(zero_copy_only=False))) if n else None
     return results
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex SHA-256 of a file, read in chunks (weights, submitted files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_predictions(path: str | Path) -> pa.Table:

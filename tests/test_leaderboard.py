@@ -41,24 +41,34 @@ MODELS = {
 }
 
 
-def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int) -> pa.Table:
-    """An ImageNet-1k model's predictions in runfolder.PREDICTION_SCHEMA: top-1 right with `accuracy`."""
+def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_space: str = "imagenet",
+                          mapping: str | None = "paper") -> pa.Table:
+    """A model's predictions in runfolder.PREDICTION_SCHEMA: top-1 right with `accuracy`.
+
+    `prediction` follows the label space and mapping as harness.labels.focus_predictions does; under the
+    restricted mapping, a row without a mapped class in its top-5 predicts class 0 (the argmax lies below).
+    """
     rng = np.random.default_rng(seed)
-    focus_of = imagenet_to_focus_index()
+    focus_of = imagenet_to_focus_index() if label_space == "imagenet" else np.arange(len(focus_dataset.CLASS_NAMES))
     labels = truth.column("label").to_numpy()
     top5_ids = np.empty((truth.num_rows, 5), dtype=np.int64)
     for row, label in enumerate(labels):
         right = rng.random() < accuracy
         top1 = rng.choice(np.flatnonzero((focus_of == label) == right))
-        others = rng.choice(np.setdiff1d(np.arange(1000), [top1]), size=4, replace=False)
+        others = rng.choice(np.setdiff1d(np.arange(len(focus_of)), [top1]), size=4, replace=False)
         top5_ids[row] = [top1, *others]
     top5_probs = -np.sort(-rng.dirichlet(np.ones(6), size=truth.num_rows)[:, :5], axis=1)
-    prediction = focus_of[top5_ids[:, 0]]
+    top5_focus = focus_of[top5_ids]
+    prediction = top5_focus[:, 0]
+    if mapping == "restricted":
+        mapped = top5_focus >= 0
+        best = top5_focus[np.arange(truth.num_rows), mapped.argmax(axis=1)]
+        prediction = np.where(mapped.any(axis=1), best, 0)
     columns = {name: truth.column(name) for name in runfolder.ANNOTATION_COLUMNS} | {
         "prediction": pa.array(prediction),
         "top5_ids": pa.array(list(top5_ids)),
         "top5_probs": pa.array(list(top5_probs.astype(np.float32))),
-        "top5_correct": pa.array((focus_of[top5_ids] == labels[:, None]).any(axis=1)),
+        "top5_correct": pa.array((top5_focus == labels[:, None]).any(axis=1)),
         "correct": pa.array(prediction == labels),
     }
     schema = runfolder.PREDICTION_SCHEMA
@@ -69,7 +79,8 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
                   paper_name: str | None, seed: int, **config) -> Path:
     folder = runfolder.model_dir(run_dir, model)
     folder.mkdir(parents=True)
-    predictions = fabricate_predictions(truth, accuracy, seed)
+    predictions = fabricate_predictions(truth, accuracy, seed, config.get("label_space", "imagenet"),
+                                        config.get("mapping", "paper"))
     pq.write_table(predictions, folder / runfolder.PREDICTIONS_FILE)
     runfolder.write_json(folder / runfolder.METRICS_FILE,
                          runfolder.compute_metrics(predictions) | {"n_failed_images": 0})
@@ -166,6 +177,16 @@ def test_pack_then_verify_accepts_and_recomputes_the_claims(submissions, truth):
     assert result.problems == [] and result.accepted
     assert result.recomputed == json.loads((submissions / "model_a.in1k" / leaderboard.METRICS_FILE).read_text())
     assert result.compared_fields > 500  # partitions, gaps, per class, heatmaps, config, top-1/top-5
+
+
+def test_pack_then_verify_accepts_a_focus_head_whose_mapping_is_null(tmp_path, truth):
+    fabricate_run(tmp_path / "run", truth.table, "head", accuracy=0.6, num_params=10, paper_name=None, seed=4,
+                  label_space="focus", mapping=None)
+    output = leaderboard.pack(tmp_path / "run", "head", tmp_path / "head")
+    metadata = json.loads((output / leaderboard.SUBMISSION_FILE).read_text())
+    assert (metadata["label_space"], metadata["mapping"]) == ("focus", None)
+    result = leaderboard.verify(output, truth)
+    assert result.problems == [] and result.accepted
 
 
 def test_pack_default_output_names_model_precision_and_weights(tmp_path, run_dir, monkeypatch):
@@ -333,6 +354,7 @@ def test_predictions_made_on_another_dataset_are_rejected(tmp_path, truth):
     (lambda m: m.pop("dataset"), "submission.json $: 'dataset' is a required property"),
     (lambda m: m["metric"].update(gap_unit="image"), "submission.json $.metric.gap_unit: 'occurrence' was expected"),
     (lambda m: m.update(mapping=None), "submission.json $.mapping: None is not one of ['paper', 'restricted']"),
+    (lambda m: m.update(label_space="focus"), "submission.json $.mapping: None was expected"),
     (lambda m: m.update(random_init=True), "submission.json $.random_init: the model was evaluated with random "
                                            "weights; the leaderboard ranks trained models only"),
     (lambda m: m.update(submitted="yesterday"), "submission.json $.submitted: 'yesterday' is not an ISO 8601 date"),
@@ -526,6 +548,61 @@ def test_render_page_is_self_contained(site):
     assert "<svg" in page and page.count('<circle class="common"') == 4  # legend and three models
 
 
+def test_render_shows_only_the_papers_mapping_table_when_no_other_protocol_is_submitted(site):
+    markdown = (site[0] / leaderboard.MARKDOWN_FILE).read_text()
+    assert "## ImageNet-1k models, the paper's mapping\n" in markdown
+    assert "restricted" not in markdown and "FOCUS heads" not in markdown
+
+
+@pytest.fixture(scope="module")
+def protocols_site(tmp_path_factory, submissions, truth) -> Path:
+    """Models A and B (paper's mapping), a restricted-mapping model and a FOCUS head, rendered.
+
+    The restricted model and the head have a better accuracy than A, so a single table would rank them first.
+    """
+    board = tmp_path_factory.mktemp("protocols")
+    for model in ("model_a.in1k", "model_b.in1k"):
+        shutil.copytree(submissions / model, board / "submissions" / model)
+    run = board / "run"
+    fabricate_run(run, truth.table, "model_r.in1k", accuracy=0.9, num_params=10, paper_name=None, seed=5,
+                  mapping="restricted")
+    fabricate_run(run, truth.table, "head_f", accuracy=0.95, num_params=10, paper_name=None, seed=6,
+                  label_space="focus", mapping=None)
+    for model in ("model_r.in1k", "head_f"):
+        leaderboard.pack(run, model, board / "submissions" / model)
+    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    assert all(v.accepted for v in verifications)
+    return board / "site"
+
+
+def _table_order(page: str, table_id: str) -> list[str]:
+    return _order(page.split(f'<table id="{table_id}"', 1)[1].split("</table>", 1)[0])
+
+
+def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
+    markdown = (protocols_site / leaderboard.MARKDOWN_FILE).read_text()
+    sections = re.split(r"^## ", markdown, flags=re.MULTILINE)[1:]
+    assert [section.splitlines()[0] for section in sections[:3]] == [
+        "ImageNet-1k models, the paper's mapping",
+        "ImageNet-1k models, restricted mapping (not comparable)",
+        "FOCUS heads (10 classes, no mapping)",
+    ]
+    ranked = [[line.split(" | ")[1] for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+              for section in sections[:3]]
+    assert ranked == [["Model A (model\\_a.in1k)", "model\\_b.in1k"], ["model\\_r.in1k"], ["head\\_f"]]
+    assert ("Submissions with mapping \"restricted\" take the argmax over the mapped ImageNet classes only: they "
+            "never predict none of the FOCUS classes, which scores higher than the paper's mapping. Ranked against "
+            "each other only, never against the paper's mapping.") in markdown
+    assert ("Submissions with label\\_space \"focus\" (mapping null): models whose head predicts the ten FOCUS "
+            "classes directly. Ranked against each other only, never against ImageNet-1k models.") in markdown
+    page = (protocols_site / leaderboard.HTML_FILE).read_text()
+    assert _table_order(page, "leaderboard") == ["model_a.in1k", "model_b.in1k"]
+    assert _table_order(page, "leaderboard-restricted") == ["model_r.in1k"]
+    assert _table_order(page, "leaderboard-focus-head") == ["head_f"]
+    assert "<h2>ImageNet-1k models, restricted mapping (not comparable)</h2>" in page
+    assert 'data-rank="1" data-submission="model_r.in1k"' in page  # ranked first among its own kind only
+
+
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
     submissions_dir = site[0].parent / "submissions"
     with pytest.raises(leaderboard.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
@@ -662,6 +739,25 @@ def test_page_sorts_rows_when_a_column_header_is_clicked_in_headless_chromium(si
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width == 1280 and height > 600 and len(data) > 20_000  # the window's viewport, drawn (not blank)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
+def test_page_sorts_every_protocols_table_by_the_clicked_column_in_headless_chromium(protocols_site, tmp_path):
+    page = Path(shutil.copy(protocols_site / leaderboard.HTML_FILE, tmp_path / "index.html"))
+    rows = "Array.from(document.querySelectorAll('table.board')).map(t => Array.from(t.tBodies[0].rows).map(r => " \
+           "r.dataset.submission))"
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        assert browser.evaluate(rows) == [["model_a.in1k", "model_b.in1k"], ["model_r.in1k"], ["head_f"]]
+        browser.click('#leaderboard th[data-key="num_params"] button')
+        browser.wait_for(SORTED_BY.format(key="num_params", order="ascending"))
+        assert browser.evaluate(rows) == [["model_b.in1k", "model_a.in1k"], ["model_r.in1k"], ["head_f"]]
+        assert browser.evaluate("Array.from(document.querySelectorAll('th[data-key=\"num_params\"]'))"
+                                ".map(th => th.getAttribute('aria-sort'))") == ["ascending"] * 3
+    finally:
+        browser.close()
 
 
 # --------------------------------------------------------------------------------------------
