@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 
 from harness import models
 from harness.data import open_focus
@@ -98,6 +99,16 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
     mixed_precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[args.precision]
     # Without an accelerator, accelerate runs a torchrun/MPI launch as one process unless told it is a CPU run.
     return Accelerator(mixed_precision=mixed_precision, cpu=args.cpu or not accelerator_available())
+
+
+def shared_error(error: Exception | None) -> Exception | None:
+    """This process's error, else the first other process's, else None; a collective every process calls.
+
+    Work done by one process only (the main process's writes) can fail there alone: shared this way,
+    the error stops every process instead of leaving the others waiting at the next barrier.
+    """
+    errors = [e for e in gather_object([error]) if e is not None]
+    return error if error is not None else next(iter(errors), None)
 
 
 def library_versions() -> dict[str, str]:

@@ -6,9 +6,10 @@
 
 Kattakinda & Feizi (ICML 2022), Figure 4: where does a model look when it fails in an uncommon
 setting? For each image, the target is the class the model predicts (its top-1 ImageNet class), and
-each panel shows the image as the model sees it (resized and cropped per the model's data config),
-the Grad-CAM map over it, and the Guided Grad-CAM map (guided backpropagation times Grad-CAM),
-titled with the file name, the true class, the predicted ImageNet class and the FOCUS class it maps to.
+each panel shows the original image (as decoded, its aspect kept), the Grad-CAM map over the image as
+the model sees it (resized and cropped per the model's data config), and the Guided Grad-CAM map
+(guided backpropagation times Grad-CAM) on that input, titled with the file name, the true class, the
+predicted ImageNet class and the FOCUS class it maps to.
 
 Images come from a run's predictions (--run RUN_DIR: the misclassified images with at least one
 uncommon attribute, most uncommon attributes first, then the most confident mistakes) or are named
@@ -20,6 +21,9 @@ Writes, per model, into the run folder:
     <model>/gradcam/NNN_<file name>.png   one panel per image
     <model>/gradcam/index.html            the panels with their captions
     <model>/gradcam/gradcam.json          per image: classes, prediction, target layer, map peak
+
+A distributed run splits the images across processes; an error in one process (an image that cannot
+be decoded) is shared with the others, so that all of them stop with it instead of waiting.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from tqdm.auto import tqdm
 import focus_dataset
 from harness import labels, models, runfolder
 from harness.data import decode_image
+from harness import cli
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -69,7 +74,6 @@ from harness.cli import (
     now,
     open_dataset,
 )
-from harness.probe import class_names
 
 logger = logging.getLogger("focus-gradcam")
 
@@ -309,12 +313,16 @@ def panel_title(record: dict[str, Any]) -> str:
             f"p={record['predicted_probability']:.2f}) → {focus}")
 
 
-def plot_panel(image: np.ndarray, cam: np.ndarray, guided: np.ndarray, title: str) -> Figure:
-    """Figure 4's panel: the image, the Grad-CAM overlay and the Guided Grad-CAM map, side by side."""
+def plot_panel(original: np.ndarray, image: np.ndarray, cam: np.ndarray, guided: np.ndarray, title: str) -> Figure:
+    """Figure 4's panel: the original image, then the Grad-CAM overlay and the Guided Grad-CAM map.
+
+    `original` is the image as decoded (any size, shown with its aspect kept); `image` is the model's
+    input in [0, 1] (height, width, 3), the size of `cam` and `guided`, which the overlay is drawn on.
+    """
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     axes = figure.subplots(1, 3)
-    for ax, picture, caption in zip(axes, (image, show_cam_on_image(image, cam, use_rgb=True), guided),
-                                    ("image", "Grad-CAM", "Guided Grad-CAM")):
+    for ax, picture, caption in zip(axes, (original, show_cam_on_image(image, cam, use_rgb=True), guided),
+                                    ("original", "Grad-CAM (model input)", "Guided Grad-CAM")):
         ax.imshow(picture)
         ax.set_title(caption, fontsize=9)
         ax.axis("off")
@@ -362,9 +370,10 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
     set_seed(args.seed)  # the same random weights in every process
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
     run_config = runfolder.model_dir(args.run, name) / runfolder.CONFIG_FILE if args.run else None
-    if run_config is not None and run_config.is_file() and accelerator.is_main_process:
-        previous = runfolder.read_json(run_config)
-        if info["sha256"] is not None and previous.get("sha256") not in (None, info["sha256"]):
+    if run_config is not None and run_config.is_file():
+        previous = runfolder.read_json(run_config)  # on every process: a bad file stops them all alike
+        if (accelerator.is_main_process and info["sha256"] is not None
+                and previous.get("sha256") not in (None, info["sha256"])):
             logger.warning("%s: the weights differ from those of the run's predictions (%s); the maps explain "
                            "this model's own predictions", name, previous.get("weights"))
     layer_name, layer = find_target_layer(model, args.target_layer)
@@ -373,45 +382,52 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
     data_config = timm.data.resolve_data_config(model=model)
     transform = timm.data.create_transform(**data_config)
     show = display_transform(transform)
-    names = class_names(model.num_classes)
+    names = labels.class_names(model.num_classes)
     out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)  # by every process, each writing its own panels
     if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
         logger.info("%s: %d image(s), target layer %s, input %s", name, len(rows), layer_name,
                     data_config["input_size"])
-    accelerator.wait_for_everyone()
 
     images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
     work = list(enumerate(rows))
-    records = []
+    records, error = [], None
     with accelerator.split_between_processes(work) as mine:
         progress = tqdm(total=len(mine), desc=f"{name} Grad-CAM", unit="img",
                         disable=args.quiet or not accelerator.is_local_main_process)
-        for start in range(0, len(mine), args.batch_size):
-            batch = mine[start:start + args.batch_size]
-            pictures = [read_image(images, annotations, row) for _, row in batch]
-            inputs = torch.stack([transform(p) for p in pictures]).to(accelerator.device)
-            with accelerator.autocast():
-                logits, shape = spatial_output_shape(model, layer, inputs)
-                if len(shape) != 4:
-                    raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); layer "
-                                     f"{layer_name!r} of {name} gives shape {shape}. Name a convolutional layer with "
-                                     f"--target-layer.")
-                probabilities = logits.float().softmax(dim=1).cpu().numpy()
-                targets = probabilities.argmax(axis=1)
-                cams = gradcam_maps(model, layer, inputs, targets)
-                guided_maps = [guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets)]
-            for (rank, row), picture, cam, guided_map, target, p in zip(batch, pictures, cams, guided_maps, targets,
-                                                                         probabilities):
-                record = image_record(annotations.slice(row, 1).to_pylist()[0], rank, int(target), float(p[target]),
-                                      cam, names)
-                image = show(picture).permute(1, 2, 0).numpy().astype(np.float32)
-                figure = plot_panel(image, cam, guided_gradcam(guided_map, cam), panel_title(record))
-                figure.savefig(out_dir / record["panel"], dpi=100)
-                records.append((rank, record))
-            progress.update(len(batch))
+        try:
+            for start in range(0, len(mine), args.batch_size):
+                batch = mine[start:start + args.batch_size]
+                pictures = [read_image(images, annotations, row) for _, row in batch]
+                inputs = torch.stack([transform(p) for p in pictures]).to(accelerator.device)
+                with accelerator.autocast():
+                    logits, shape = spatial_output_shape(model, layer, inputs)
+                    if len(shape) != 4:
+                        raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); "
+                                         f"layer {layer_name!r} of {name} gives shape {shape}. Name a convolutional "
+                                         f"layer with --target-layer.")
+                    probabilities = logits.float().softmax(dim=1).cpu().numpy()
+                    targets = probabilities.argmax(axis=1)
+                    cams = gradcam_maps(model, layer, inputs, targets)
+                    guided_maps = [guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets)]
+                for (rank, row), picture, cam, guided_map, target, p in zip(batch, pictures, cams, guided_maps,
+                                                                             targets, probabilities):
+                    record = image_record(annotations.slice(row, 1).to_pylist()[0], rank, int(target),
+                                          float(p[target]), cam, names)
+                    image = show(picture).permute(1, 2, 0).numpy().astype(np.float32)
+                    figure = plot_panel(np.asarray(picture), image, cam, guided_gradcam(guided_map, cam),
+                                        panel_title(record))
+                    figure.savefig(out_dir / record["panel"], dpi=100)
+                    records.append((rank, record))
+                progress.update(len(batch))
+        except (ValueError, OSError) as err:
+            error = err  # in this process's images only: shared below, where the others wait for it
         progress.close()
-    records = [record for _, record in sorted(gather_object(records), key=lambda item: item[0])]
+    gathered = gather_object([(records, error)])
+    errors = [e for _, e in gathered if e is not None]
+    if errors:
+        raise error or errors[0]
+    records = [record for _, record in sorted((item for r, _ in gathered for item in r), key=lambda item: item[0])]
     if not accelerator.is_main_process:
         return None
     header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
@@ -450,10 +466,14 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         return 2
     annotations = focus_dataset.annotation_table(dataset)
     for name in names:
+        error, index = None, None
         try:
             index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, output)
         except (ValueError, OSError) as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
+            error = err
+        # The main process's index can fail there alone while the others would go on to the next model.
+        if (error := cli.shared_error(error)) is not None:
+            print(f"error: {name}: {error}", file=sys.stderr)
             return 2
         if index is not None:
             print(f"{name}: {index}")

@@ -136,3 +136,14 @@ def imagenet_class_names() -> tuple[str, ...]:
     info = ImageNetInfo("imagenet-1k")
     # WordNet descriptions list synonyms ("tabby, tabby cat"); the first one reads best in a report.
     return tuple(info.index_to_description(i).split(",")[0] for i in range(NUM_IMAGENET_CLASSES))
+
+
+def class_names(num_classes: int) -> list[str]:
+    """Return a name per output of a classifier head: ImageNet-1k names for 1000 classes, else 'class i'.
+
+    >>> class_names(1000)[282], class_names(3)
+    ('tiger cat', ['class 0', 'class 1', 'class 2'])
+    """
+    if num_classes == NUM_IMAGENET_CLASSES:
+        return list(imagenet_class_names())
+    return [f"class {i}" for i in range(num_classes)]

@@ -20,6 +20,9 @@ Writes, per model, into the run folder (see harness/runfolder.py):
     <model>/probes.json          the same numbers (no NaN)
     <model>/probes_heatmap.png   Table 5 as a heatmap
 
+Cached features (or parts) are reused only when features.json says they come from the same data and
+weights; without a features.json nothing says where they come from, so they are recomputed.
+
 Cells with fewer than --min-images images with or without the location are not trained and shown as
 "too small": a probe tested on a handful of images says little, and its interval would show it.
 Images of the class without the location (including those whose location is "none") are the negatives.
@@ -58,6 +61,7 @@ from tqdm.auto import tqdm
 
 import focus_dataset
 from harness import labels, models, runfolder
+from harness import cli
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -86,7 +90,7 @@ FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images",
                          "pooling")
 # The probe targets: every location except "none" (ambiguous, or none of these places).
 PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
-WILSON_Z = 1.959963984540054  # 95% two-sided
+INTERVAL_CONFIDENCE = 0.95  # of the probe accuracies' Wilson intervals
 ACCURACY_DECIMALS = 1  # percent, in probes.md
 COSINE_DECIMALS = 2  # as Table 6
 
@@ -150,24 +154,38 @@ def features_matrix(table: pa.Table) -> np.ndarray:
     return column.flatten().to_numpy().reshape(len(column), column.type.list_size)
 
 
-def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool) -> None:
-    """Keep cached features only when computed from the same data and weights; else say what differs."""
+def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool, *, main_process: bool = True) -> None:
+    """Keep cached features only when features.json says they come from the same data and weights.
+
+    Features or parts without a features.json are stale: nothing says what they were computed from, so
+    they are deleted and recomputed. Every process of a distributed run calls this and reads the same
+    files, so that all of them raise alike (one raising alone would leave the others at a barrier); only
+    the main process deletes.
+    """
     config_path = model_dir / FEATURES_CONFIG_FILE
-    if not resume:
-        shutil.rmtree(model_dir / FEATURES_PARTS_DIR, ignore_errors=True)
-        for stale in (model_dir / FEATURES_FILE, config_path):
-            stale.unlink(missing_ok=True)
+    if resume and config_path.is_file():
+        try:
+            previous = runfolder.read_json(config_path)
+        except ValueError as err:
+            raise ValueError(f"{config_path} cannot be read ({err}). Pass --no-resume to recompute the features.") \
+                from err
+        differing = [key for key in FEATURE_IDENTITY_KEYS if previous.get(key) != config.get(key)]
+        if differing:
+            details = "; ".join(f"{key}: cached {previous.get(key)!r}, now {config.get(key)!r}" for key in differing)
+            raise ValueError(
+                f"{model_dir / FEATURES_FILE} holds features computed from other data or weights ({details}). "
+                f"Pass --no-resume to recompute them, or choose another --output."
+            )
         return
-    if not config_path.exists():
+    if not main_process:
         return
-    previous = runfolder.read_json(config_path)
-    differing = [key for key in FEATURE_IDENTITY_KEYS if previous.get(key) != config.get(key)]
-    if differing:
-        details = "; ".join(f"{key}: cached {previous.get(key)!r}, now {config.get(key)!r}" for key in differing)
-        raise ValueError(
-            f"{model_dir / FEATURES_FILE} holds features computed from other data or weights ({details}). "
-            f"Pass --no-resume to recompute them, or choose another --output."
-        )
+    cached = [path for path in (model_dir / FEATURES_FILE, model_dir / FEATURES_PARTS_DIR) if path.exists()]
+    if resume and cached:
+        logger.warning("%s: %s without %s (what they were computed from): stale, recomputing them", model_dir,
+                       " and ".join(path.name for path in cached), FEATURES_CONFIG_FILE)
+    shutil.rmtree(model_dir / FEATURES_PARTS_DIR, ignore_errors=True)
+    for stale in (model_dir / FEATURES_FILE, config_path):
+        stale.unlink(missing_ok=True)
 
 
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
@@ -182,9 +200,8 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
         "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
-    if accelerator.is_main_process:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        check_feature_cache(model_dir, config, resume=not args.no_resume)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    check_feature_cache(model_dir, config, resume=not args.no_resume, main_process=accelerator.is_main_process)
     accelerator.wait_for_everyone()
     features_path = model_dir / FEATURES_FILE
     if features_path.exists():
@@ -195,11 +212,17 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
     file_names = annotations.column("file_name").to_pylist()
     done = set(read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim)).column("file_name").to_pylist())
     remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
+    error = None
     if accelerator.is_main_process:
         config["started"] = now()
-        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+        try:
+            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+        except OSError as err:
+            error = err
         logger.info("%s: %d-d features, input %s, %d of %d images to go", info["model"], dim,
                     data_config["input_size"], len(remaining), len(file_names))
+    if (error := cli.shared_error(error)) is not None:
+        raise error
     model = model.to(accelerator.device)
     loader = torch.utils.data.DataLoader(
         FocusImages(dataset, timm.data.create_transform(**data_config), remaining, data_config["input_size"]),
@@ -232,47 +255,40 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
                     write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
                     buffer, buffered = [], 0
     progress.close()
+    error = None
     if accelerator.is_main_process:
-        if buffer:
-            write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
-        parts = read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim))
-        # A part rewritten after a kill between write and bookkeeping would repeat rows: keep one.
-        parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
-                                              return_index=True)[1]))
-        if parts.num_rows != len(file_names):
-            raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; "
-                               f"rerun to resume")
-        valid = parts.filter(parts.column("features").is_valid()).sort_by("file_name")
-        tmp = features_path.with_name(FEATURES_FILE + ".tmp")
-        pq.write_table(valid, tmp)
-        tmp.replace(features_path)
-        config.update(finished=now(), seconds=round(time.perf_counter() - start, 1),
-                      failed_images=sorted(set(file_names) - set(valid.column("file_name").to_pylist())))
-        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-    accelerator.wait_for_everyone()
+        try:
+            if buffer:
+                write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
+            failed_images = merge_feature_parts(model_dir, file_names, dim)
+            config.update(finished=now(), seconds=round(time.perf_counter() - start, 1), failed_images=failed_images)
+            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+        except (OSError, ValueError, RuntimeError) as err:
+            error = err
+    if (error := cli.shared_error(error)) is not None:
+        raise error
     return pq.read_table(features_path)
+
+
+def merge_feature_parts(model_dir: Path, file_names: list[str], dim: int) -> list[str]:
+    """features-parts/ as features.parquet (decodable images, file_name order); the images left out."""
+    parts = read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim))
+    # A part rewritten after a kill between write and bookkeeping would repeat rows: keep one.
+    parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
+                                          return_index=True)[1]))
+    if parts.num_rows != len(file_names):
+        raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; rerun to resume")
+    valid = parts.filter(parts.column("features").is_valid()).sort_by("file_name")
+    features_path = model_dir / FEATURES_FILE
+    tmp = features_path.with_name(FEATURES_FILE + ".tmp")
+    pq.write_table(valid, tmp)
+    tmp.replace(features_path)
+    return sorted(set(file_names) - set(valid.column("file_name").to_pylist()))
 
 
 # --------------------------------------------------------------------------------------------
 # Probes and their statistics: pure functions of arrays
 # --------------------------------------------------------------------------------------------
-
-def wilson_interval(correct: np.ndarray | int, n: np.ndarray | int,
-                    z: float = WILSON_Z) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a proportion correct/n (elementwise; NaN where n == 0).
-
-    >>> low, high = wilson_interval(9, 10)
-    >>> round(float(low), 3), round(float(high), 3)
-    (0.596, 0.982)
-    """
-    correct, n = np.asarray(correct, dtype=float), np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = correct / n
-        denominator = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denominator
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
-    return centre - half, centre + half
-
 
 def location_presence(locations: list[list[int]], num_locations: int = len(focus_dataset.LOCATION_NAMES)) -> np.ndarray:
     """(images, locations) bool matrix: whether each image's location set holds each location id.
@@ -356,9 +372,15 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
             continue
         # One stream per cell: a cell's split does not depend on which other cells were trained.
         cell_seed = int(np.random.default_rng([seed, class_id, location_id]).integers(2**31))
-        probe = fit_probe(features[rows], present, test_size=test_size, seed=cell_seed, C=C)
-        low, high = wilson_interval(probe["n_correct"], probe["n_test"])
-        cells.append(cell | {"status": "trained", **probe, "interval": [float(low), float(high)]})
+        cells.append(cell | {"status": "trained", **fit_probe(features[rows], present, test_size=test_size,
+                                                                 seed=cell_seed, C=C)})
+    trained = [cell for cell in cells if cell["status"] == "trained"]
+    if trained:
+        # The metric's Wilson interval (one implementation): the harness uses the metric's code.
+        low, high = runfolder.load_metric_module().wilson_interval(
+            [cell["n_correct"] for cell in trained], [cell["n_test"] for cell in trained], INTERVAL_CONFIDENCE)
+        for cell, cell_low, cell_high in zip(trained, low, high):
+            cell["interval"] = [float(cell_low), float(cell_high)]
     return cells
 
 
@@ -389,13 +411,6 @@ def classifier_matrix(model: nn.Module) -> np.ndarray:
         return np.concatenate([weight, bias[:, None]], axis=1)
     raise ValueError(f"Table 6 needs a linear classifier (nn.Linear or a 1x1 nn.Conv2d); {type(model).__name__}."
                      f"get_classifier() is a {type(head).__name__}. Use a model with a linear head.")
-
-
-def class_names(num_classes: int) -> list[str]:
-    """ImageNet-1k class names (timm's metadata) for a 1000-way head, else 'class i'."""
-    if num_classes == labels.NUM_IMAGENET_CLASSES:
-        return list(labels.imagenet_class_names())
-    return [f"class {i}" for i in range(num_classes)]
 
 
 def parse_pairs(items: list[str] | None) -> list[tuple[str, str]] | None:
@@ -545,7 +560,7 @@ def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations
                        args.min_images)
     try:
         classifier = classifier_matrix(model)
-        add_similar_classes(cells, classifier, class_names(classifier.shape[0]), args.top_k, pairs)
+        add_similar_classes(cells, classifier, labels.class_names(classifier.shape[0]), args.top_k, pairs)
     except ValueError as err:
         logger.warning("%s: no Table 6: %s", name, err)
         header["table6_note"] = f"No Table 6: {err}"
@@ -585,11 +600,15 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = focus_dataset.dataset_fingerprint(annotations)
     for name in names:
+        error, report = None, None
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
                                  pairs)
         except (ValueError, OSError) as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
+            error = err
+        # The main process's report can fail there alone while the others would go on to the next model.
+        if (error := cli.shared_error(error)) is not None:
+            print(f"error: {name}: {error}", file=sys.stderr)
             return 2
         if report is not None:
             print(report.read_text())

@@ -3,7 +3,12 @@
 import doctest
 import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +18,8 @@ import torch
 from torch import nn
 
 import focus_dataset as fd
-from harness import gradcam, runfolder
+from harness import cli, gradcam, runfolder
+from harness.data import decode_image
 from harness.gradcam import (
     GRADCAM_DIR,
     INDEX_FILE,
@@ -23,9 +29,11 @@ from harness.gradcam import (
     guided_backprop,
     guided_model,
     main,
+    plot_panel,
     select_failures,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "4", "--quiet"]
 HEIGHT, WIDTH = 48, 64  # not square: a transposed map would show
 
@@ -74,6 +82,15 @@ def predictions_table(converted, correct=None) -> pa.Table:
     )
     schema = runfolder.PREDICTION_SCHEMA
     return pa.table({field.name: columns[field.name].cast(field.type) for field in schema}, schema=schema)
+
+
+@pytest.fixture(scope="module")
+def broken_release(sample_release, tmp_path_factory):
+    """The sample release with one image that cannot be decoded; (release, good file name, broken file name)."""
+    release = Path(shutil.copytree(sample_release, tmp_path_factory.mktemp("broken") / "focus"))
+    good, broken = sorted(p.relative_to(release).as_posix() for p in release.rglob("*.jpg"))[:2]
+    (release / broken).write_bytes(b"\xff\xd8\xff\xe0 this is no JPEG \xff\xd9")
+    return release, good, broken
 
 
 def write_predictions(run_dir, table, model="test_resnet"):
@@ -139,6 +156,16 @@ def test_unknown_target_layer_is_reported_with_close_names():
         find_target_layer(timm.create_model("test_resnet"), "layer9")
 
 
+def test_panel_shows_the_original_first_then_the_maps_on_the_models_input():
+    original = np.zeros((30, 90, 3), np.uint8)  # wide, unlike the square model input
+    image = np.zeros((16, 16, 3), np.float32)
+    figure = plot_panel(original, image, np.zeros((16, 16), np.float32), np.zeros((16, 16, 3), np.uint8), "t")
+    pictures = [ax.images[0].get_array().shape for ax in figure.axes]
+    assert pictures == [(30, 90, 3), (16, 16, 3), (16, 16, 3)]
+    assert [ax.get_title() for ax in figure.axes] == ["original", "Grad-CAM (model input)", "Guided Grad-CAM"]
+    assert figure.axes[0].get_aspect() == 1.0  # drawn with its aspect kept
+
+
 # ---------------------------------------------------------------------------------- which images
 
 def test_failures_are_misclassified_uncommon_images_most_uncommon_then_most_confident_first(converted):
@@ -173,6 +200,57 @@ def test_named_images_give_panels_an_index_and_records(converted, tmp_path):
         assert f"{record['file_name']}   true: {record['true_class']}" in index
         assert f"predicted: {record['predicted_name']} (ImageNet {record['predicted_id']}" in index
     assert sorted(p.name for p in out.glob("*.png")) == sorted(r["panel"] for r in records["images"])
+
+
+def test_each_panel_starts_with_the_original_image_as_decoded(converted, tmp_path, monkeypatch):
+    shown = {}
+
+    def recording_plot_panel(original, image, cam, guided, title):
+        shown[title.split("   ")[0]] = (original.shape, image.shape)
+        return plot_panel(original, image, cam, guided, title)
+
+    monkeypatch.setattr(gradcam, "plot_panel", recording_plot_panel)
+    dataset = fd.load_focus(converted)
+    names = dataset["file_name"][:4]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 0
+    images = dataset.cast_column("image", datasets.Image(decode=False))
+    sizes = {row["file_name"]: decode_image(row["image"]["bytes"]).size for row in images.select(range(4))}
+    assert shown == {name: ((height, width, 3), (160, 160, 3)) for name, (width, height) in sizes.items()}
+    assert any(width != height for width, height in sizes.values())  # the aspect shows
+
+
+def test_undecodable_image_is_named(broken_release, tmp_path, capsys):
+    release, good, broken = broken_release
+    assert main(["--data", str(release), "--output", str(tmp_path), *FAST, "--images", good, broken]) == 2
+    error = capsys.readouterr().err
+    assert f"error: test_resnet: {broken} cannot be decoded (" in error and "leave it out of --images" in error
+
+
+def test_an_error_in_another_process_stops_this_one_too(converted, tmp_path, capsys, monkeypatch):
+    # gather_object as in a two-process run whose other process could not decode its image.
+    other = OSError("cat-snow/9.jpg cannot be decoded on process 1")
+
+    def two_process_gather(objects):
+        return [*objects, ([], other) if isinstance(objects[0], tuple) else other]
+
+    monkeypatch.setattr(gradcam, "gather_object", two_process_gather)
+    monkeypatch.setattr(cli, "gather_object", two_process_gather)
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
+    assert "error: test_resnet: cat-snow/9.jpg cannot be decoded on process 1" in capsys.readouterr().err
+    assert not (runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR / INDEX_FILE).exists()
+
+
+@pytest.mark.slow
+def test_two_processes_both_stop_at_an_image_one_of_them_cannot_decode(broken_release, tmp_path):
+    # The broken image is the second process's: before, the first waited for it in gather_object for ever.
+    release, good, broken = broken_release
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(REPO / "harness" / "gradcam.py"), "--data", str(release), "--output", str(tmp_path), *FAST,
+               "--images", good, broken]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.count(f"error: test_resnet: {broken} cannot be decoded") == 2, result.stderr[-3000:]
 
 
 def test_run_predictions_give_the_misclassified_uncommon_images(converted, tmp_path):

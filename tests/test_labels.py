@@ -8,6 +8,7 @@ from focus_dataset import CLASS_NAMES
 from harness import labels
 from harness.labels import (
     IMAGENET_TO_FOCUS,
+    class_names,
     focus_predictions,
     imagenet_class_names,
     imagenet_to_focus_index,
@@ -123,6 +124,12 @@ def test_topk_returns_ids_best_first_with_softmax_probabilities():
     assert torch.allclose(probs, torch.tensor([[0.6, 0.3, 0.1]]))
     with pytest.raises(ValueError, match="k must be a positive number of classes, got 0"):
         topk_predictions(logits, k=0)
+
+
+def test_class_names_are_imagenet_names_for_a_1000_way_head_else_numbered():
+    names = class_names(1000)
+    assert len(names) == 1000 and names == list(imagenet_class_names()) and names[282] == "tiger cat"
+    assert class_names(4) == ["class 0", "class 1", "class 2", "class 3"]
 
 
 def test_docstring_examples_run():

@@ -16,7 +16,7 @@ import pytest
 import timm
 
 import focus_dataset as fd
-from harness import probe, runfolder
+from harness import cli, probe, runfolder
 from harness.probe import (
     FEATURES_CONFIG_FILE,
     FEATURES_FILE,
@@ -25,8 +25,10 @@ from harness.probe import (
     PROBES_HEATMAP,
     PROBES_JSON,
     PROBES_MD,
+    INTERVAL_CONFIDENCE,
     add_similar_classes,
     balanced_split,
+    check_feature_cache,
     classifier_matrix,
     cosine_similarities,
     features_matrix,
@@ -34,7 +36,6 @@ from harness.probe import (
     location_presence,
     main,
     probe_cells,
-    wilson_interval,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,11 +98,26 @@ def test_balanced_split_needs_two_images_each_side():
         balanced_split(np.r_[True, np.zeros(9, bool)])
 
 
-def test_wilson_interval_is_vectorised_and_nan_for_no_images():
+def test_probe_intervals_are_the_metrics_wilson_interval():
+    # One implementation: the probes use the metric's interval, clipped to exactly 1 at 100% accuracy.
+    features, present, _ = planted(n_per_side=30, dim=8, strength=10.0)
+    label = np.full(60, fd.CLASS_NAMES.index("car"))
+    locations = [[fd.LOCATION_NAMES.index("snow" if p else "none")] for p in present]
+    cell = next(c for c in probe_cells(features, label, location_presence(locations)) if c["status"] == "trained")
+    low, high = runfolder.load_metric_module().wilson_interval(cell["n_correct"], cell["n_test"], INTERVAL_CONFIDENCE)
+    assert cell["interval"] == [float(low), float(high)]
+    assert cell["accuracy"] == 1.0 and cell["interval"][1] == 1.0
+    assert not hasattr(probe, "wilson_interval") and not hasattr(probe, "WILSON_Z")
+
+
+def test_metrics_wilson_interval_is_vectorised_clipped_and_nan_for_no_images():
+    wilson_interval = runfolder.load_metric_module().wilson_interval
     low, high = wilson_interval(np.array([0, 5, 10, 0]), np.array([10, 10, 10, 0]))
-    assert low[0] == 0 and high[2] == pytest.approx(1)
+    assert low[0] == 0.0 and high[2] == 1.0
     assert low[1] == pytest.approx(0.2366, abs=1e-4) and high[1] == pytest.approx(0.7634, abs=1e-4)
     assert np.isnan(low[3]) and np.isnan(high[3])
+    with pytest.raises(ValueError, match=r"confidence must be a number strictly between 0 and 1 \(e.g. 0.95\), got 95"):
+        wilson_interval(1, 2, 95)
 
 
 def test_location_presence_counts_every_location_of_an_image():
@@ -250,6 +266,68 @@ def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, co
     assert table.num_rows == 40
 
 
+def test_features_and_parts_without_their_config_are_recomputed(probe_run, converted, tmp_path, caplog):
+    # Nothing says what they were computed from (another checkpoint, another dataset): not reused.
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    original = pq.read_table(model_dir / FEATURES_FILE)
+    (model_dir / FEATURES_CONFIG_FILE).unlink()
+    stale = original.set_column(1, "features", pa.array([[0.0] * 96] * original.num_rows, pa.list_(pa.float32(), 96)))
+    pq.write_table(stale, model_dir / FEATURES_FILE)
+    for part in (model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"):
+        pq.write_table(stale.slice(0, 16), part)
+    with caplog.at_level(logging.INFO, logger="focus-probe"):
+        assert main(["--data", str(converted), "--output", str(run), *FAST]) == 0
+    assert (f"{model_dir}: features.parquet and features-parts without features.json (what they were computed "
+            f"from): stale, recomputing them") in caplog.text
+    assert "features from the cache" not in caplog.text
+    recomputed = pq.read_table(model_dir / FEATURES_FILE)
+    assert np.allclose(features_matrix(recomputed), features_matrix(original), atol=1e-5)
+    assert json.loads((model_dir / FEATURES_CONFIG_FILE).read_text())["num_images"] == 48
+
+
+def test_every_process_refuses_other_data_alike_and_only_the_main_process_deletes(tmp_path):
+    config = {"model": "m", "sha256": "a" * 64, "dataset_fingerprint": "new", "num_images": 40}
+    runfolder.write_json(tmp_path / FEATURES_CONFIG_FILE, config | {"dataset_fingerprint": "old"})
+    message = (r"features computed from other data or weights \(dataset_fingerprint: cached 'old', now 'new'\)\. "
+               r"Pass --no-resume")
+    for main_process in (True, False):
+        with pytest.raises(ValueError, match=message):
+            check_feature_cache(tmp_path, config, resume=True, main_process=main_process)
+    (tmp_path / FEATURES_CONFIG_FILE).write_text("{")
+    for main_process in (True, False):
+        with pytest.raises(ValueError, match=r"features.json cannot be read \(.*\)\. Pass --no-resume"):
+            check_feature_cache(tmp_path, config, resume=True, main_process=main_process)
+    (tmp_path / FEATURES_CONFIG_FILE).unlink()
+    (tmp_path / FEATURES_FILE).write_bytes(b"stale")
+    check_feature_cache(tmp_path, config, resume=True, main_process=False)
+    assert (tmp_path / FEATURES_FILE).exists()
+    check_feature_cache(tmp_path, config, resume=True, main_process=True)
+    assert not (tmp_path / FEATURES_FILE).exists()
+
+
+def test_no_resume_deletes_only_the_probes_own_files(probe_run, converted, tmp_path):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    others = [model_dir / runfolder.PREDICTIONS_FILE, model_dir / runfolder.CONFIG_FILE,
+              model_dir / "gradcam" / "index.html"]
+    for path in others:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("not the probe's")
+    before = (model_dir / FEATURES_FILE).stat().st_mtime_ns
+    assert main(["--data", str(converted), "--output", str(run), *FAST, "--no-resume"]) == 0
+    assert all(path.read_text() == "not the probe's" for path in others)
+    assert (model_dir / FEATURES_FILE).stat().st_mtime_ns != before
+
+
+def test_an_error_in_another_process_stops_this_one_too(probe_run, converted, tmp_path, capsys, monkeypatch):
+    # gather_object as in a two-process run whose other process could not write its files.
+    monkeypatch.setattr(cli, "gather_object", lambda objects: [*objects, OSError("disk full on process 1")])
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2
+    assert "error: test_resnet: disk full on process 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--pairs", "car-snow"], "--pairs expects CLASS/LOCATION .* got 'car-snow'"),
     (["--pairs", "car/none"], "--pairs expects CLASS/LOCATION .* got 'car/none'"),
@@ -269,14 +347,27 @@ def test_unknown_model_is_reported_with_close_names(converted, tmp_path, capsys)
     assert "Unknown timm model 'test_resnt'. Close timm names: test_resnet" in capsys.readouterr().err
 
 
+def two_processes(*args, timeout=600):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(REPO / "harness" / "probe.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_two_processes_give_the_same_features(probe_run, converted, tmp_path):
     output = tmp_path / "two"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               str(REPO / "harness" / "probe.py"),
-               "--data", str(converted), "--output", str(output), *FAST, "--batch-size", "5"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    result = two_processes("--data", str(converted), "--output", str(output), *FAST, "--batch-size", "5")
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = (pq.read_table(runfolder.model_dir(run, "test_resnet") / FEATURES_FILE) for run in (probe_run, output))
     assert two.column("file_name").to_pylist() == one.column("file_name").to_pylist()
     assert np.allclose(features_matrix(two), features_matrix(one), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_both_refuse_features_of_other_data(probe_run, converted, tmp_path):
+    # Before: only the main process checked, and the other one waited at the barrier for ever.
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    result = two_processes("--data", str(converted), "--output", str(run), *FAST, "--limit", "40", timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.count("features computed from other data or weights (dataset_fingerprint") == 2, \
+        result.stderr[-3000:]

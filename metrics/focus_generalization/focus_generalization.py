@@ -2,7 +2,8 @@
 
 A Hugging Face `evaluate` module for FOCUS (Kattakinda & Feizi, ICML 2022). It imports nothing from
 the FOCUS toolkit so that it can be published as an evaluate Space on its own; the toolkit's harness
-and leaderboard load `compute_focus_metrics` from this file, so there is one implementation.
+and leaderboard load `compute_focus_metrics` and `wilson_interval` from this file, so there is one
+implementation.
 """
 
 import itertools
@@ -209,8 +210,6 @@ def compute_focus_metrics(
     class_counts, stratum_correct, stratum_attributes = _strata(references, correct, attributes)
     gap_groups = _gap_groups(stratum_attributes, gap_unit)
     partition_members = _partition_members(stratum_attributes)
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
-
     counts = class_counts.sum(axis=0)
     gap_values = {name: _gaps(counts, group, stratum_correct) for name, group in gap_groups.items()}
     gap_intervals = _bootstrap_intervals(
@@ -224,14 +223,14 @@ def compute_focus_metrics(
         "accuracy": _ratio(correct.sum(), correct.size),
         "n": int(correct.size),
         "correct": int(correct.sum()),
-        "partitions": _accuracy_records(partition_correct.sum(axis=0), partition_n.sum(axis=0), z),
+        "partitions": _accuracy_records(partition_correct.sum(axis=0), partition_n.sum(axis=0), confidence),
     }
     for name in gap_groups:
         low, high = gap_intervals[name]
         results[name] = {"value": _float(gap_values[name]), "ci_low": low, "ci_high": high}
     results["per_class"] = {}
     for c, class_name in enumerate(CLASS_NAMES):
-        records = _accuracy_records(partition_correct[c], partition_n[c], z)
+        records = _accuracy_records(partition_correct[c], partition_n[c], confidence)
         results["per_class"][class_name] = {name: records[name] for name in _COUNT_PARTITIONS} | {
             _gap_name(attribute): _float(class_gaps[_gap_name(attribute)][c]) for attribute in attributes
         }
@@ -565,9 +564,9 @@ def _bootstrap_intervals(counts, gap_groups, correct, confidence, n_bootstrap, r
     return intervals
 
 
-def _accuracy_records(correct, n, z):
+def _accuracy_records(correct, n, confidence):
     """Accuracy, n, correct and Wilson interval per partition, in _OUTPUT_PARTITIONS order."""
-    low, high = _wilson_interval(correct, n, z)
+    low, high = wilson_interval(correct, n, confidence)
     return {
         name: {
             "accuracy": _ratio(correct[i], n[i]),
@@ -580,8 +579,22 @@ def _accuracy_records(correct, n, z):
     }
 
 
-def _wilson_interval(correct, n, z):
-    """Wilson score interval of a binomial proportion, elementwise; NaN where n is 0."""
+def wilson_interval(correct, n, confidence=0.95):
+    """Wilson score interval of a binomial proportion correct / n, elementwise; NaN where n is 0.
+
+    Public so that the FOCUS harness uses this implementation for its other intervals (the feature
+    probes) rather than a copy. The bounds lie in [0, 1], exactly 0 at p = 0 and exactly 1 at p = 1.
+
+    >>> low, high = wilson_interval([5, 0], [10, 10])
+    >>> [round(float(v), 4) for v in low], [round(float(v), 4) for v in high]
+    ([0.2366, 0.0], [0.7634, 0.2775])
+    """
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(
+            f"confidence must be a number strictly between 0 and 1 (e.g. 0.95), got {confidence!r}."
+        )
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    correct = np.asarray(correct, dtype=float)
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = correct / n
