@@ -303,10 +303,10 @@ def parse_annotation(row: tuple) -> tuple[Annotation | None, list[str]]:
             problems.append(
                 f"file_name {file_name!r} must be '/<query folder>/<image>' inside the release, without '..'"
             )
-    for field, value, names in (("category", category, CLASS_NAMES), ("time", time_, TIME_NAMES),
-                                ("weather", weather, WEATHER_NAMES)):
+    for column, value, names in (("category", category, CLASS_NAMES), ("time", time_, TIME_NAMES),
+                                 ("weather", weather, WEATHER_NAMES)):
         if value not in names:
-            problems.append(f"unknown {field} {value!r}; expected one of {names}")
+            problems.append(f"unknown {column} {value!r}; expected one of {names}")
     parsed_locations, location_problems = parse_locations(locations)
     problems += location_problems
     if humans not in ("yes", "no"):

@@ -95,7 +95,8 @@ def main() -> None:
     print(f"{'images':>8} {'MB':>8} {'read s':>8} {'copy s':>8} {'convert s':>10} {'convert/read':>13} "
           f"{'convert/copy':>13} {'convert peak RSS MB':>20}")
     for r in rows:
-        print(f"{r['images']:>8} {r['megabytes']:>8.1f} {r['read_s']:>8.2f} {r['copy_s']:>8.2f} {r['convert_s']:>10.2f} "
+        print(f"{r['images']:>8} {r['megabytes']:>8.1f} {r['read_s']:>8.2f} {r['copy_s']:>8.2f} "
+              f"{r['convert_s']:>10.2f} "
               f"{r['convert_over_read']:>13.2f} {r['convert_over_copy']:>13.2f} {r['convert_peak_rss_mb']:>20.0f}")
     if len(rows) > 1:
         print(f"convert peak RSS ratio {rows[-1]['images']} vs {rows[0]['images']} images: "

@@ -59,7 +59,8 @@ class FocusImages(torch.utils.data.Dataset):
     not stop an evaluation; the harness records it and leaves it out of the metrics.
     """
 
-    def __init__(self, dataset: datasets.Dataset, transform: Callable, indices: Sequence[int], input_size: Sequence[int]):
+    def __init__(self, dataset: datasets.Dataset, transform: Callable, indices: Sequence[int],
+                 input_size: Sequence[int]):
         self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
         self.transform = transform
         self.indices = list(indices)

@@ -62,9 +62,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import labels, models, runfolder
+from harness import cli, labels, models, runfolder
 from harness.data import decode_image
-from harness import cli
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,

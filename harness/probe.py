@@ -60,8 +60,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import labels, models, runfolder
-from harness import cli
+from harness import cli, labels, models, runfolder
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -126,7 +125,8 @@ def test_resume_with_other_settings_is_refused(one_process_run, converted, tmp_p
     err = capsys.readouterr().err
     assert "holds predictions made with other settings (mapping differ)" in err and "--no-resume" in err
     assert main(run_args(converted, output, "--mapping", "restricted", "--no-resume")) == 0
-    assert json.loads((runfolder.model_dir(output, "test_resnet") / "config.json").read_text())["mapping"] == "restricted"
+    config = json.loads((runfolder.model_dir(output, "test_resnet") / "config.json").read_text())
+    assert config["mapping"] == "restricted"
 
 
 def test_corrupt_image_is_named_left_out_of_the_metrics_and_counted_in_the_report(tmp_path, sample_release, caplog):
