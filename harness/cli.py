@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import logging
+import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
@@ -16,7 +19,10 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from harness import models
+from harness.runfolder import read_json
 from harness.data import open_focus
+
+logger = logging.getLogger(__name__)
 
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 
@@ -123,6 +129,39 @@ def library_versions() -> dict[str, str]:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_cache(config_path: Path, config: dict, identity_keys: Sequence[str], *, holds: str, stale: Sequence[Path],
+                resume: bool, is_main: bool) -> None:
+    """Keep cached results only when `config_path` says they were made with the same settings.
+
+    Results without their config are stale: nothing says how they were made, so the main process
+    deletes `stale` (files and folders) and they are made again, as with resume=False. Every
+    process of a distributed run calls this and reads the same files, so that all raise alike (one
+    raising alone would leave the others at a barrier); only the main process deletes.
+    """
+    if resume and config_path.is_file():
+        try:
+            previous = read_json(config_path)
+        except ValueError as err:
+            raise ValueError(f"{config_path} cannot be read ({err}). Pass --no-resume to start afresh.") from err
+        differing = [key for key in identity_keys if previous.get(key) != config.get(key)]
+        if differing:
+            details = "; ".join(f"{key}: cached {previous.get(key)!r}, now {config.get(key)!r}" for key in differing)
+            raise ValueError(f"{config_path.parent} holds {holds} made with other settings ({details}). "
+                             f"Pass --no-resume to discard them, or choose another --output.")
+        return
+    if not is_main:
+        return
+    found = [path for path in stale if path.exists()]
+    if resume and found:
+        logger.warning("%s: %s without %s (how they were made): stale, making them again", config_path.parent,
+                       ", ".join(path.name for path in found), config_path.name)
+    for path in [*stale, config_path]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def read_parts(parts_dir: Path, schema: pa.Schema) -> pa.Table:

@@ -154,37 +154,10 @@ def features_matrix(table: pa.Table) -> np.ndarray:
 
 
 def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool, *, main_process: bool = True) -> None:
-    """Keep cached features only when features.json says they come from the same data and weights.
-
-    Features or parts without a features.json are stale: nothing says what they were computed from, so
-    they are deleted and recomputed. Every process of a distributed run calls this and reads the same
-    files, so that all of them raise alike (one raising alone would leave the others at a barrier); only
-    the main process deletes.
-    """
-    config_path = model_dir / FEATURES_CONFIG_FILE
-    if resume and config_path.is_file():
-        try:
-            previous = runfolder.read_json(config_path)
-        except ValueError as err:
-            raise ValueError(f"{config_path} cannot be read ({err}). Pass --no-resume to recompute the features.") \
-                from err
-        differing = [key for key in FEATURE_IDENTITY_KEYS if previous.get(key) != config.get(key)]
-        if differing:
-            details = "; ".join(f"{key}: cached {previous.get(key)!r}, now {config.get(key)!r}" for key in differing)
-            raise ValueError(
-                f"{model_dir / FEATURES_FILE} holds features computed from other data or weights ({details}). "
-                f"Pass --no-resume to recompute them, or choose another --output."
-            )
-        return
-    if not main_process:
-        return
-    cached = [path for path in (model_dir / FEATURES_FILE, model_dir / FEATURES_PARTS_DIR) if path.exists()]
-    if resume and cached:
-        logger.warning("%s: %s without %s (what they were computed from): stale, recomputing them", model_dir,
-                       " and ".join(path.name for path in cached), FEATURES_CONFIG_FILE)
-    shutil.rmtree(model_dir / FEATURES_PARTS_DIR, ignore_errors=True)
-    for stale in (model_dir / FEATURES_FILE, config_path):
-        stale.unlink(missing_ok=True)
+    """Keep cached features only when features.json says they come from the same data and weights."""
+    cli.check_cache(model_dir / FEATURES_CONFIG_FILE, config, FEATURE_IDENTITY_KEYS, holds="features",
+                    stale=[model_dir / FEATURES_FILE, model_dir / FEATURES_PARTS_DIR], resume=resume,
+                    is_main=main_process)
 
 
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,

@@ -150,26 +150,10 @@ HARNESS_FILES = (runfolder.CONFIG_FILE, runfolder.METRICS_FILE, runfolder.FAILED
 
 
 def check_resumable(model_dir: Path, config: dict[str, Any], resume: bool, is_main: bool) -> None:
-    """Keep earlier predictions only when they were made with the same settings.
-
-    Every process decides alike (an error raised on one only would leave the others waiting);
-    only the main process deletes.
-    """
-    config_path = model_dir / runfolder.CONFIG_FILE
-    previous = runfolder.read_json(config_path) if resume and config_path.exists() else None
-    if previous is not None:
-        differing = [key for key in IDENTITY_KEYS if previous.get(key) != config.get(key)]
-        if differing:
-            raise ValueError(
-                f"{model_dir} holds predictions made with other settings ({', '.join(differing)} differ); "
-                f"pass --no-resume to discard them, or choose another --output"
-            )
-        return
-    # A fresh start: --no-resume, or parts left without the config that says how they were made.
-    if is_main:
-        shutil.rmtree(model_dir / runfolder.PARTS_DIR, ignore_errors=True)
-        for name in HARNESS_FILES:
-            (model_dir / name).unlink(missing_ok=True)
+    """Keep earlier predictions only when they were made with the same settings."""
+    cli.check_cache(model_dir / runfolder.CONFIG_FILE, config, IDENTITY_KEYS, holds="predictions",
+                    stale=[model_dir / runfolder.PARTS_DIR, *(model_dir / name for name in HARNESS_FILES)],
+                    resume=resume, is_main=is_main)
 
 
 def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) -> bool:

@@ -259,7 +259,7 @@ def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, co
     args = ["--data", str(converted), "--output", str(run), *FAST, "--limit", "40"]
     assert main(args) == 2
     error = capsys.readouterr().err
-    assert re.search(r"features computed from other data or weights \(dataset_fingerprint: cached '\w+', now '\w+'; "
+    assert re.search(r"holds features made with other settings \(dataset_fingerprint: cached '\w+', now '\w+'; "
                      r"num_images: cached 48, now 40\)\. Pass --no-resume", error), error
     assert main([*args, "--no-resume"]) == 0
     table = pq.read_table(runfolder.model_dir(run, "test_resnet") / FEATURES_FILE)
@@ -278,8 +278,8 @@ def test_features_and_parts_without_their_config_are_recomputed(probe_run, conve
         pq.write_table(stale.slice(0, 16), part)
     with caplog.at_level(logging.INFO, logger="focus-probe"):
         assert main(["--data", str(converted), "--output", str(run), *FAST]) == 0
-    assert (f"{model_dir}: features.parquet and features-parts without features.json (what they were computed "
-            f"from): stale, recomputing them") in caplog.text
+    assert (f"{model_dir}: features.parquet, features-parts without features.json (how they were made): "
+            f"stale, making them again") in caplog.text
     assert "features from the cache" not in caplog.text
     recomputed = pq.read_table(model_dir / FEATURES_FILE)
     assert np.allclose(features_matrix(recomputed), features_matrix(original), atol=1e-5)
@@ -289,7 +289,7 @@ def test_features_and_parts_without_their_config_are_recomputed(probe_run, conve
 def test_every_process_refuses_other_data_alike_and_only_the_main_process_deletes(tmp_path):
     config = {"model": "m", "sha256": "a" * 64, "dataset_fingerprint": "new", "num_images": 40}
     runfolder.write_json(tmp_path / FEATURES_CONFIG_FILE, config | {"dataset_fingerprint": "old"})
-    message = (r"features computed from other data or weights \(dataset_fingerprint: cached 'old', now 'new'\)\. "
+    message = (r"holds features made with other settings \(dataset_fingerprint: cached 'old', now 'new'\)\. "
                r"Pass --no-resume")
     for main_process in (True, False):
         with pytest.raises(ValueError, match=message):
@@ -369,5 +369,5 @@ def test_two_processes_both_refuse_features_of_other_data(probe_run, converted, 
     run = shutil.copytree(probe_run, tmp_path / "run")
     result = two_processes("--data", str(converted), "--output", str(run), *FAST, "--limit", "40", timeout=300)
     assert result.returncode != 0
-    assert result.stderr.count("features computed from other data or weights (dataset_fingerprint") == 2, \
+    assert result.stderr.count("holds features made with other settings (dataset_fingerprint") == 2, \
         result.stderr[-3000:]

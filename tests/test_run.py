@@ -123,7 +123,8 @@ def test_resume_with_other_settings_is_refused(one_process_run, converted, tmp_p
     shutil.copytree(one_process_run, output)
     assert main(run_args(converted, output, "--mapping", "restricted")) == 2
     err = capsys.readouterr().err
-    assert "holds predictions made with other settings (mapping differ)" in err and "--no-resume" in err
+    assert "holds predictions made with other settings (mapping: cached 'paper', now 'restricted')" in err
+    assert "Pass --no-resume to discard them" in err
     assert main(run_args(converted, output, "--mapping", "restricted", "--no-resume")) == 0
     config = json.loads((runfolder.model_dir(output, "test_resnet") / "config.json").read_text())
     assert config["mapping"] == "restricted"
