@@ -8,7 +8,7 @@ import importlib.metadata
 import logging
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import datasets
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object
 
 from harness import models
@@ -115,6 +116,22 @@ def shared_error(error: Exception | None) -> Exception | None:
     """
     errors = [e for e in gather_object([error]) if e is not None]
     return error if error is not None else next(iter(errors), None)
+
+
+def run_with_accelerator(args: argparse.Namespace,
+                         command: Callable[[Accelerator, argparse.Namespace], int]) -> int:
+    """A command's set-up and tear-down: logging (quiet on all but the main process), the accelerator,
+    and afterwards accelerate's process-wide state released, so that a later command in this process
+    may choose another precision."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    accelerator = make_accelerator(args)
+    if not accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return command(accelerator, args)
+    finally:
+        accelerator.end_training()
+        AcceleratorState._reset_state()
 
 
 def library_versions() -> dict[str, str]:

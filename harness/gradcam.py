@@ -52,7 +52,6 @@ import timm.layers
 import torch
 import torchvision.transforms as T
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 from matplotlib.figure import Figure
 from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
@@ -69,7 +68,6 @@ from harness.cli import (
     add_model_arguments,
     add_runtime_arguments,
     check_models,
-    make_accelerator,
     now,
     open_dataset,
 )
@@ -439,17 +437,7 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    accelerator = make_accelerator(args)
-    if not accelerator.is_main_process:
-        logging.getLogger().setLevel(logging.WARNING)
-    try:
-        return gradcam_run(accelerator, args)
-    finally:
-        accelerator.end_training()
-        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
-        AcceleratorState._reset_state()
+    return cli.run_with_accelerator(build_parser().parse_args(argv), gradcam_run)
 
 
 def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:

@@ -39,7 +39,6 @@ if __package__ in (None, ""):  # run as a script (python harness/probe.py, accel
 import argparse
 import hashlib
 import logging
-import shutil
 import time
 from typing import Any
 
@@ -50,7 +49,6 @@ import pyarrow.parquet as pq
 import timm.data
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 from sklearn.linear_model import LogisticRegression
@@ -67,7 +65,6 @@ from harness.cli import (
     add_runtime_arguments,
     check_models,
     library_versions,
-    make_accelerator,
     now,
     open_dataset,
     read_parts,
@@ -546,17 +543,7 @@ def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    accelerator = make_accelerator(args)
-    if not accelerator.is_main_process:
-        logging.getLogger().setLevel(logging.WARNING)
-    try:
-        return probe_run(accelerator, args)
-    finally:
-        accelerator.end_training()
-        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
-        AcceleratorState._reset_state()
+    return cli.run_with_accelerator(build_parser().parse_args(argv), probe_run)
 
 
 def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ import argparse
 import importlib.metadata
 import logging
 import shlex
-import shutil
 import time
 from typing import Any
 
@@ -32,7 +31,6 @@ import pyarrow.parquet as pq
 import timm.data
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
@@ -277,21 +275,12 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    accelerator = cli.make_accelerator(args)
-    if not accelerator.is_main_process:
-        logging.getLogger().setLevel(logging.WARNING)
-    set_seed(args.seed)
-    try:
-        return evaluate_run(accelerator, args, argv)
-    finally:
-        accelerator.end_training()
-        # Precision lives in accelerate's process-wide state: let a later main() in this process choose again.
-        AcceleratorState._reset_state()
+    return cli.run_with_accelerator(args, lambda accelerator, args: evaluate_run(accelerator, args, argv))
 
 
 def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[str] | None) -> int:
     """Evaluate every model of the command line; 0 on success, 2 on bad input."""
+    set_seed(args.seed)
     try:
         names, checkpoints = cli.check_models(args)
         dataset = cli.open_dataset(args)
