@@ -17,12 +17,14 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from queue import Empty, Queue
 from typing import Any
 
 import datasets
@@ -871,6 +873,51 @@ def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) ->
     return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
 
 
+def _encoded_batches(examples: Iterable[dict[str, Any]], features: datasets.Features,
+                     rows_per_group: int) -> Iterator[pa.RecordBatch]:
+    batch: list[dict[str, Any]] = []
+    for example in examples:
+        batch.append(example)
+        if len(batch) == rows_per_group:
+            yield encode_batch(batch, features)
+            batch = []
+    if batch:
+        yield encode_batch(batch, features)
+
+
+def _prefetched(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """`items` made in a background thread, at most `depth` ahead: reading and encoding the next row
+    group overlaps with writing this one (Parquet writes without the GIL). A producer's error is raised here."""
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(item)
+            queue.put(done)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put(err)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # a producer blocked on a full queue needs room to see `stop`
+            try:
+                queue.get_nowait()
+            except Empty:
+                producer.join(timeout=0.01)
+
+
 def write_parquet_shards(
     examples: Iterable[dict[str, Any]],
     folder: Path,
@@ -907,14 +954,10 @@ def write_parquet_shards(
         writer.write_batch(batch, row_group_size=rows_per_group)
         written += batch.nbytes
 
-    batch: list[dict[str, Any]] = []
-    for example in examples:
-        batch.append(example)
-        if len(batch) == rows_per_group:
-            write(encode_batch(batch, features))
-            batch = []
-    if batch or writer is None:
-        write(encode_batch(batch, features))
+    for batch in _prefetched(_encoded_batches(examples, features, rows_per_group)):
+        write(batch)
+    if writer is None:
+        write(encode_batch([], features))
     writer.close()
     named = [folder / f"test-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
     for shard, name in zip(shards, named):

@@ -544,3 +544,13 @@ def test_two_different_conversions_never_share_the_datasets_cache(tmp_path):
     sizes = [datasets.load_dataset(str(r.parent / "converted" / "focus"), split="test", cache_dir=cache).num_rows
              for r in (small, large)]
     assert sizes == [12, 20]
+
+
+def test_prefetching_keeps_order_and_stops_its_thread_when_the_consumer_stops():
+    import threading
+    before = threading.active_count()
+    assert list(fd._prefetched(iter(range(50)), depth=3)) == list(range(50))
+    consumer = fd._prefetched(iter(range(1000)), depth=2)
+    assert [next(consumer) for _ in range(3)] == [0, 1, 2]
+    consumer.close()  # as when the writer fails: the producer must not stay blocked on a full queue
+    assert threading.active_count() == before
