@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from queue import Empty, Queue
+from queue import Queue
 from typing import Any
 
 import datasets
@@ -885,37 +885,38 @@ def _encoded_batches(examples: Iterable[dict[str, Any]], features: datasets.Feat
         yield encode_batch(batch, features)
 
 
-def _prefetched(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
-    """`items` made in a background thread, at most `depth` ahead: reading and encoding the next row
-    group overlaps with writing this one (Parquet writes without the GIL). A producer's error is raised here."""
+def _write_in_background(batches: Iterable[pa.RecordBatch], write: Callable[[pa.RecordBatch], None],
+                         depth: int = 2) -> None:
+    """Write each batch in a background thread while this thread makes the next one.
+
+    Parquet writes without the GIL, so reading and encoding the next row group overlaps with
+    writing this one. The batches (and the file bytes in them) are made in the calling thread, and
+    at most `depth` wait: memory stays flat. An error on either side is raised here.
+    """
     queue: Queue = Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
+    failures: list[BaseException] = []
 
-    def produce() -> None:
+    def consume() -> None:
         try:
-            for item in items:
-                if stop.is_set():
-                    return
-                queue.put(item)
-            queue.put(done)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
-            queue.put(err)
+            while (batch := queue.get()) is not None:
+                write(batch)
+        except BaseException as err:  # noqa: BLE001 - raised in the calling thread
+            failures.append(err)
+            while queue.get() is not None:  # keep taking, so that the producer never blocks
+                pass
 
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    writer = threading.Thread(target=consume, daemon=True)
+    writer.start()
     try:
-        while (item := queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        for batch in batches:
+            if failures:
+                break
+            queue.put(batch)
     finally:
-        stop.set()
-        while producer.is_alive():  # a producer blocked on a full queue needs room to see `stop`
-            try:
-                queue.get_nowait()
-            except Empty:
-                producer.join(timeout=0.01)
+        queue.put(None)
+        writer.join()
+    if failures:
+        raise failures[0]
 
 
 def write_parquet_shards(
@@ -953,9 +954,11 @@ def write_parquet_shards(
             written = 0
         writer.write_batch(batch, row_group_size=rows_per_group)
         written += batch.nbytes
+        # Arrow's allocator keeps freed buffers for reuse per thread; with the writer in its own
+        # thread that cache would grow with the release. Hand it back after each row group.
+        pa.default_memory_pool().release_unused()
 
-    for batch in _prefetched(_encoded_batches(examples, features, rows_per_group)):
-        write(batch)
+    _write_in_background(_encoded_batches(examples, features, rows_per_group), write)
     if writer is None:
         write(encode_batch([], features))
     writer.close()

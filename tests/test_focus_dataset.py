@@ -546,11 +546,22 @@ def test_two_different_conversions_never_share_the_datasets_cache(tmp_path):
     assert sizes == [12, 20]
 
 
-def test_prefetching_keeps_order_and_stops_its_thread_when_the_consumer_stops():
+def test_background_writer_keeps_order_and_raises_errors_from_either_side():
     import threading
     before = threading.active_count()
-    assert list(fd._prefetched(iter(range(50)), depth=3)) == list(range(50))
-    consumer = fd._prefetched(iter(range(1000)), depth=2)
-    assert [next(consumer) for _ in range(3)] == [0, 1, 2]
-    consumer.close()  # as when the writer fails: the producer must not stay blocked on a full queue
+    written = []
+    fd._write_in_background(iter(range(50)), written.append)
+    assert written == list(range(50))
+
+    def failing_write(batch):
+        if batch == 3:
+            raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        fd._write_in_background(iter(range(1000)), failing_write)
+
+    def failing_batches():
+        yield 1
+        raise ValueError("bad row")
+    with pytest.raises(ValueError, match="bad row"):
+        fd._write_in_background(failing_batches(), written.append)
     assert threading.active_count() == before
