@@ -26,12 +26,15 @@ TABLE3: dict[str, dict[str, float]] = {
     "EfficientNet-b7": {"G_t": 8, "G_w": 13, "G_l": 15},
 }
 
-# The overall gap A(P0) - A(P1 u P2 u P3): the paper states it only for the model with the largest
-# gap (Wide-ResNet50-2) and the one with the smallest (EfficientNet-b7).
-OVERALL_GAP: dict[str, float] = {
-    "Wide-ResNet50-2": 24.2,
-    "EfficientNet-b7": 21.00,
+# The overall gap, stated only for the model with the largest gap (Wide-ResNet50-2) and the one with
+# the smallest (EfficientNet-b7). It is A(P0) - A(P1 u P2), the metric's gap_overall_paper: footnote 2
+# leaves P3 out (too few images), and Table 2's sizes with Table 4's accuracies give 24.16 and 21.00
+# that way (tests/test_paper.py derives them).
+OVERALL_GAP_PRINTED: dict[str, str] = {
+    "Wide-ResNet50-2": "24.2",
+    "EfficientNet-b7": "21.00",
 }
+OVERALL_GAP: dict[str, float] = {name: float(text) for name, text in OVERALL_GAP_PRINTED.items()}
 
 # Table 4: top-1 accuracy per partition; P(t,w,l) is not in the table.
 TABLE4_PARTITIONS: tuple[str, ...] = ("P0", "P(t)", "P(w)", "P(l)", "P(t,w)", "P(w,l)", "P(t,l)")
@@ -47,11 +50,14 @@ TABLE4: dict[str, dict[str, float]] = {
 def published(paper_name: str) -> dict[str, float]:
     """The paper's numbers for one of its models, keyed like the metric's output, in percent.
 
-    Keys: G_t, G_w, G_l, the Table 4 partitions and, where the paper states it, gap_overall.
+    Keys: G_t, G_w, G_l, the Table 4 partitions and, where the paper states it,
+    gap_overall_paper (the published overall gap leaves P3 out).
 
     >>> row = published("ResNet50")
-    >>> row["G_l"], row["P0"], "gap_overall" in row
+    >>> row["G_l"], row["P0"], "gap_overall_paper" in row
     (19, 69.22, False)
+    >>> published("EfficientNet-b7")["gap_overall_paper"]
+    21.0
     """
     if paper_name not in TABLE3:
         raise ValueError(
@@ -60,5 +66,5 @@ def published(paper_name: str) -> dict[str, float]:
         )
     row = dict(TABLE3[paper_name]) | TABLE4[paper_name]
     if paper_name in OVERALL_GAP:
-        row["gap_overall"] = OVERALL_GAP[paper_name]
+        row["gap_overall_paper"] = OVERALL_GAP[paper_name]
     return row

@@ -118,6 +118,7 @@ def test_output_has_the_documented_keys():
         "correct",
         "partitions",
         "gap_overall",
+        "gap_overall_paper",
         "G_t",
         "G_w",
         "G_l",
@@ -131,7 +132,8 @@ def test_output_has_the_documented_keys():
         for record in results["partitions"].values()
     )
     assert all(
-        list(results[gap]) == ["value", "ci_low", "ci_high"] for gap in ["gap_overall", "G_t", "G_w", "G_l"]
+        list(results[gap]) == ["value", "ci_low", "ci_high"]
+        for gap in ["gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"]
     )
     assert list(results["per_class"]) == focus_dataset.CLASS_NAMES
     assert list(results["per_class"]["car"]) == ["P0", "P1", "P2", "P3", "G_t", "G_w", "G_l"]
@@ -353,7 +355,7 @@ def test_all_correct_predictions_give_every_gap_zero():
     inputs["predictions"] = inputs["references"]
     for gap_unit in ["occurrence", "image"]:
         results = compute(**inputs, gap_unit=gap_unit, n_bootstrap=200, seed=0)
-        for name in ["gap_overall", "G_t", "G_w", "G_l"]:
+        for name in ["gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"]:
             assert results[name] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
         for record in results["per_class"].values():
             assert all(record[name] in (0.0, None) for name in ["G_t", "G_w", "G_l"])
@@ -371,12 +373,47 @@ def test_predictions_right_exactly_on_common_images_give_gap_overall_one():
     assert results["partitions"]["P0"]["accuracy"] == 1.0
 
 
+def test_gap_overall_paper_leaves_p3_out_and_gap_overall_keeps_it():
+    # P0 right; P(t) right, P(w) wrong (P1: 1 of 2); P(t,w) wrong (P2); P(t,w,l) twice wrong (P3).
+    inputs = _images([
+        (CAR, CAR, DAY, SUNNY, [STREET], False, False, []),
+        (CAR, CAR, NIGHT, SUNNY, [STREET], True, False, []),
+        (TRUCK, CAR, DAY, RAINING, [STREET], False, True, []),
+        (TRUCK, CAR, NIGHT, RAINING, [STREET], True, True, []),
+        (TRUCK, CAR, NIGHT, RAINING, [SNOW], True, True, [SNOW]),
+        (TRUCK, CAR, NIGHT, RAINING, [SNOW], True, True, [SNOW]),
+    ])
+    results = compute(**inputs, n_bootstrap=0)
+    assert results["gap_overall_paper"]["value"] == pytest.approx(1 - 1 / 3)
+    assert results["gap_overall"]["value"] == pytest.approx(1 - 1 / 5)
+
+
+def test_gap_overall_paper_is_null_without_images_in_p1_or_p2():
+    inputs = _images([
+        (CAR, CAR, DAY, SUNNY, [STREET], False, False, []),
+        (CAR, CAR, NIGHT, RAINING, [SNOW], True, True, [SNOW]),
+    ])
+    results = compute(**inputs, n_bootstrap=20, seed=0)
+    assert results["gap_overall_paper"] == {"value": None, "ci_low": None, "ci_high": None}
+    assert results["gap_overall"]["value"] == 0.0
+
+
+def test_frog_time_gap_is_undefined_because_no_time_is_uncommon_for_frog():
+    inputs = _random_inputs(600, seed=12)
+    frog = focus_dataset.CLASS_NAMES.index("frog")
+    assert frog in inputs["references"]
+    results = compute(**inputs, n_bootstrap=0)
+    assert results["per_class"]["frog"]["G_t"] is None
+    assert results["heatmaps"]["time"]["gap"][frog] is None
+    assert results["G_t"]["value"] is not None
+
+
 def test_intervals_are_reproducible_with_a_seed_and_contain_the_point_estimate():
     inputs = _random_inputs(400, seed=6, accuracy=0.6)
     first = compute(**inputs, seed=7)
     assert compute(**inputs, seed=7) == first
     assert compute(**inputs, seed=8) != first
-    for name in ["gap_overall", "G_t", "G_w", "G_l"]:
+    for name in ["gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"]:
         assert first[name]["ci_low"] <= first[name]["value"] <= first[name]["ci_high"]
         assert first[name]["ci_low"] < first[name]["ci_high"]
     for record in first["partitions"].values():
