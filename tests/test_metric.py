@@ -595,8 +595,24 @@ def _with(**changes):
             r"uncommon_time\[1\] is None, but uncommon_time must hold",
         ),
         (
-            _with(references=np.array([1.0, 1.0, 1.0, 1.0])),
-            r"references\[0\] is 1\.0, but references must hold integer ids",
+            _with(references=np.array([1.0, 1.0, 1.5, 1.0])),
+            r"references\[2\] is 1\.5, but references must hold integer ids",
+        ),
+        (
+            _with(predictions=[1, 1, float("nan"), 1]),
+            r"predictions\[2\] is nan, but predictions must hold integer ids",
+        ),
+        (
+            _with(predictions=[1, 2**70, 0, 1]),
+            r"predictions\[1\] is 1180591620717411303424, but predictions must hold integer ids",
+        ),
+        (
+            _with(predictions=[1, True, 0, 1]),
+            r"predictions\[1\] is True, but predictions must hold integer ids",
+        ),
+        (
+            _with(locations=[[STREET], [STREET, 6.5], [STREET], [SNOW]]),
+            r"locations\[1\] holds 6\.5, but locations must hold integer location ids",
         ),
         (
             _with(locations=[STREET, [STREET, SNOW], [STREET], [SNOW]]),
@@ -637,6 +653,38 @@ def test_bad_option_raises_value_error_naming_it(options, message):
 def test_evaluate_compute_passes_bad_input_errors_through(loaded_metric):
     with pytest.raises(ValueError, match=r"uncommon_locations\[3\] holds 7 \('water'\)"):
         loaded_metric.compute(**_with(uncommon_locations=[[], [SNOW], [], [WATER]]), n_bootstrap=0)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        # evaluate's int64 feature would truncate 2.7 to 2 and score it as a correct "plane".
+        (_with(predictions=[2.7, 1, 0, 1], references=[2, 1, 1, 1]), r"predictions\[0\] is 2\.7, but predictions must"),
+        # ... overflow with "Python int too large to convert to C long" on 2**70 ...
+        (_with(predictions=[1, 2**70, 0, 1]), r"predictions\[1\] is 1180591620717411303424, but"),
+        # ... and name element 0 for a NaN elsewhere.
+        (_with(predictions=[1, 1, 0, float("nan")]), r"predictions\[3\] is nan, but predictions must"),
+        (_with(uncommon_weather=[0, 2, 0, 1]), r"uncommon_weather\[1\] is 2, but uncommon_weather must hold booleans"),
+        (_with(locations=[[STREET], [STREET, 6.5], [STREET], [SNOW]]), r"locations\[1\] holds 6\.5"),
+    ],
+    ids=["fraction", "too large", "NaN", "flag 2", "fractional location"],
+)
+def test_evaluate_compute_checks_values_before_encoding_them(loaded_metric, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        loaded_metric.compute(**inputs, n_bootstrap=0)
+
+
+def test_evaluate_add_and_add_batch_check_values_before_encoding_them(loaded_metric):
+    with pytest.raises(ValueError, match=r"predictions\[0\] is 2\.5, but predictions must hold integer ids"):
+        loaded_metric.add(prediction=2.5, reference=1, time=DAY, weather=SUNNY, locations=[STREET],
+                          uncommon_time=False, uncommon_weather=False, uncommon_locations=[])
+    with pytest.raises(ValueError, match=r"predictions\[1\] is 1\.5"):
+        loaded_metric.add_batch(**_with(predictions=[1, 1.5, 0, 1]))
+
+
+def test_whole_number_floats_are_ids_as_numpy_and_torch_arrays_hold_them():
+    as_floats = compute(**_with(predictions=np.array([1.0, 1.0, 0.0, -1.0])), n_bootstrap=0)
+    assert as_floats == compute(**FOUR_CARS, n_bootstrap=0)
 
 
 # With the dataset ------------------------------------------------------------------------------------

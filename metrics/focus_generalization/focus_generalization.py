@@ -152,6 +152,20 @@ class FocusGeneralization(evaluate.Metric):
             reference_urls=["https://proceedings.mlr.press/v162/kattakinda22a.html"],
         )
 
+    # evaluate encodes inputs into its declared types before _compute sees them, silently: 2.7 becomes
+    # the id 2 and the flag 2 becomes True. Checking the raw values first keeps its compute and
+    # add_batch as strict as compute_focus_metrics.
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of images' predictions and references (and their attributes), type-checked first."""
+        _check_types({"predictions": predictions, "references": references, **kwargs})
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs):
+        """Add one image's prediction and reference (and its attributes), type-checked first."""
+        row = {"predictions": prediction, "references": reference, **kwargs}
+        _check_types({name: None if value is None else [value] for name, value in row.items()})
+        super().add(prediction=prediction, reference=reference, **kwargs)
+
     def _compute(
         self,
         predictions,
@@ -330,24 +344,63 @@ def _validated_inputs(
     return references, predictions == references, attributes
 
 
+def _check_types(columns):
+    """Raise a ValueError naming the first value of a wrong type in a batch of inputs (None: not given)."""
+    checks = {"predictions": _integers, "references": _integers, "time": _integers, "weather": _integers,
+              "uncommon_time": _flags, "uncommon_weather": _flags, "locations": _flattened,
+              "uncommon_locations": _flattened}
+    for name, check in checks.items():
+        if columns.get(name) is not None:
+            check(name, columns[name])
+
+
 def _integers(name, column):
     values = np.asarray(column)
     if values.ndim != 1:
         raise ValueError(
             f"{name} must hold one id per image (a flat list), got an array of shape {values.shape}."
         )
-    if values.dtype.kind not in "iu":
-        row = _first_non_integer(values)
-        raise ValueError(f"{name}[{row}] is {_shown(values[row])!r}, but {name} must hold integer ids.")
-    return values.astype(np.int64, copy=False)
+    ids, bad = _whole_numbers(values, column)
+    if bad is not None:
+        value = column[bad] if isinstance(column, (list, tuple)) else values[bad]
+        raise ValueError(f"{name}[{bad}] is {_shown(value)!r}, but {name} must hold integer ids.")
+    return ids
 
 
-def _first_non_integer(values):
-    return next(
-        i
-        for i, value in enumerate(values)
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-    )
+_INT64 = np.iinfo(np.int64)
+
+
+def _whole_numbers(values, column=None):
+    """(values as int64, None), or (None, the position of the first value that is not an id).
+
+    An id is a whole number within int64: an integer, or a float with no fraction (2.0, as numpy
+    or torch arrays hold class ids). Booleans, NaN, 2.7, 2**70 and strings are not ids; each is
+    named by its own position. `column` is the input as given, to find booleans in a list that
+    numpy would have turned into integers ([True, 1] -> [1, 1]).
+    """
+    if values.dtype.kind in "iu" and not (isinstance(column, (list, tuple)) and any(type(v) is bool for v in column)):
+        if values.dtype.kind == "u" and values.size and values.max() > _INT64.max:
+            return None, int(np.argmax(values > _INT64.max))
+        return values.astype(np.int64, copy=False), None
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.trunc(values)) | (values < _INT64.min) | (values >= 2.0**63)
+        if bad.any():
+            return None, int(np.argmax(bad))
+        return values.astype(np.int64), None
+    for position, value in enumerate(column if isinstance(column, (list, tuple)) else values):
+        if not _is_id(value):
+            return None, position
+    return values.astype(np.int64), None
+
+
+def _is_id(value):
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return _INT64.min <= value <= _INT64.max
+    return isinstance(value, (float, np.floating)) and np.isfinite(value) and value == int(value) and (
+        _INT64.min <= value < 2.0**63)
 
 
 def _shown(value):
@@ -406,12 +459,12 @@ def _flattened(name, lists):
     rows = np.repeat(np.arange(len(lists)), lengths)
     if values.size == 0:
         return rows, values.astype(np.int64)
-    if values.dtype.kind not in "iu":
-        index = _first_non_integer(flat)
+    ids, bad = _whole_numbers(values, flat)
+    if bad is not None:
         raise ValueError(
-            f"{name}[{rows[index]}] holds {_shown(flat[index])!r}, but {name} must hold integer location ids."
+            f"{name}[{rows[bad]}] holds {_shown(flat[bad])!r}, but {name} must hold integer location ids."
         )
-    return rows, _ids(name, values.astype(np.int64, copy=False), 0, len(LOCATION_NAMES) - 1, rows)
+    return rows, _ids(name, ids, 0, len(LOCATION_NAMES) - 1, rows)
 
 
 def _location_occurrences(locations, uncommon_locations):
