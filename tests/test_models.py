@@ -289,13 +289,32 @@ def test_checkpoint_that_does_not_fit_names_missing_unexpected_and_reshaped_keys
     assert "1 with another shape: conv1.1.weight (checkpoint [7], model [" in message
 
 
-def test_checkpoint_with_another_head_size_suggests_num_classes(tmp_path):
+def test_checkpoint_with_a_focus_head_suggests_the_focus_label_space(tmp_path):
     path = tmp_path / "focus_head.pth"
     torch.save(timm.create_model("test_resnet", num_classes=10).state_dict(), path)
-    with pytest.raises(CheckpointMismatchError, match=r"Only the classifier differs.*num_classes=10"):
+    with pytest.raises(CheckpointMismatchError, match=r"Only the classifier differs: the checkpoint has a 10-class "
+                                                       r"head.*use --label-space focus"):
         create_model("test_resnet", checkpoint=path)
-    model, info = create_model("test_resnet", checkpoint=path, num_classes=10)
-    assert info["num_classes"] == 10
+    model, info = create_model("test_resnet", checkpoint=path, label_space="focus")
+    assert info["num_classes"] == 10 and info["label_space"] == "focus"
+
+
+def test_imagenet_checkpoint_with_the_focus_label_space_says_to_use_the_default(tmp_path):
+    path = tmp_path / "imagenet_head.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), path)
+    with pytest.raises(CheckpointMismatchError) as raised:
+        create_model("test_resnet", checkpoint=path, label_space="focus")
+    assert ("the checkpoint has a 1000-class head, the model was built with 10 classes (--label-space focus). For "
+            "an ImageNet-1k head use --label-space imagenet (the default)." in str(raised.value))
+    assert "num_classes=1000" not in str(raised.value)
+
+
+def test_head_of_another_size_names_the_label_spaces_and_the_python_call(tmp_path):
+    path = tmp_path / "head_37.pth"
+    torch.save(timm.create_model("test_resnet", num_classes=37).state_dict(), path)
+    with pytest.raises(CheckpointMismatchError, match=r"a 37-class head is neither \(Python: create_model\(\.\.\., "
+                                                       r"num_classes=37\) builds it\)"):
+        create_model("test_resnet", checkpoint=path)
 
 
 def test_checkpoint_holding_python_objects_is_refused_with_advice(tmp_path, tiny_state_dict):
@@ -363,10 +382,10 @@ def test_missing_weights_offline_fail_at_once_saying_how_to_provide_them(monkeyp
     with pytest.raises(WeightsNotFoundError) as raised:
         create_model("resnet50.tv_in1k")
     message = str(raised.value)
-    assert "'resnet50.tv_in1k' not found: they are not in the local cache and HF_HUB_OFFLINE is set" in message
+    assert "'resnet50.tv_in1k' not found: not in the local cache and HF_HUB_OFFLINE is set" in message
     assert "model.safetensors or pytorch_model.bin of the Hugging Face repo timm/resnet50.tv_in1k" in message
     assert f"in the cache {tmp_path / 'hub'}" in message
-    assert "huggingface-cli download timm/resnet50.tv_in1k" in message
+    assert "`hf download timm/resnet50.tv_in1k`" in message and "huggingface-cli" not in message
     assert "--checkpoint resnet50.tv_in1k=PATH" in message
 
 
@@ -379,7 +398,7 @@ def test_failed_download_says_how_to_provide_the_weights(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    advice = r"download failed \(cannot reach huggingface.co\); set HF_HUB_OFFLINE=1.*huggingface-cli download timm/"
+    advice = r"download failed \(cannot reach huggingface.co\); set HF_HUB_OFFLINE=1.*`hf download timm/"
     with pytest.raises(WeightsNotFoundError, match=advice):
         create_model("resnet50.tv_in1k")
 
@@ -412,28 +431,36 @@ def test_random_weights_only_when_asked_for_and_recorded_as_such(tmp_path):
 
 
 def test_new_head_on_pretrained_weights_is_refused():
-    with pytest.raises(ValueError, match=r"num_classes=10 differs from the 1000 classes.*head would be random"):
-        create_model("resnet50.tv_in1k", num_classes=10)
+    with pytest.raises(ValueError, match=r"num_classes=12 differs from the 1000 classes.*head would be random"):
+        create_model("resnet50.tv_in1k", num_classes=12)
+    focus = (r"resnet50.tv_in1k's pretrained weights have a 1000-class ImageNet-1k head, and --label-space focus "
+             r"needs a head fine-tuned on the ten FOCUS classes: pass such weights with --checkpoint "
+             r"resnet50.tv_in1k=PATH, or leave --label-space at imagenet")
+    with pytest.raises(ValueError, match=focus):
+        create_model("resnet50.tv_in1k", label_space="focus")
 
 
-def test_paper_preset_is_five_timm_pretrained_tags_with_names_and_notes():
-    assert len(PAPER_MODELS) == 5
-    assert set(PAPER_MODELS) <= set(timm.list_pretrained())
+def test_paper_preset_is_torchvision_v1_weights_and_timm_efficientnets_with_names_and_notes():
+    assert PAPER_MODELS[:3] == ("torchvision:resnet50/IMAGENET1K_V1", "torchvision:wide_resnet50_2/IMAGENET1K_V1",
+                                "torchvision:mobilenet_v3_large/IMAGENET1K_V1")
+    assert set(PAPER_MODELS[3:]) <= set(timm.list_pretrained())
     assert [PAPER_DISPLAY_NAMES[m] for m in PAPER_MODELS] == [
         "ResNet50", "Wide-ResNet50-2", "MobileNet-v3-large", "EfficientNet-b4", "EfficientNet-b7",
     ]
     assert set(PAPER_WEIGHT_NOTES) == set(PAPER_MODELS)
-    assert PAPER_WEIGHT_NOTES["mobilenetv3_large_100.ra_in1k"].startswith("Differs from the paper")
+    assert not any("Differs" in note for note in PAPER_WEIGHT_NOTES.values())
     # The paper's EfficientNet input sizes: each model runs at its own resolution.
-    sizes = [timm.models.get_pretrained_cfg(m).input_size for m in PAPER_MODELS]
-    assert sizes == [(3, 224, 224)] * 3 + [(3, 380, 380), (3, 600, 600)]
+    sizes = [timm.models.get_pretrained_cfg(m).input_size for m in PAPER_MODELS[3:]]
+    assert sizes == [(3, 380, 380), (3, 600, 600)]
 
 
 def test_docstring_examples_run():
-    assert doctest.testmod(models).failed == 0
+    for module in (models, models.specs, models.checkpoints, models.hub, models.hf_transformers):
+        assert doctest.testmod(module).failed == 0
 
 
 def test_expand_model_names_expands_the_paper_preset_once():
-    assert expand_model_names(["paper", "resnet50.tv_in1k", LITE0_MODEL]) == [*PAPER_MODELS, LITE0_MODEL]
-    assert models.display_name("resnet50.tv_in1k") == "ResNet50"
+    assert expand_model_names(["paper", "torchvision:resnet50/IMAGENET1K_V1", LITE0_MODEL]) == [*PAPER_MODELS,
+                                                                                               LITE0_MODEL]
+    assert models.display_name("torchvision:resnet50/IMAGENET1K_V1") == "ResNet50"
     assert models.display_name(LITE0_MODEL) == LITE0_MODEL

