@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -28,14 +29,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_METRIC_FILE = Path("metrics") / "focus_generalization" / "focus_generalization.py"
+_METRIC_DIR = Path("metrics") / "focus_generalization"
 # A checkout (or editable install) has the metric beside the harness; an installed wheel under share/.
-METRIC_PATH = next(
-    (path for path in (REPO_ROOT / _METRIC_FILE,
-                       Path(sysconfig.get_path("data")) / "share" / "focus-benchmark" / _METRIC_FILE)
-     if path.exists()),
-    REPO_ROOT / _METRIC_FILE,
+METRIC_DIR = next(
+    (path for path in (REPO_ROOT / _METRIC_DIR, Path(sysconfig.get_path("data")) / "share" / "focus-benchmark"
+                       / _METRIC_DIR) if path.is_dir()),
+    REPO_ROOT / _METRIC_DIR,
 )
+METRIC_PATH = METRIC_DIR / "focus_generalization.py"  # the evaluate module
+METRIC_MATH_PATH = METRIC_DIR / "focus_metrics.py"  # its arithmetic, which imports numpy only
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
@@ -84,12 +86,28 @@ def model_dir(run_dir: str | Path, model_name: str) -> Path:
     return Path(run_dir) / model_slug(model_name)
 
 
+@functools.lru_cache(maxsize=1)
 def load_metric_module() -> ModuleType:
-    """The focus_generalization metric module, imported from its file (one implementation for all)."""
-    spec = importlib.util.spec_from_file_location("focus_generalization", METRIC_PATH)
+    """The metric's arithmetic (compute_focus_metrics, wilson_interval, format_summary), one implementation.
+
+    It is imported from the metric's focus_metrics.py, not through `evaluate`, whose import costs
+    seconds (it imports transformers' pipelines when transformers is installed).
+    """
+    spec = importlib.util.spec_from_file_location("focus_metrics", METRIC_MATH_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_metric(**kwargs: Any):
+    """The FOCUS metric as an `evaluate` module, wherever the toolkit is installed (``evaluate.load`` on its folder).
+
+    >>> metric = load_metric()  # doctest: +SKIP
+    >>> metric.compute(**metric_inputs(read_predictions("runs/demo/MODEL/predictions.parquet")), seed=0)  # doctest: +SKIP
+    """
+    import evaluate
+
+    return evaluate.load(str(METRIC_DIR), **kwargs)
 
 
 def metric_inputs(predictions: pa.Table) -> dict[str, Any]:

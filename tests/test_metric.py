@@ -2,10 +2,13 @@
 
 import ast
 import doctest
+import importlib
 import io
 import json
 import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from harness.runfolder import load_metric_module
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "focus_generalization"
 METRIC_FILE = METRIC_DIR / "focus_generalization.py"
+MATH_FILE = METRIC_DIR / "focus_metrics.py"
 
 
 metric = load_metric_module()
@@ -95,16 +99,28 @@ def test_label_lists_match_focus_dataset():
     assert metric.ATTRIBUTE_NAMES == focus_dataset.ATTRIBUTE_NAMES
 
 
-def test_metric_module_imports_one_library_per_line_and_nothing_from_the_project():
-    tree = ast.parse(METRIC_FILE.read_text())
+def _imports(path):
     imported = []
-    for node in tree.body:
+    for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Import):
-            assert len(node.names) == 1, f"line {node.lineno} imports several modules"
+            assert len(node.names) == 1, f"{path.name} line {node.lineno} imports several modules"
             imported.append(node.names[0].name)
         elif isinstance(node, ast.ImportFrom):
-            imported.append(node.module)
-    assert set(imported) == {"itertools", "numbers", "statistics", "typing", "datasets", "evaluate", "numpy"}
+            imported.append("." * node.level + (node.module or ""))
+    return set(imported)
+
+
+def test_metric_module_imports_one_library_per_line_and_nothing_from_the_project():
+    assert _imports(METRIC_FILE) == {"datasets", "evaluate", ".focus_metrics"}
+    assert _imports(MATH_FILE) == {"itertools", "numbers", "statistics", "typing", "numpy"}
+
+
+def test_the_harness_computes_the_metric_without_importing_evaluate():
+    script = ("import sys; from harness.runfolder import load_metric_module; load_metric_module(); "
+              "print(sorted(name for name in ('evaluate', 'transformers') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # Hand-computed results ---------------------------------------------------------------------------
@@ -517,8 +533,9 @@ def test_metric_card_examples_run_as_doctests(loaded_metric, monkeypatch):
 
 def test_module_docstring_examples_run_as_doctests(loaded_metric, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
-    assert _run_doctests(metric._KWARGS_DESCRIPTION, "_KWARGS_DESCRIPTION", METRIC_FILE, {}) >= 4
-    assert _run_doctests(compute.__doc__, "compute_focus_metrics", METRIC_FILE, vars(metric).copy()) >= 2
+    module = importlib.import_module(type(loaded_metric).__module__)
+    assert _run_doctests(module._KWARGS_DESCRIPTION, "_KWARGS_DESCRIPTION", METRIC_FILE, {}) >= 4
+    assert _run_doctests(compute.__doc__, "compute_focus_metrics", MATH_FILE, vars(metric).copy()) >= 2
 
 
 # Bad input ------------------------------------------------------------------------------------------
