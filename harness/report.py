@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -522,13 +523,18 @@ def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: 
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a FOCUS run folder's report.md and figures from its metrics.")
     parser.add_argument("run_dir", type=Path, help="a run folder written by harness/run.py")
     args = parser.parse_args(argv)
-    path = write_report(args.run_dir, load_results(args.run_dir))
+    try:
+        path = write_report(args.run_dir, load_results(args.run_dir))
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(path.read_text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -156,7 +156,13 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file of the run folder; a damaged one is a ValueError that names it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is damaged: not valid JSON ({err}). Delete it and rerun the command that "
+                         f"wrote it.") from None
 
 
 def _finite(value: Any) -> Any:

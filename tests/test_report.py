@@ -2,6 +2,7 @@
 
 import doctest
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -292,3 +293,13 @@ def test_paper_tables_hold_every_model_and_state_two_overall_gaps():
     assert set(paper.TABLE4_PARTITIONS) < set(focus_dataset.PARTITION_NAMES)
     assert max(paper.OVERALL_GAP, key=paper.OVERALL_GAP.get) == "Wide-ResNet50-2"
     assert doctest.testmod(paper).failed == 0
+
+
+def test_damaged_metrics_json_is_named_and_the_report_command_exits_2(tmp_path, run_dir, capsys):
+    damaged = tmp_path / "run"
+    shutil.copytree(run_dir, damaged)
+    (model_dir(damaged, "test_resnet") / METRICS_FILE).write_bytes(b'{"accuracy": 0.2, "n": ')
+    assert report.main([str(damaged)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {model_dir(damaged, 'test_resnet') / METRICS_FILE} is damaged: not valid JSON")
+    assert "Traceback" not in error
