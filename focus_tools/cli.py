@@ -1,0 +1,106 @@
+"""The `focus-dataset` command line: convert, sample, validate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import datasets
+
+from focus_dataset import FocusDataError
+from focus_tools.convert import REPORT_NAME, convert
+from focus_tools.hub import push_to_hub
+from focus_tools.parquet import converted_shards, read_annotation_columns
+from focus_tools.sample import write_sample_release
+from focus_tools.statistics import (compare_with_published, summary, table1_counts, table2_counts,
+                                    uncommon_masks_from_data)
+from focus_tools.validate import validate
+
+
+def _cmd_convert(args) -> int:
+    report = convert(args.source, args.output, uncommon=args.uncommon, max_shard_size=args.max_shard_size,
+                     skip_invalid=args.skip_invalid, overwrite=args.overwrite)
+    table = read_annotation_columns(args.output)
+    print(f"wrote {args.output} ({len(converted_shards(Path(args.output)))} shard(s))")
+    print(summary(table, uncommon_masks_from_data(table)))
+    problems = len(report["skipped_rows"]) + len(report["image_problems"]) + len(report["images_without_rows"])
+    if problems:
+        print(f"\n{problems} problem(s) recorded in {Path(args.output) / REPORT_NAME}: "
+              f"{len(report['skipped_rows'])} skipped row(s), {len(report['image_problems'])} image problem(s), "
+              f"{len(report['images_without_rows'])} image(s) without a row")
+    if args.push_to_hub:
+        print(push_to_hub(args.output, args.push_to_hub, private=args.private))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    output = write_sample_release(args.output, args.num_images, seed=args.seed, as_zip=args.zip)
+    print(f"wrote a sample release of {args.num_images} images to {output}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    result = validate(args.path)
+    for warning in result.warnings[: args.max_lines]:
+        print(f"warning: {warning}")
+    for error in result.errors[: args.max_lines]:
+        print(f"error: {error}")
+    hidden = max(0, len(result.errors) - args.max_lines) + max(0, len(result.warnings) - args.max_lines)
+    if hidden:
+        print(f"... and {hidden} more")
+    if result.table is not None and result.table.num_rows:
+        print(summary(result.table, uncommon_masks_from_data(result.table)))
+        differences = compare_with_published(table1_counts(result.table), table2_counts(result.table))
+        print(f"\nDifferences from the published Tables 1 and 2: {len(differences)} cell(s)")
+        for line in differences[: args.max_lines]:
+            print(f"  {line}")
+        if len(differences) > args.max_lines:
+            print(f"  ... and {len(differences) - args.max_lines} more")
+    print(f"\n{len(result.errors)} error(s), {len(result.warnings)} warning(s)")
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="focus-dataset",
+        description="FOCUS: Familiar Objects in Common and Uncommon Settings, as a typed Hugging Face dataset.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert_parser = commands.add_parser("convert", help="release folder or focus.zip -> Hub-ready Parquet dataset")
+    convert_parser.add_argument("source", help="the release folder (holding annotations.db) or focus.zip")
+    convert_parser.add_argument("output", help="the dataset folder to write (data/*.parquet and README.md)")
+    convert_parser.add_argument("--uncommon", metavar="FILE", help="JSON or YAML uncommon table (default: the paper's)")
+    convert_parser.add_argument("--max-shard-size", metavar="SIZE", help="largest Parquet shard, e.g. 500MB")
+    convert_parser.add_argument("--skip-invalid", action="store_true",
+                                help="leave out bad annotation rows (listed in the report) instead of stopping")
+    convert_parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    convert_parser.add_argument("--push-to-hub", metavar="REPO_ID", help="then upload OUTPUT as a Hub dataset")
+    convert_parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
+    convert_parser.set_defaults(func=_cmd_convert)
+
+    sample_parser = commands.add_parser("sample", help="write a synthetic release in the public layout")
+    sample_parser.add_argument("output", help="the release folder to write (with --zip: the zip file)")
+    sample_parser.add_argument("--num-images", type=int, required=True)
+    sample_parser.add_argument("--seed", type=int, default=0)
+    sample_parser.add_argument("--zip", action="store_true", help="write focus.zip-style archive instead of a folder")
+    sample_parser.set_defaults(func=_cmd_sample)
+
+    validate_parser = commands.add_parser("validate", help="check a release or a converted dataset")
+    validate_parser.add_argument("path", help="release folder, focus.zip, or converted dataset folder")
+    validate_parser.add_argument("--max-lines", type=int, default=50, help="lines to print per kind of finding")
+    validate_parser.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    datasets.logging.set_verbosity_warning()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FocusDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,125 @@
+"""`focus-dataset validate`: every check of a release (folder or zip) or of a converted folder, with
+every image decoded in full."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from focus_dataset import Annotation, annotate, annotation_table, focus_features, load_uncommon_table, partition_ids
+from focus_tools.parquet import converted_shards
+from focus_tools.release import Release, decode_problem, parse_annotation
+
+
+@dataclass
+class ValidationResult:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    table: pa.Table | None = None  # the annotation columns that were checked
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _decode_problems(names: list[str], read: Callable[[str], bytes | None]) -> list[tuple[str, str]]:
+    """Full decode of every image, in threads (PIL releases the GIL while decoding)."""
+    def check(name):
+        return name, decode_problem(read(name))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return [(name, problem) for name, problem in pool.map(check, names) if problem is not None]
+
+
+def annotations_table(annotations: list[Annotation], table: dict) -> pa.Table:
+    """The typed annotation columns (no images) of parsed release rows."""
+    rows = [annotate(a, table) for a in annotations]
+    features = focus_features()
+    del features["image"]
+    return datasets.Dataset.from_list(rows, features=features).with_format("arrow")[:]
+
+
+def validate_release(path: str | os.PathLike) -> ValidationResult:
+    result = ValidationResult()
+    with Release(path) as release:
+        annotations, seen, file_names = [], set(), []
+        for row_number, row in enumerate(release.rows(), start=1):
+            annotation, problems = parse_annotation(row)
+            if annotation is not None and annotation.file_name in seen:
+                problems = [f"duplicate file_name {row[0]!r}"]
+            for problem in problems:
+                result.errors.append(f"{release.source}: row {row_number} (file_name {row[0]!r}): {problem}")
+            if isinstance(row[4], str) and ", ".join(sorted(row[4].split(", "))) != row[4]:
+                result.warnings.append(f"{release.source}: row {row_number}: locations {row[4]!r} are not sorted")
+            if isinstance(row[0], str):
+                file_names.append(row[0].lstrip("/"))
+                seen.add(row[0].lstrip("/"))
+            if annotation is not None and not problems:
+                annotations.append(annotation)
+        for name, problem in _decode_problems(file_names, release.read):
+            kind = "row without image" if problem == "missing" else "image"
+            result.errors.append(f"{release.source}: {kind} {name}: {problem}")
+        for name in release.image_names():
+            if name not in seen:
+                result.errors.append(f"{release.source}: image without row: {name}")
+    if annotations:
+        result.table = annotations_table(annotations, load_uncommon_table())
+    return result
+
+
+def validate_converted(path: str | os.PathLike) -> ValidationResult:
+    result = ValidationResult()
+    path = Path(path)
+    shards = converted_shards(path)
+    if not shards:
+        result.errors.append(f"{path}: no data/*.parquet shards; expected the output of `focus-dataset convert`")
+        return result
+    dataset = datasets.Dataset.from_parquet([str(s) for s in shards])
+    expected = focus_features()
+    for name, feature in expected.items():
+        if name not in dataset.features:
+            result.errors.append(f"{path}: column {name!r} is missing")
+        elif dataset.features[name] != feature:
+            result.errors.append(f"{path}: column {name!r} has type {dataset.features[name]}, expected {feature}")
+    if result.errors:
+        return result
+    table = annotation_table(dataset)
+    file_names = table.column("file_name").to_pylist()
+    counts = Counter(file_names)
+    result.errors += [f"{path}: duplicate file_name {name!r} ({n} rows)" for name, n in counts.items() if n > 1]
+    if file_names != sorted(file_names):
+        result.errors.append(f"{path}: rows are not ordered by file_name")
+    flags = {f: table.column(f).to_numpy() for f in ("uncommon_time", "uncommon_weather", "uncommon_location")}
+    expected_partition = partition_ids(flags["uncommon_time"], flags["uncommon_weather"], flags["uncommon_location"])
+    num_uncommon = sum(f.astype(int) for f in flags.values())
+    uncommon_lengths = pc.list_value_length(table.column("uncommon_locations")).to_numpy()
+    for row in np.flatnonzero((expected_partition != table.column("partition").to_numpy())
+                              | (num_uncommon != table.column("num_uncommon").to_numpy())
+                              | ((uncommon_lengths > 0) != flags["uncommon_location"]))[:20]:
+        result.errors.append(f"{path}: row {row} ({file_names[row]}): partition, num_uncommon and the uncommon "
+                             "flags disagree")
+    images = dataset.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
+    by_name = dict(zip(file_names, range(len(file_names))))
+    def read(name):
+        image = images[by_name[name]]["image"]
+        return None if image is None else image["bytes"]
+    for name, problem in _decode_problems(file_names, read):
+        result.errors.append(f"{path}: image {name}: {problem}")
+    result.table = table
+    return result
+
+
+def validate(path: str | os.PathLike) -> ValidationResult:
+    """Check a release (folder or zip) or a converted dataset folder."""
+    path = Path(path)
+    if path.is_dir() and converted_shards(path):
+        return validate_converted(path)
+    return validate_release(path)

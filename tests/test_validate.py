@@ -1,0 +1,69 @@
+"""focus_tools.validate: every check of a release or a converted folder."""
+
+import numpy as np
+import pytest
+
+import focus_dataset as fd
+from conftest import execute, first_file_name
+
+
+def test_validate_accepts_a_clean_release_and_its_conversion(sample_release, sample_zip, converted, capsys):
+    for path in (sample_release, sample_zip, converted):
+        assert fd.main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 error(s)" in out and "Differences from the published Tables 1 and 2" in out
+    assert "Table 2 total: 48 (published 23902, -23854)" in out
+
+
+def test_validate_finds_every_kind_of_release_problem(release_copy, capsys):
+    names = sorted(p.relative_to(release_copy).as_posix() for p in release_copy.rglob("*.jpg"))
+    execute(release_copy, "UPDATE annotations SET category='airplane' WHERE file_name=?", "/" + names[0])
+    execute(release_copy, "UPDATE annotations SET locations='water,grass' WHERE file_name=?", "/" + names[1])
+    (release_copy / names[2]).unlink()
+    (release_copy / names[3]).write_bytes(b"")
+    data = (release_copy / names[4]).read_bytes()
+    (release_copy / names[4]).write_bytes(data[: len(data) // 2])
+    (release_copy / names[5]).write_bytes(b"\xff\xd8garbage\xff\xd9")
+    (release_copy / "extra-folder").mkdir()
+    (release_copy / "extra-folder" / "1.jpg").write_bytes(data)
+    assert fd.main(["validate", str(release_copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"row 1 (file_name '/{names[0]}'): unknown category 'airplane'" in out
+    assert "malformed locations 'water,grass'" in out
+    assert f"row without image {names[2]}: missing" in out
+    assert f"image {names[3]}: empty file" in out
+    assert f"image {names[4]}: truncated" in out
+    assert f"image {names[5]}: undecodable" in out
+    assert "image without row: extra-folder/1.jpg" in out
+    assert "7 error(s)" in out
+
+
+def test_validate_finds_duplicate_file_names(tmp_path):
+    release = tmp_path / "focus"
+    release.mkdir()
+    import sqlite3
+    with sqlite3.connect(release / "annotations.db") as db:  # a table without the PRIMARY KEY
+        db.execute("CREATE TABLE annotations(file_name TEXT, category TEXT, time TEXT, weather TEXT, "
+                   "locations TEXT, humans TEXT)")
+        db.executemany("INSERT INTO annotations VALUES (?,?,?,?,?,?)",
+                       [("/cat-snow/1.jpg", "cat", "day", "sunny", "snow", "no")] * 2)
+    db.close()
+    (release / "cat-snow").mkdir()
+    (release / "cat-snow" / "1.jpg").write_bytes(fd.sample_image(np.random.default_rng(0)))
+    result = fd.validate(release)
+    assert any("duplicate file_name '/cat-snow/1.jpg'" in e for e in result.errors)
+
+
+def test_validate_converted_checks_images_and_derived_columns(tmp_path, release_copy):
+    name = first_file_name(release_copy).lstrip("/")
+    (release_copy / name).write_bytes(b"broken")
+    fd.convert(release_copy, tmp_path / "out")
+    result = fd.validate(tmp_path / "out")
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith(f"{tmp_path / 'out'}: image {name}: undecodable: cannot identify image")
+
+
+def test_validate_of_something_else_says_what_it_expected(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(fd.FocusDataError, match="not a FOCUS release"):
+        fd.validate(tmp_path / "notes.txt")
