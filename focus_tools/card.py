@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from focus_dataset import (_CITATION, _LICENSE, CLASS_NAMES, LOCATION_NAMES, PARTITION_NAMES, TIME_NAMES,
                            UNCOMMON_ATTRIBUTES, WEATHER_NAMES, load_uncommon_table, uncommon_masks)
-from focus_tools.statistics import dataset_fingerprint, format_table1, format_table2, table1_counts, table2_counts
+from focus_tools.statistics import (closest_published_version, dataset_fingerprint, format_table1, format_table2,
+                                    table1_counts, table2_counts)
 
 CARD_TEMPLATE = Path(__file__).with_name("dataset_card.md")
 
@@ -49,6 +50,7 @@ def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, rep
         template_path=str(CARD_TEMPLATE),
         num_images=table.num_rows,
         fingerprint=dataset_fingerprint(table),
+        version=closest_published_version(table),
         table1=format_table1(counts, uncommon_masks(uncommon)),
         table2=format_table2(sizes),
         uncommon_table=format_uncommon_table(uncommon),

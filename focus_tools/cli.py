@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,9 +16,8 @@ from focus_tools.convert import REPORT_NAME, convert
 from focus_tools.hub import push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns
 from focus_tools.sample import write_sample_release
-from focus_tools.statistics import (compare_with_published, summary, table1_counts, table2_counts,
-                                    uncommon_masks_from_data)
-from focus_tools.validate import validate
+from focus_tools.statistics import summary, uncommon_masks_from_data
+from focus_tools.validate import validate, validation_report
 
 
 def _cmd_convert(args) -> int:
@@ -44,6 +44,10 @@ def _cmd_sample(args) -> int:
 
 def _cmd_validate(args) -> int:
     result = validate(args.path)
+    report = validation_report(result)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if result.ok else 1
     for warning in result.warnings[: args.max_lines]:
         print(f"warning: {warning}")
     for error in result.errors[: args.max_lines]:
@@ -51,10 +55,15 @@ def _cmd_validate(args) -> int:
     hidden = max(0, len(result.errors) - args.max_lines) + max(0, len(result.warnings) - args.max_lines)
     if hidden:
         print(f"... and {hidden} more")
-    if result.table is not None and result.table.num_rows:
+    if report["version"] is not None:
         print(summary(result.table, uncommon_masks_from_data(result.table)))
-        differences = compare_with_published(table1_counts(result.table), table2_counts(result.table))
-        print(f"\nDifferences from the published Tables 1 and 2: {len(differences)} cell(s)")
+        print(f"\nClosest published version: {report['version']:,} images, {report['description']}.")
+        if not report["tables_3_and_4"]:
+            print("The paper's Tables 3 and 4 were measured on another version: accuracies on this data are not "
+                  "directly comparable with them.")
+        differences = report["differences"]
+        print(f"Differences from the published Tables 1 and 2 of that version: {len(differences)} cell(s) "
+              f"({report['table1_differences']} in Table 1, {report['table2_differences']} in Table 2)")
         for line in differences[: args.max_lines]:
             print(f"  {line}")
         if len(differences) > args.max_lines:
@@ -91,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser = commands.add_parser("validate", help="check a release or a converted dataset")
     validate_parser.add_argument("path", help="release folder, focus.zip, or converted dataset folder")
     validate_parser.add_argument("--max-lines", type=int, default=50, help="lines to print per kind of finding")
+    validate_parser.add_argument("--json", action="store_true",
+                                 help="print one JSON object (version, num_images, table1_differences, "
+                                      "table2_differences, errors, warnings, ...) instead of the text report")
     validate_parser.set_defaults(func=_cmd_validate)
     return parser
 

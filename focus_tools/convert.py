@@ -14,7 +14,7 @@ from focus_dataset import (FocusDataError, focus_info, generate_examples, load_u
 from focus_tools.card import render_card
 from focus_tools.parquet import read_annotation_columns, write_parquet_shards
 from focus_tools.release import Release, read_annotations
-from focus_tools.statistics import dataset_fingerprint
+from focus_tools.statistics import closest_published_version, dataset_fingerprint
 
 REPORT_NAME = "conversion_report.json"
 
@@ -52,7 +52,8 @@ def convert(
         examples = (example for _, example in generate_examples(source, table, report, skip_invalid=skip_invalid))
         shards = write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_size)
         annotations = read_annotation_columns(staging)
-        report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations))
+        report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
+                      published_version=closest_published_version(annotations))
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
         (staging / "README.md").write_text(render_card(focus_info(), annotations, table, report,
                                                             num_bytes=sum(p.stat().st_size for p in shards)))

@@ -4,6 +4,7 @@ comparison with the published tables, and the content fingerprint of the annotat
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import datasets
 import numpy as np
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 
 from focus_dataset import (ATTRIBUTE_NAMES, CLASS_NAMES, LOCATION_NAMES, PARTITION_GROUPS, PARTITION_NAMES,
                            focus_features, location_occurrences)
-from focus_tools.published import PUBLISHED_TABLE1, PUBLISHED_TABLE2
+from focus_tools.published import PUBLISHED_TABLE2, PUBLISHED_VERSIONS
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:
@@ -80,21 +81,82 @@ def format_table2(sizes: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def compare_with_published(counts: dict[str, np.ndarray], sizes: dict[str, int]) -> list[str]:
-    """Differences between these statistics and the paper's Tables 1 and 2, one line per cell."""
+def published_counts(version: int) -> dict[str, np.ndarray]:
+    """A published version's Table 1 as class × value arrays, the layout of table1_counts."""
+    table1 = PUBLISHED_VERSIONS[version]["table1"]
+    return {attribute: np.array([table1[attribute][value] for value in names]).T
+            for attribute, names in ATTRIBUTE_NAMES.items()}
+
+
+def closest_version(counts: dict[str, np.ndarray]) -> int:
+    """The published version (its number of images) whose Table 1 is nearest to these counts.
+
+    The rule: each Table 1 is taken as shares, every cell divided by its table's number of images,
+    and the version with the smallest sum of absolute differences of shares (L1) wins; ties go to
+    the version listed first. Shares rather than counts, so that a sample or a subset of a version
+    is nearest to that version, not to the one with the fewest images.
+
+    >>> closest_version(published_counts(20815)), closest_version(published_counts(23902))
+    (20815, 23902)
+    """
+    def shares(table1: dict[str, np.ndarray]) -> np.ndarray:
+        cells = np.concatenate([table1[attribute].ravel() for attribute in ATTRIBUTE_NAMES])
+        return cells / max(int(table1["time"].sum()), 1)  # every image has exactly one time value
+
+    ours = shares(counts)
+    distances = {version: np.abs(ours - shares(published_counts(version))).sum() for version in PUBLISHED_VERSIONS}
+    return min(distances, key=distances.get)
+
+
+def table1_differences(counts: dict[str, np.ndarray], version: int) -> list[str]:
+    """The Table 1 cells that differ from a published version's, one line per cell."""
+    published_table1 = PUBLISHED_VERSIONS[version]["table1"]
     lines = []
-    for name, published in PUBLISHED_TABLE2.items():
-        if sizes[name] != published:
-            lines.append(f"Table 2 {name}: {sizes[name]} (published {published}, {sizes[name] - published:+d})")
     for attribute, names in ATTRIBUTE_NAMES.items():
         for value_id, value in enumerate(names):
             for class_id, class_name in enumerate(CLASS_NAMES):
                 ours = int(counts[attribute][class_id, value_id])
-                published = PUBLISHED_TABLE1[attribute][value][class_id]
+                published = published_table1[attribute][value][class_id]
                 if ours != published:
                     lines.append(f"Table 1 {attribute}={value} {class_name}: {ours} "
                                  f"(published {published}, {ours - published:+d})")
     return lines
+
+
+def table2_differences(sizes: dict[str, int], version: int) -> list[str]:
+    """The Table 2 cells that differ from a published version's (none where it published no Table 2)."""
+    published_table2 = PUBLISHED_VERSIONS[version]["table2"] or {}
+    return [f"Table 2 {name}: {sizes[name]} (published {published}, {sizes[name] - published:+d})"
+            for name, published in published_table2.items() if sizes[name] != published]
+
+
+def compare_with_published(counts: dict[str, np.ndarray], sizes: dict[str, int], version: int | None = None
+                           ) -> list[str]:
+    """Differences from a published version's Tables 1 and 2 (by default the closest), one line per cell."""
+    version = closest_version(counts) if version is None else version
+    return table2_differences(sizes, version) + table1_differences(counts, version)
+
+
+def closest_published_version(table: pa.Table) -> dict[str, Any]:
+    """The published version of FOCUS that data is closest to (closest_version's rule), and how close.
+
+    `table` holds the annotation columns (focus_dataset.annotation_table, read_annotation_columns).
+    Returns {"version": the version's number of images (e.g. 20815), "description": where it was
+    published, "tables_3_and_4": whether the paper's Tables 3 and 4 were measured on it,
+    "num_images": the data's rows, "table1_differences" and "table2_differences": the numbers of
+    Table 1 and Table 2 cells that differ from that version's}.
+    """
+    counts = table1_counts(table)
+    version = closest_version(counts)
+    published = PUBLISHED_VERSIONS[version]
+    return {
+        "version": version,
+        "description": published["description"],
+        "tables_3_and_4": published["tables_3_and_4"],
+        "num_images": table.num_rows,
+        "table1_differences": len(table1_differences(counts, version)),
+        "table2_differences": len(table2_differences(table2_counts(table), version)),
+    }
 
 
 def dataset_fingerprint(table: pa.Table) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -18,6 +19,8 @@ import pyarrow.compute as pc
 from focus_dataset import Annotation, annotate, annotation_table, focus_features, load_uncommon_table, partition_ids
 from focus_tools.parquet import converted_shards
 from focus_tools.release import Release, decode_problem, parse_annotation
+from focus_tools.statistics import (closest_published_version, compare_with_published, dataset_fingerprint,
+                                    table1_counts, table2_counts)
 
 
 @dataclass
@@ -123,3 +126,21 @@ def validate(path: str | os.PathLike) -> ValidationResult:
     if path.is_dir() and converted_shards(path):
         return validate_converted(path)
     return validate_release(path)
+
+
+def validation_report(result: ValidationResult) -> dict[str, Any]:
+    """What validate found, as one JSON-ready object.
+
+    "version" names the published version the data is closest to (its number of images;
+    focus_tools.statistics.closest_version gives the rule), "table1_differences" and
+    "table2_differences" count the cells that differ from that version's tables, "differences" lists
+    them. Differences are information about the data, not errors: only "errors" make it unusable.
+    """
+    report: dict[str, Any] = {"version": None, "description": None, "tables_3_and_4": None, "num_images": 0,
+                              "table1_differences": None, "table2_differences": None}
+    if result.table is not None and result.table.num_rows:
+        report.update(closest_published_version(result.table))
+        report["fingerprint"] = dataset_fingerprint(result.table)
+        report["differences"] = compare_with_published(table1_counts(result.table), table2_counts(result.table),
+                                                       report["version"])
+    return report | {"errors": result.errors, "warnings": result.warnings}

@@ -1,9 +1,11 @@
 """Shared fixtures: small synthetic releases in the public layout, and their conversions."""
 
+import functools
 import shutil
 import sqlite3
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import focus_dataset
@@ -48,3 +50,20 @@ def first_file_name(release: Path) -> str:
         (name,) = db.execute("SELECT file_name FROM annotations ORDER BY file_name LIMIT 1").fetchone()
     db.close()
     return name
+
+
+@functools.cache
+def published_version_table(version: int) -> pa.Table:
+    """Annotation columns of made-up images whose Table 1 is exactly a published version's."""
+    table1 = focus_dataset.PUBLISHED_VERSIONS[version]["table1"]
+    annotations = []
+    for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
+        values = {attribute: [name for name in names for _ in range(table1[attribute][name][class_id])]
+                  for attribute, names in focus_dataset.ATTRIBUTE_NAMES.items()}
+        num_images = len(values["time"])
+        # Location occurrences dealt round-robin: a location never lands twice on one image.
+        locations = [values["locations"][i::num_images] for i in range(num_images)]
+        annotations += [focus_dataset.Annotation(f"{class_name}-x/{i}.jpg", class_name, values["time"][i],
+                                                 values["weather"][i], tuple(locations[i]), False)
+                        for i in range(num_images)]
+    return focus_dataset.annotations_table(annotations, focus_dataset.load_uncommon_table())

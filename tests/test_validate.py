@@ -1,5 +1,7 @@
 """focus_tools.validate: every check of a release or a converted folder."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,19 @@ def test_validate_of_something_else_says_what_it_expected(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(fd.FocusDataError, match="not a FOCUS release"):
         fd.validate(tmp_path / "notes.txt")
+
+
+def test_validate_json_is_one_object_with_the_closest_version_and_the_findings(sample_release, release_copy, capsys):
+    assert fd.main(["validate", str(sample_release), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == 23902 and report["num_images"] == 48
+    table1_lines = [line for line in report["differences"] if line.startswith("Table 1 ")]
+    assert report["table1_differences"] == len(table1_lines) > 0
+    assert report["table2_differences"] == len(report["differences"]) - len(table1_lines) > 0
+    assert report["errors"] == [] and report["warnings"] == []
+    # Differences are information about the data; only integrity errors give exit status 1.
+    (release_copy / first_file_name(release_copy).lstrip("/")).write_bytes(b"")
+    assert fd.main(["validate", str(release_copy), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["errors"]) == 1 and "empty file" in report["errors"][0]
+    assert report["version"] == 23902 and report["num_images"] == 48
