@@ -109,6 +109,21 @@ class FocusDataError(ValueError):
     """Bad input: an annotation, an image, an archive member or a file that cannot be used."""
 
 
+def quote(value: Any, limit: int = 80) -> str:
+    """A user's value as messages quote it: its repr, clipped, since a value may be megabytes long.
+
+    >>> quote("night")
+    "'night'"
+    >>> quote("x" * 100_000, limit=5)
+    "'xxxxx'… (100,000 characters)"
+    """
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}… ({len(value):,} {unit})"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else text[: limit + 2] + "…"
+
+
 def load_uncommon_table(path: str | os.PathLike | None = None) -> dict[str, dict[str, list[str]]]:
     """The uncommon-settings table: the paper's default, or a user's JSON/YAML file of that shape.
 
@@ -310,7 +325,7 @@ def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, 
                       skip_invalid: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row index, example) for every annotated image of a release, by file_name; problems go to `report`."""
     # The release reader imports the label lists from this module: imported on use, not at the top.
-    from focus_tools.release import Release, check_image_bytes, read_annotations
+    from focus_tools.release import ImageFileProblem, Release, check_image_bytes, read_annotations
 
     with Release(source) as release:
         annotations, skipped = read_annotations(release, skip_invalid=skip_invalid)
@@ -319,8 +334,11 @@ def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, 
         report["images_without_rows"] = [n for n in release.image_names() if n not in annotated]
         report["image_problems"] = []
         for index, annotation in enumerate(annotations):
-            data = release.read(annotation.file_name)
-            problem = check_image_bytes(data)
+            try:
+                data = release.read(annotation.file_name)
+                problem = check_image_bytes(data)
+            except ImageFileProblem as err:  # missing, or refused unread
+                data, problem = None, str(err)
             if problem is not None:
                 # The row stays (its annotation is good); readers see the problem when decoding.
                 logger.warning("%s: image %s: %s", release.source, annotation.file_name, problem)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,7 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from focus_dataset import ROWS_PER_GROUP, focus_features
+from focus_dataset import ROWS_PER_GROUP, FocusDataError, focus_features
+from focus_tools.release import problem_text
+
+# The names of a converted folder's shards, as datasets' Hub convention has them.
+SHARD_PATTERN = re.compile(r"test-\d{5}-of-\d{5}\.parquet")
 
 
 def converted_shards(path: Path) -> list[Path]:
@@ -25,10 +30,37 @@ def converted_shards(path: Path) -> list[Path]:
     return sorted((path / "data").glob("*.parquet")) if (path / "data").is_dir() else []
 
 
+def open_shard(shard: Path) -> pq.ParquetFile:
+    """A converted folder's shard, opened (its footer read); a damaged one is a FocusDataError naming it."""
+    try:
+        return pq.ParquetFile(shard)
+    except (pa.ArrowException, OSError) as err:
+        raise FocusDataError(f"{shard}: not a readable Parquet file ({problem_text(err)}); convert the release "
+                             "again") from err
+
+
 def read_annotation_columns(converted: str | os.PathLike) -> pa.Table:
     """The annotation columns of a converted folder's shards, read without touching the images."""
     columns = [name for name in focus_features() if name != "image"]
-    return pa.concat_tables(pq.read_table(shard, columns=columns) for shard in converted_shards(Path(converted)))
+    tables = []
+    for shard in converted_shards(Path(converted)):
+        try:
+            tables.append(open_shard(shard).read(columns=columns))
+        except (pa.ArrowException, OSError) as err:
+            raise FocusDataError(f"{shard}: cannot be read ({problem_text(err)}); convert the release again") from err
+    return pa.concat_tables(tables)
+
+
+def image_batches(shards: list[Path], rows: int = 256) -> Iterator[dict[str, bytes | None]]:
+    """{file_name: image bytes} of the shards' rows, a few hundred at a time, so that memory stays flat."""
+    for shard in shards:
+        try:
+            for batch in open_shard(shard).iter_batches(batch_size=rows, columns=["file_name", "image"]):
+                images = batch.column("image")
+                data = pc.struct_field(images, "bytes").to_pylist()
+                yield dict(zip(batch.column("file_name").to_pylist(), data))
+        except (pa.ArrowException, OSError) as err:
+            raise FocusDataError(f"{shard}: cannot be read ({problem_text(err)}); convert the release again") from err
 
 
 def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) -> pa.RecordBatch:
@@ -49,16 +81,36 @@ def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) ->
     return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
 
 
-def _encoded_batches(examples: Iterable[dict[str, Any]], features: datasets.Features,
-                     rows_per_group: int) -> Iterator[pa.RecordBatch]:
+def _row_groups(examples: Iterable[dict[str, Any]], features: datasets.Features, rows_per_group: int,
+                max_shard_bytes: int) -> Iterator[tuple[bool, pa.RecordBatch]]:
+    """Encoded row groups of at most rows_per_group examples, each with whether it starts a new shard.
+
+    The shard limit is kept per example, not per row group: a shard ends before the example that
+    would take it past max_shard_bytes (it holds one example at least), so large images cannot
+    make shards a row group too large.
+    """
     batch: list[dict[str, Any]] = []
+    starts_shard, shard_bytes = True, 0
     for example in examples:
+        size = _example_size(example)
+        if shard_bytes and shard_bytes + size > max_shard_bytes:
+            if batch:
+                yield starts_shard, encode_batch(batch, features)
+                batch = []
+            starts_shard, shard_bytes = True, 0
         batch.append(example)
+        shard_bytes += size
         if len(batch) == rows_per_group:
-            yield encode_batch(batch, features)
-            batch = []
-    if batch:
-        yield encode_batch(batch, features)
+            yield starts_shard, encode_batch(batch, features)
+            batch, starts_shard = [], False
+    if batch or starts_shard:  # an empty release still gets its one (empty) shard
+        yield starts_shard, encode_batch(batch, features)
+
+
+def _example_size(example: dict[str, Any]) -> int:
+    """About the bytes an example takes in a shard: its image, plus a little for the annotations."""
+    image = example["image"]
+    return (0 if image is None else len(image["bytes"])) + 2 * len(example["file_name"]) + 64
 
 
 def _write_in_background(batches: Iterable[pa.RecordBatch], write: Callable[[pa.RecordBatch], None],
@@ -102,7 +154,8 @@ def write_parquet_shards(
     max_shard_size: str | int | None = None,
     rows_per_group: int | None = None,
 ) -> list[Path]:
-    """Stream examples into `folder/test-XXXXX-of-YYYYY.parquet`, a row group at a time.
+    """Stream examples into `folder/test-XXXXX-of-YYYYY.parquet`, a row group at a time, each shard
+    at most max_shard_size (e.g. "500MB"; datasets' default when None) plus Parquet's own footer.
 
     The schema carries the `datasets` features (ClassLabel names, Image), so plain load_dataset
     reads the shards typed. Image bytes are stored as they are, uncompressed and without dictionary
@@ -117,26 +170,22 @@ def write_parquet_shards(
     small_columns = [name for name in features if name != "image"]
     shards: list[Path] = []
     writer: pq.ParquetWriter | None = None
-    written = 0
 
-    def write(batch: pa.RecordBatch) -> None:
-        nonlocal writer, written
-        if writer is None or written >= limit:
+    def write(row_group: tuple[bool, pa.RecordBatch]) -> None:
+        nonlocal writer
+        starts_shard, batch = row_group
+        if starts_shard:
             if writer is not None:
                 writer.close()
             shards.append(folder / f"shard-{len(shards):05d}.parquet")
             writer = pq.ParquetWriter(shards[-1], features.arrow_schema, compression=compression,
                                       use_dictionary=small_columns, write_statistics=small_columns)
-            written = 0
         writer.write_batch(batch, row_group_size=rows_per_group)
-        written += batch.nbytes
         # Arrow's allocator keeps freed buffers for reuse per thread; with the writer in its own
         # thread that cache would grow with the release. Hand it back after each row group.
         pa.default_memory_pool().release_unused()
 
-    _write_in_background(_encoded_batches(examples, features, rows_per_group), write)
-    if writer is None:
-        write(encode_batch([], features))
+    _write_in_background(_row_groups(examples, features, rows_per_group, limit), write)
     writer.close()
     named = [folder / f"test-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
     for shard, name in zip(shards, named):

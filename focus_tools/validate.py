@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from focus_dataset import Annotation, annotate, annotation_table, focus_features, load_uncommon_table, partition_ids
-from focus_tools.parquet import converted_shards
-from focus_tools.release import Release, decode_problem, parse_annotation
+from focus_dataset import Annotation, annotate, focus_features, load_uncommon_table, partition_ids, quote
+from focus_tools.parquet import converted_shards, image_batches, open_shard, read_annotation_columns
+from focus_tools.release import ImageFileProblem, Release, decode_problem, file_name_problems, parse_annotation
 from focus_tools.statistics import (closest_published_version, compare_with_published, dataset_fingerprint,
                                     table1_counts, table2_counts)
 
@@ -36,8 +36,11 @@ class ValidationResult:
 
 def _decode_problems(names: list[str], read: Callable[[str], bytes | None]) -> list[tuple[str, str]]:
     """Full decode of every image, in threads (PIL releases the GIL while decoding)."""
-    def check(name):
-        return name, decode_problem(read(name))
+    def check(name: str) -> tuple[str, str | None]:
+        try:
+            return name, decode_problem(read(name))
+        except ImageFileProblem as err:  # missing, or refused unread
+            return name, str(err)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return [(name, problem) for name, problem in pool.map(check, names) if problem is not None]
 
@@ -57,14 +60,16 @@ def validate_release(path: str | os.PathLike) -> ValidationResult:
         for row_number, row in enumerate(release.rows(), start=1):
             annotation, problems = parse_annotation(row)
             if annotation is not None and annotation.file_name in seen:
-                problems = [f"duplicate file_name {row[0]!r}"]
+                problems = [f"duplicate file_name {quote(row[0])}"]
             for problem in problems:
-                result.errors.append(f"{release.source}: row {row_number} (file_name {row[0]!r}): {problem}")
+                result.errors.append(f"{release.source}: row {row_number} (file_name {quote(row[0])}): {problem}")
             if isinstance(row[4], str) and ", ".join(sorted(row[4].split(", "))) != row[4]:
-                result.warnings.append(f"{release.source}: row {row_number}: locations {row[4]!r} are not sorted")
+                result.warnings.append(f"{release.source}: row {row_number}: locations {quote(row[4])} are not sorted")
             if isinstance(row[0], str):
-                file_names.append(row[0].lstrip("/"))
                 seen.add(row[0].lstrip("/"))
+                # A row's image is read only where its file_name names a file inside the release.
+                if not file_name_problems(row[0]):
+                    file_names.append(row[0].lstrip("/"))
             if annotation is not None and not problems:
                 annotations.append(annotation)
         for name, problem in _decode_problems(file_names, release.read):
@@ -79,25 +84,28 @@ def validate_release(path: str | os.PathLike) -> ValidationResult:
 
 
 def validate_converted(path: str | os.PathLike) -> ValidationResult:
+    """Check a converted folder's shards, read with pyarrow a row group at a time (no datasets cache)."""
     result = ValidationResult()
     path = Path(path)
     shards = converted_shards(path)
     if not shards:
         result.errors.append(f"{path}: no data/*.parquet shards; expected the output of `focus-dataset convert`")
         return result
-    dataset = datasets.Dataset.from_parquet([str(s) for s in shards])
-    expected = focus_features()
-    for name, feature in expected.items():
-        if name not in dataset.features:
+    files = [open_shard(shard) for shard in shards]
+    features = datasets.Features.from_arrow_schema(files[0].schema_arrow)
+    for name, feature in focus_features().items():
+        if name not in features:
             result.errors.append(f"{path}: column {name!r} is missing")
-        elif dataset.features[name] != feature:
-            result.errors.append(f"{path}: column {name!r} has type {dataset.features[name]}, expected {feature}")
+        elif features[name] != feature:
+            result.errors.append(f"{path}: column {name!r} has type {features[name]}, expected {feature}")
+    result.errors += [f"{shard}: its columns differ from those of {shards[0].name}"
+                      for shard, file in zip(shards[1:], files[1:]) if file.schema_arrow != files[0].schema_arrow]
     if result.errors:
         return result
-    table = annotation_table(dataset)
+    table = read_annotation_columns(path)
     file_names = table.column("file_name").to_pylist()
     counts = Counter(file_names)
-    result.errors += [f"{path}: duplicate file_name {name!r} ({n} rows)" for name, n in counts.items() if n > 1]
+    result.errors += [f"{path}: duplicate file_name {quote(name)} ({n} rows)" for name, n in counts.items() if n > 1]
     if file_names != sorted(file_names):
         result.errors.append(f"{path}: rows are not ordered by file_name")
     flags = {f: table.column(f).to_numpy() for f in ("uncommon_time", "uncommon_weather", "uncommon_location")}
@@ -107,15 +115,11 @@ def validate_converted(path: str | os.PathLike) -> ValidationResult:
     for row in np.flatnonzero((expected_partition != table.column("partition").to_numpy())
                               | (num_uncommon != table.column("num_uncommon").to_numpy())
                               | ((uncommon_lengths > 0) != flags["uncommon_location"]))[:20]:
-        result.errors.append(f"{path}: row {row} ({file_names[row]}): partition, num_uncommon and the uncommon "
-                             "flags disagree")
-    images = dataset.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
-    by_name = dict(zip(file_names, range(len(file_names))))
-    def read(name):
-        image = images[by_name[name]]["image"]
-        return None if image is None else image["bytes"]
-    for name, problem in _decode_problems(file_names, read):
-        result.errors.append(f"{path}: image {name}: {problem}")
+        result.errors.append(f"{path}: row {row} ({quote(file_names[row])}): partition, num_uncommon and the "
+                             "uncommon flags disagree")
+    for images in image_batches(shards):
+        for name, problem in _decode_problems(list(images), images.get):
+            result.errors.append(f"{path}: image {name}: {problem}")
     result.table = table
     return result
 

@@ -1,6 +1,8 @@
 """Shared fixtures: small synthetic releases in the public layout, and their conversions."""
 
 import functools
+import struct
+import zlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -67,3 +69,12 @@ def published_version_table(version: int) -> pa.Table:
                                                  values["weather"][i], tuple(locations[i]), False)
                         for i in range(num_images)]
     return focus_dataset.annotations_table(annotations, focus_dataset.load_uncommon_table())
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A small PNG file whose header declares width × height pixels (a decompression bomb for PIL)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+            + chunk(b"IEND", b""))

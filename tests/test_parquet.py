@@ -36,3 +36,15 @@ def test_background_writer_keeps_order_and_raises_errors_from_either_side():
     with pytest.raises(ValueError, match="bad row"):
         parquet._write_in_background(failing_batches(), written.append)
     assert threading.active_count() == before
+
+
+def test_max_shard_size_is_kept_per_row_not_per_row_group(tmp_path, sample_release):
+    # 48 images make less than one 100-row group: the limit must still cut shards.
+    output = tmp_path / "out"
+    fd.convert(sample_release, output, max_shard_size="100KB")
+    shards = sorted((output / "data").iterdir())
+    images = sum(p.stat().st_size for p in sample_release.rglob("*.jpg"))
+    assert len(shards) >= images // 100_000
+    # Each shard holds at most 100 KB of rows, plus Parquet's footer and the features in its schema.
+    assert max(p.stat().st_size for p in shards) < 100_000 + 16_000
+    assert datasets.load_dataset(str(output), split="test").num_rows == 48

@@ -1,12 +1,17 @@
 """focus_tools.validate: every check of a release or a converted folder."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import focus_dataset as fd
-from conftest import execute, first_file_name
+from conftest import execute, first_file_name, png_declaring
 
 
 def test_validate_accepts_a_clean_release_and_its_conversion(sample_release, sample_zip, converted, capsys):
@@ -85,3 +90,33 @@ def test_validate_json_is_one_object_with_the_closest_version_and_the_findings(s
     report = json.loads(capsys.readouterr().out)
     assert len(report["errors"]) == 1 and "empty file" in report["errors"][0]
     assert report["version"] == 23902 and report["num_images"] == 48
+
+
+def test_decompression_bomb_is_a_bad_image_and_the_rest_of_the_report_is_kept(tmp_path, release_copy, capsys):
+    names = sorted(p.relative_to(release_copy).as_posix() for p in release_copy.rglob("*.jpg"))
+    (release_copy / names[0]).write_bytes(png_declaring(30000, 30000))
+    (release_copy / names[1]).write_bytes(b"")
+    fd.convert(release_copy, tmp_path / "out")
+    for path in (release_copy, tmp_path / "out"):
+        assert fd.main(["validate", str(path)]) == 1
+        out = capsys.readouterr().out
+        assert f"image {names[0]}: declares 30000×30000 pixels" in out and "decompression bomb" in out
+        assert f"image {names[1]}: empty file" in out and "2 error(s)" in out and "Table 1" in out
+
+
+def test_a_truncated_shard_is_a_clean_error_naming_it(tmp_path, converted, capsys):
+    output = Path(shutil.copytree(converted, tmp_path / "out"))
+    [shard] = (output / "data").iterdir()
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert fd.main(["validate", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {shard}: not a readable Parquet file") and err.count("\n") == 1
+
+
+def test_validate_of_a_converted_folder_says_nothing_of_generating_a_train_split(tmp_path, converted):
+    # datasets' Dataset.from_parquet logs "Generating train split" (a progress bar) on a fresh cache.
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "focus_dataset", "validate", str(converted)], env=env,
+                            cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert result.returncode == 0 and "0 error(s)" in result.stdout
+    assert "Generating" not in result.stdout + result.stderr and "train" not in result.stderr
