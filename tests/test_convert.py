@@ -1,18 +1,21 @@
 """focus_tools.convert: a release into a Hub-ready dataset folder, its report, its output folder."""
 
 import json
+import fcntl
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import datasets
 import pytest
 
 import focus_dataset as fd
-from conftest import execute, first_file_name
+from conftest import execute, first_file_name, png_declaring
 
 
 def test_converted_folder_is_a_hub_dataset_repository(converted):
@@ -135,9 +138,12 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, sample_release, conv
 def test_overwrite_replaces_an_earlier_conversion(tmp_path, sample_release, converted):
     output = tmp_path / "out"
     shutil.copytree(converted, output)
-    (output / "stale.txt").write_text("from before")
+    # A shard of an earlier conversion that wrote more shards: --overwrite replaces only what convert
+    # writes, so the stale file is one of those (a user's own file is refused, see below).
+    stale = output / "data" / "test-00001-of-00002.parquet"
+    stale.write_text("from before")
     fd.convert(sample_release, output, overwrite=True)
-    assert not (output / "stale.txt").exists() and (output / "README.md").exists()
+    assert not stale.exists() and (output / "README.md").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -145,3 +151,154 @@ def test_output_that_is_a_file_is_refused(tmp_path, sample_release):
     (tmp_path / "out").write_text("a file")
     with pytest.raises(fd.FocusDataError, match="out: is a file; OUTPUT must be a folder"):
         fd.convert(sample_release, tmp_path / "out")
+
+
+# --- OUTPUT: what --overwrite may replace, partial folders, modes -----------------------------------
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_refuses_the_source_itself(release_copy):
+    before = tree(release_copy)
+    with pytest.raises(fd.FocusDataError, match="OUTPUT .* is the release being converted"):
+        fd.convert(release_copy, release_copy, overwrite=True)
+    assert tree(release_copy) == before
+
+
+def test_overwrite_refuses_a_folder_that_holds_the_source(tmp_path, sample_release):
+    parent = tmp_path / "parent"
+    source = Path(shutil.copytree(sample_release, parent / "focus"))
+    before = tree(parent)
+    with pytest.raises(fd.FocusDataError, match="OUTPUT .* holds the release being converted"):
+        fd.convert(source, parent, overwrite=True)
+    assert tree(parent) == before
+
+
+def test_overwrite_refuses_a_folder_inside_the_source(release_copy, converted):
+    inside = release_copy / "converted"
+    shutil.copytree(converted, inside)
+    with pytest.raises(fd.FocusDataError, match="OUTPUT .* is inside the release being converted"):
+        fd.convert(release_copy, inside, overwrite=True)
+    assert (inside / fd.REPORT_NAME).exists()
+
+
+def test_overwrite_refuses_a_folder_that_convert_did_not_write(tmp_path, sample_release):
+    mine = tmp_path / "v"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
+    with pytest.raises(fd.FocusDataError, match=r"v: not a folder that focus-dataset convert wrote .*thesis\.tex"):
+        fd.convert(sample_release, mine, overwrite=True)
+    assert (mine / "thesis.tex").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]
+
+
+def test_overwrite_refuses_an_earlier_conversion_holding_a_users_file(tmp_path, sample_release, converted):
+    output = Path(shutil.copytree(converted, tmp_path / "out"))
+    (output / "notes.txt").write_text("mine")
+    with pytest.raises(fd.FocusDataError, match="not a folder that focus-dataset convert wrote .*notes.txt"):
+        fd.convert(sample_release, output, overwrite=True)
+    assert (output / "notes.txt").read_text() == "mine"
+
+
+def test_output_that_is_a_symbolic_link_is_refused(tmp_path, sample_release, converted):
+    target = Path(shutil.copytree(converted, tmp_path / "target"))
+    (tmp_path / "out").symlink_to(target)
+    with pytest.raises(fd.FocusDataError, match="out: is a symbolic link"):
+        fd.convert(sample_release, tmp_path / "out", overwrite=True)
+    assert (target / fd.REPORT_NAME).exists()
+
+
+def test_cli_refuses_overwrite_of_the_source_with_exit_2_and_one_line(release_copy, capsys):
+    assert fd.main(["convert", str(release_copy), str(release_copy), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the release being converted" in err
+
+
+def test_keyboard_interrupt_leaves_no_partial_folder(tmp_path, sample_release, monkeypatch):
+    calls = []
+
+    def interrupted(data):
+        calls.append(1)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return None
+
+    monkeypatch.setattr("focus_tools.release.check_image_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fd.convert(sample_release, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partial_folders_of_killed_conversions_are_removed_on_the_next_run(tmp_path, sample_release):
+    # A conversion killed with SIGKILL leaves its partial folder; its lock died with it.
+    script = (f"import focus_dataset, os, signal\n"
+              f"import focus_tools.parquet as parquet\n"
+              f"def killed(*args, **kwargs): os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"parquet.write_parquet_shards = killed\n"
+              f"import focus_tools.convert as convert\n"
+              f"convert.write_parquet_shards = killed\n"
+              f"focus_dataset.convert({str(sample_release)!r}, {str(tmp_path / 'out')!r})\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    assert result.returncode == -9
+    partials = [p.name for p in tmp_path.iterdir()]
+    assert len(partials) == 1 and partials[0].startswith(".out.partial-")
+    (tmp_path / ".other.partial-abc").mkdir()  # another OUTPUT's: not ours to remove
+    fd.convert(sample_release, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-abc", "out"]
+
+
+def test_a_live_conversion_into_the_same_output_is_left_alone_and_named(tmp_path, sample_release):
+    partial = tmp_path / ".out.partial-live"
+    partial.mkdir()
+    lock = (partial / ".lock").open("w")
+    lock.write("4242\n")
+    lock.flush()
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(fd.FocusDataError, match=r"another conversion into .*out is running \(pid 4242\)"):
+            fd.convert(sample_release, tmp_path / "out")
+        assert partial.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-live"]
+    finally:
+        lock.close()
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_output_modes_follow_the_umask(tmp_path, sample_release, umask, folder_mode, file_mode):
+    previous = os.umask(umask)
+    try:
+        fd.convert(sample_release, tmp_path / "out")
+    finally:
+        os.umask(previous)
+    output = tmp_path / "out"
+    assert stat.S_IMODE(output.stat().st_mode) == folder_mode
+    assert stat.S_IMODE((output / "data").stat().st_mode) == folder_mode
+    for path in [output / "README.md", output / fd.REPORT_NAME, *(output / "data").iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode, path
+
+
+def test_unwritable_output_is_a_clean_error(sample_release, capsys):
+    assert fd.main(["convert", str(sample_release), "/proc/foo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /proc/foo: cannot write OUTPUT here") and err.count("\n") == 1
+
+
+def test_reports_of_two_conversions_are_byte_identical_even_with_an_undecodable_image(tmp_path, release_copy):
+    name = first_file_name(release_copy).lstrip("/")
+    (release_copy / name).write_bytes(b"GIF89a not really")
+    fd.convert(release_copy, tmp_path / "one")
+    script = f"import focus_dataset; focus_dataset.convert({str(release_copy)!r}, {str(tmp_path / 'two')!r})"
+    subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], check=True, capture_output=True)
+    first = (tmp_path / "one" / fd.REPORT_NAME).read_bytes()
+    assert first == (tmp_path / "two" / fd.REPORT_NAME).read_bytes()
+    assert b" at 0x" not in first and b"undecodable" in first
+
+
+def test_decompression_bomb_is_an_image_problem_and_the_rest_is_kept(tmp_path, release_copy):
+    name = first_file_name(release_copy).lstrip("/")
+    (release_copy / name).write_bytes(png_declaring(30000, 30000))
+    report = fd.convert(release_copy, tmp_path / "out")
+    assert report["num_images"] == 48
+    [problem] = report["image_problems"]
+    assert problem["file_name"] == name and "30000×30000 pixels" in problem["problem"]
