@@ -92,6 +92,8 @@ Download focus.zip from the FOCUS release (see the paper's repository, github.co
 and pass its path, or the folder it unpacks to, as `data_dir`. No file is downloaded for you.
 """
 
+_MAX_UNCOMMON_TABLE_BYTES = 2**20
+
 # The release: a folder (or focus.zip) holding this SQLite database beside the image folders.
 ANNOTATIONS_DB = "annotations.db"
 # Web photos average ~100 KB: row groups of 100 images keep writer memory flat.
@@ -136,14 +138,25 @@ def load_uncommon_table(path: str | os.PathLike | None = None) -> dict[str, dict
     if path is None:
         return validate_uncommon_table(UNCOMMON, source="the paper's table")
     path = Path(path)
+    # A FIFO or a device would block or never end: only a regular file, of a table's size, is read.
+    if path.exists() and not path.is_file():
+        raise FocusDataError(f"{path}: not a regular file; expected a JSON or YAML uncommon table")
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            data = file.read(_MAX_UNCOMMON_TABLE_BYTES + 1)
     except OSError as err:
         raise FocusDataError(f"{path}: cannot read the uncommon table: {err.strerror}") from err
+    if len(data) > _MAX_UNCOMMON_TABLE_BYTES:
+        raise FocusDataError(f"{path}: larger than {_MAX_UNCOMMON_TABLE_BYTES:,} bytes; an uncommon table is a "
+                             "few lines of JSON or YAML")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FocusDataError(f"{path}: not UTF-8 text (a JSON or YAML uncommon table is expected)") from None
     try:
         table = yaml.safe_load(text)  # YAML is a superset of JSON: one parser reads both
     except yaml.YAMLError as err:
-        raise FocusDataError(f"{path}: not valid JSON or YAML: {err}") from err
+        raise FocusDataError(f"{path}: not valid JSON or YAML: {str(err)[:500]}") from err
     return validate_uncommon_table(table, source=str(path))
 
 
@@ -153,12 +166,12 @@ def validate_uncommon_table(table: Any, source: str = "uncommon table") -> dict[
         raise FocusDataError(
             f"{source}: expected a mapping with keys {list(UNCOMMON_ATTRIBUTES)}, got {type(table).__name__}"
         )
-    unknown = sorted(set(table) - set(UNCOMMON_ATTRIBUTES))
+    unknown = sorted(set(map(str, table)) - set(UNCOMMON_ATTRIBUTES))
     missing = [a for a in UNCOMMON_ATTRIBUTES if a not in table]
     if unknown or missing:
         raise FocusDataError(
             f"{source}: attributes must be exactly {list(UNCOMMON_ATTRIBUTES)}; "
-            f"missing {missing}, unknown {unknown}"
+            f"missing {missing}, unknown {quote(unknown, limit=200)}"
         )
     normalised: dict[str, dict[str, list[str]]] = {}
     for attribute in UNCOMMON_ATTRIBUTES:
@@ -170,7 +183,7 @@ def validate_uncommon_table(table: Any, source: str = "uncommon table") -> dict[
         if unknown_classes or missing_classes:
             raise FocusDataError(
                 f"{source}: '{attribute}' must list every class {CLASS_NAMES}; "
-                f"missing {missing_classes}, unknown {unknown_classes}"
+                f"missing {missing_classes}, unknown {quote(unknown_classes, limit=200)}"
             )
         names = ATTRIBUTE_NAMES[attribute]
         normalised[attribute] = {}
@@ -178,12 +191,12 @@ def validate_uncommon_table(table: Any, source: str = "uncommon table") -> dict[
             values = per_class[class_name] or []
             if isinstance(values, str) or not isinstance(values, list):
                 raise FocusDataError(
-                    f"{source}: '{attribute}.{class_name}' must be a list of values, got {values!r}"
+                    f"{source}: '{attribute}.{class_name}' must be a list of values, got {quote(values)}"
                 )
             for value in values:
                 if value not in names or value == "none":
                     raise FocusDataError(
-                        f"{source}: '{attribute}.{class_name}' has unknown value {value!r}; "
+                        f"{source}: '{attribute}.{class_name}' has unknown value {quote(value)}; "
                         f"expected some of {names[:-1]}"
                     )
             normalised[attribute][class_name] = [v for v in names if v in values]

@@ -5,22 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import datasets
 
 from focus_dataset import FocusDataError
 from focus_tools.convert import REPORT_NAME, convert
-from focus_tools.hub import push_to_hub
-from focus_tools.parquet import converted_shards, read_annotation_columns
+from focus_tools.hub import check_hub_access, push_to_hub
+from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit
 from focus_tools.sample import write_sample_release
 from focus_tools.statistics import summary, uncommon_masks_from_data
 from focus_tools.validate import validate, validation_report
 
 
 def _cmd_convert(args) -> int:
+    if args.push_to_hub:  # before the long work, not after it
+        check_hub_access(args.push_to_hub)
     report = convert(args.source, args.output, uncommon=args.uncommon, max_shard_size=args.max_shard_size,
                      skip_invalid=args.skip_invalid, overwrite=args.overwrite)
     table = read_annotation_columns(args.output)
@@ -72,6 +76,25 @@ def _cmd_validate(args) -> int:
     return 0 if result.ok else 1
 
 
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _size(text: str) -> int:
+    try:
+        return shard_size_limit(text)
+    except FocusDataError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; expected e.g. 500MB") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="focus-dataset",
@@ -80,26 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert_parser = commands.add_parser("convert", help="release folder or focus.zip -> Hub-ready Parquet dataset")
     convert_parser.add_argument("source", help="the release folder (holding annotations.db) or focus.zip")
-    convert_parser.add_argument("output", help="the dataset folder to write (data/*.parquet and README.md)")
+    convert_parser.add_argument("output", help="the dataset folder to write (data/*.parquet, README.md, "
+                                               f"{REPORT_NAME})")
     convert_parser.add_argument("--uncommon", metavar="FILE", help="JSON or YAML uncommon table (default: the paper's)")
-    convert_parser.add_argument("--max-shard-size", metavar="SIZE", help="largest Parquet shard, e.g. 500MB")
+    convert_parser.add_argument("--max-shard-size", metavar="SIZE", type=_size,
+                                help=f"largest Parquet shard, e.g. 500MB (default: {datasets.config.MAX_SHARD_SIZE})")
     convert_parser.add_argument("--skip-invalid", action="store_true",
                                 help="leave out bad annotation rows (listed in the report) instead of stopping")
-    convert_parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
-    convert_parser.add_argument("--push-to-hub", metavar="REPO_ID", help="then upload OUTPUT as a Hub dataset")
+    convert_parser.add_argument("--overwrite", action="store_true",
+                                help="replace OUTPUT if it is an earlier conversion (nothing else is replaced)")
+    convert_parser.add_argument("--push-to-hub", metavar="REPO_ID",
+                                help="then upload OUTPUT as a Hub dataset (access is checked first)")
     convert_parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     convert_parser.set_defaults(func=_cmd_convert)
 
     sample_parser = commands.add_parser("sample", help="write a synthetic release in the public layout")
     sample_parser.add_argument("output", help="the release folder to write (with --zip: the zip file)")
-    sample_parser.add_argument("--num-images", type=int, required=True)
-    sample_parser.add_argument("--seed", type=int, default=0)
+    sample_parser.add_argument("--num-images", type=_whole_number(1), required=True, metavar="N",
+                               help="images in the release, drawn from the published Table 1 (every partition "
+                                    "occurs from 8 on)")
+    sample_parser.add_argument("--seed", type=int, default=0,
+                               help="seed of the annotations and images; one seed, one release (default: 0)")
     sample_parser.add_argument("--zip", action="store_true", help="write focus.zip-style archive instead of a folder")
     sample_parser.set_defaults(func=_cmd_sample)
 
     validate_parser = commands.add_parser("validate", help="check a release or a converted dataset")
     validate_parser.add_argument("path", help="release folder, focus.zip, or converted dataset folder")
-    validate_parser.add_argument("--max-lines", type=int, default=50, help="lines to print per kind of finding")
+    validate_parser.add_argument("--max-lines", type=_whole_number(0), default=50, metavar="N",
+                                 help="lines to print per kind of finding (default: 50)")
     validate_parser.add_argument("--json", action="store_true",
                                  help="print one JSON object (version, num_images, table1_differences, "
                                       "table2_differences, errors, warnings, ...) instead of the text report")
@@ -107,12 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Ending by SystemExit runs every clean-up on the way out (a conversion's partial folder).
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     datasets.logging.set_verbosity_warning()
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.func(args)
-    except FocusDataError as err:
+    except (FocusDataError, OSError) as err:  # OSError: a failure no check foresaw (a full disk), still named
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -23,7 +23,7 @@ from typing import Any
 from focus_dataset import (FocusDataError, focus_info, generate_examples, load_uncommon_table, quote,
                            validate_uncommon_table)
 from focus_tools.card import render_card
-from focus_tools.parquet import SHARD_PATTERN, read_annotation_columns, write_parquet_shards
+from focus_tools.parquet import SHARD_PATTERN, read_annotation_columns, shard_size_limit, write_parquet_shards
 from focus_tools.release import Release, read_annotations
 from focus_tools.statistics import closest_published_version, dataset_fingerprint
 
@@ -55,6 +55,7 @@ def convert(
     """
     output = Path(output)
     check_output(source, output, overwrite=overwrite)
+    max_shard_bytes = shard_size_limit(max_shard_size)
     table = validate_uncommon_table(uncommon) if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
     # Check every annotation before anything is written.
     with Release(source) as release:
@@ -62,7 +63,7 @@ def convert(
     with staging_folder(output) as staging:
         report: dict[str, Any] = {}
         examples = (example for _, example in generate_examples(source, table, report, skip_invalid=skip_invalid))
-        shards = write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_size)
+        shards = write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_bytes)
         annotations = read_annotation_columns(staging)
         report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
                       published_version=closest_published_version(annotations))

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from focus_dataset import ROWS_PER_GROUP, FocusDataError, focus_features
+from focus_dataset import ROWS_PER_GROUP, FocusDataError, focus_features, quote
 from focus_tools.release import problem_text
 
 # The names of a converted folder's shards, as datasets' Hub convention has them.
@@ -79,6 +79,17 @@ def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) ->
         arrays.append(array)
     schema = features.arrow_schema
     return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
+
+
+def shard_size_limit(max_shard_size: str | int | None) -> int:
+    """Bytes from a size such as "500MB" (datasets' default shard size when None)."""
+    try:
+        limit = convert_file_size_to_int(max_shard_size or datasets.config.MAX_SHARD_SIZE)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise FocusDataError(f"max_shard_size {quote(max_shard_size)} is not a size; expected e.g. 500MB")
+    return limit
 
 
 def _row_groups(examples: Iterable[dict[str, Any]], features: datasets.Features, rows_per_group: int,
@@ -163,7 +174,7 @@ def write_parquet_shards(
     """
     features = focus_features()
     rows_per_group = rows_per_group or ROWS_PER_GROUP
-    limit = convert_file_size_to_int(max_shard_size or datasets.config.MAX_SHARD_SIZE)
+    limit = shard_size_limit(max_shard_size)
     folder.mkdir(parents=True)
     compression = {name: "none" if name == "image" else "zstd" for name in features}
     # Dictionaries and min/max statistics over image bytes would hash and scan every file again.

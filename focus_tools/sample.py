@@ -118,21 +118,30 @@ def write_sample_release(
     # Rows go in shuffled, as in a database filled by a crawler; readers must sort them.
     rows = [_release_row(a) for a in annotations]
     rows = [rows[i] for i in rng.permutation(len(rows))]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if as_zip:
-        with tempfile.TemporaryDirectory() as scratch:
-            db_path = Path(scratch) / ANNOTATIONS_DB
-            write_annotations_db(db_path, rows)
-            top = output.stem
-            with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.write(db_path, f"{top}/{ANNOTATIONS_DB}")
-                for annotation in annotations:
-                    archive.writestr(f"{top}/{annotation.file_name}", sample_image(rng, size_range))
-        return output
+    images = ((annotation.file_name, sample_image(rng, size_range)) for annotation in annotations)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        (_write_zip if as_zip else _write_folder)(output, rows, images)
+    except OSError as err:
+        raise FocusDataError(f"{output}: cannot write the sample release here: {err.strerror}") from err
+    return output
+
+
+def _write_zip(output: Path, rows: list[tuple], images: Iterable[tuple[str, bytes]]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        db_path = Path(scratch) / ANNOTATIONS_DB
+        write_annotations_db(db_path, rows)
+        top = output.stem
+        with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.write(db_path, f"{top}/{ANNOTATIONS_DB}")
+            for file_name, data in images:
+                archive.writestr(f"{top}/{file_name}", data)
+
+
+def _write_folder(output: Path, rows: list[tuple], images: Iterable[tuple[str, bytes]]) -> None:
     output.mkdir(parents=True, exist_ok=True)
     write_annotations_db(output / ANNOTATIONS_DB, rows)
-    for annotation in annotations:
-        path = output / annotation.file_name
+    for file_name, data in images:
+        path = output / file_name
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(sample_image(rng, size_range))
-    return output
+        path.write_bytes(data)

@@ -168,3 +168,24 @@ def test_filters_combine(focus):
 def test_bad_filter_names_the_argument(focus, kwargs, message):
     with pytest.raises(ValueError, match=message):
         fd.filter_focus(focus, **kwargs)
+
+
+def test_binary_uncommon_file_is_a_clean_error(tmp_path, sample_release, capsys):
+    path = tmp_path / "table.yaml"
+    path.write_bytes(bytes(range(256)) * 10)
+    assert fd.main(["convert", str(sample_release), str(tmp_path / "out"), "--uncommon", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: not UTF-8 text (a JSON or YAML uncommon table is expected)\n"
+
+
+def test_uncommon_file_that_is_not_a_regular_file_is_refused(tmp_path):
+    with pytest.raises(fd.FocusDataError, match="tmp.*: not a regular file; expected a JSON or YAML uncommon table"):
+        fd.load_uncommon_table(tmp_path)
+
+
+def test_huge_values_in_an_uncommon_table_are_clipped(tmp_path):
+    table = fd.load_uncommon_table()
+    table["time"]["dog"] = "n" * 1_000_000
+    with pytest.raises(fd.FocusDataError) as error:
+        fd.validate_uncommon_table(table)
+    assert "'time.dog' must be a list of values" in str(error.value) and len(str(error.value)) < 300
