@@ -412,6 +412,12 @@ def load_focus(
             raise FocusDataError(
                 f"{path}: a converted dataset has its uncommon flags already; pass --uncommon when converting"
             )
+        if Path(path).is_dir():
+            # A damaged shard is named here, not deep inside datasets' generation.
+            from focus_tools.parquet import converted_shards, open_shard
+
+            for shard in converted_shards(Path(path)):
+                open_shard(shard)
         dataset = datasets.load_dataset(str(path), split="test", cache_dir=cache_dir)
     return filter_focus(dataset, categories=categories, times=times, weathers=weathers,
                         locations=locations, locations_match=locations_match, humans=humans)
@@ -424,7 +430,7 @@ def _label_ids(values: Sequence[str] | None, names: list[str], argument: str) ->
         values = [values]
     unknown = [v for v in values if v not in names]
     if unknown:
-        raise ValueError(f"{argument}: unknown name {unknown[0]!r}; expected some of {names}")
+        raise ValueError(f"{argument}: unknown name {quote(unknown[0])}; expected some of {names}")
     return np.array([names.index(v) for v in values], dtype=np.int64)
 
 
@@ -440,7 +446,7 @@ def filter_focus(
 ) -> datasets.Dataset:
     """Rows matching every given filter, computed on the Arrow columns (no image is decoded)."""
     if locations_match not in ("any", "all"):
-        raise ValueError(f"locations_match must be 'any' or 'all', got {locations_match!r}")
+        raise ValueError(f"locations_match must be 'any' or 'all', got {quote(locations_match)}")
     wanted = {
         "label": _label_ids(categories, CLASS_NAMES, "categories"),
         "time": _label_ids(times, TIME_NAMES, "times"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import datasets
 
-from focus_dataset import FocusDataError
+from focus_dataset import FocusDataError, quote
 from focus_tools.convert import REPORT_NAME, convert
 from focus_tools.hub import check_hub_access, push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit
@@ -83,7 +83,7 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
         except ValueError:
             value = minimum - 1
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {quote(text)}")
         return value
     return parse
 
@@ -92,7 +92,7 @@ def _size(text: str) -> int:
     try:
         return shard_size_limit(text)
     except FocusDataError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size; expected e.g. 500MB") from None
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a size; expected e.g. 500MB") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

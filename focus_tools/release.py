@@ -34,6 +34,7 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".t
 MAX_IMAGE_BYTES = 64 * 2**20
 MAX_DATABASE_BYTES = 256 * 2**20
 MAX_FILE_NAME_LENGTH = 1024
+MAX_ROWS = 1_000_000
 # Deflate reaches about 1030:1 on zeros; JPEGs barely compress and a database about 10:1.
 MAX_COMPRESSION_RATIO = 100
 _RATIO_CHECKED_ABOVE = 2**20
@@ -225,15 +226,24 @@ class Release:
 
     def _check_schema(self) -> None:
         try:
+            kinds = [kind for (kind,) in self._db.execute("SELECT type FROM sqlite_master WHERE name = 'annotations'")]
             columns = [r[1].decode(errors="replace") for r in self._db.execute("PRAGMA table_info(annotations)")]
         except sqlite3.DatabaseError as err:
             raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB} is not a SQLite database: {err}") from err
+        # A view could compute rows without end (a recursive one): the release stores a table.
+        if kinds and kinds != [b"table"]:
+            raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB}: 'annotations' is a {kinds[0].decode()}, not a "
+                                 "table: refused")
         missing = [c for c in _ANNOTATION_COLUMNS if c not in columns]
         if missing:
             raise FocusDataError(
                 f"{self.source}: {ANNOTATIONS_DB} needs a table 'annotations' with columns "
                 f"{list(_ANNOTATION_COLUMNS)}; missing {missing}"
             )
+        num_rows = self.num_rows()
+        if num_rows > MAX_ROWS:
+            raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB} holds {num_rows:,} rows, more than {MAX_ROWS:,} "
+                                 "(FOCUS has about 24,000): refused")
 
     def rows(self) -> Iterator[tuple]:
         """Annotation rows (file_name, category, time, weather, locations, humans) by file_name.
@@ -256,7 +266,7 @@ class Release:
         Raises ImageFileProblem, whose text is the problem ("missing", "a symbolic link, not a
         regular file: refused", ...), for a file that is not read.
         """
-        if file_name_problems("/" + file_name):
+        if file_name_problems(file_name):
             raise ImageFileProblem("outside the release or not a valid path in it: refused")
         if self._zip is None:
             return self._read_file(file_name, MAX_IMAGE_BYTES, "an image file")

@@ -104,6 +104,11 @@ def validate_converted(path: str | os.PathLike) -> ValidationResult:
         return result
     table = read_annotation_columns(path)
     file_names = table.column("file_name").to_pylist()
+    # Names are checked as a release's are, so that every message below quotes a bounded name.
+    result.errors += [f"{path}: row {row}: {problem}" for row, name in enumerate(file_names)
+                      for problem in file_name_problems(name)]
+    if result.errors:
+        return result
     counts = Counter(file_names)
     result.errors += [f"{path}: duplicate file_name {quote(name)} ({n} rows)" for name, n in counts.items() if n > 1]
     if file_names != sorted(file_names):

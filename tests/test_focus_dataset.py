@@ -1,6 +1,8 @@
 """focus_dataset, the dataset script: schema, uncommon flags, partitions, the builder, loading and filters."""
 
 import json
+import shutil
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -189,3 +191,11 @@ def test_huge_values_in_an_uncommon_table_are_clipped(tmp_path):
     with pytest.raises(fd.FocusDataError) as error:
         fd.validate_uncommon_table(table)
     assert "'time.dog' must be a list of values" in str(error.value) and len(str(error.value)) < 300
+
+
+def test_load_focus_of_a_truncated_shard_names_it(tmp_path, converted):
+    output = Path(shutil.copytree(converted, tmp_path / "out"))
+    [shard] = (output / "data").iterdir()
+    shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(fd.FocusDataError, match=f"{shard}: not a readable Parquet file"):
+        fd.load_focus(output, cache_dir=str(tmp_path / "cache"))

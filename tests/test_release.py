@@ -297,3 +297,17 @@ def test_a_huge_annotation_value_is_clipped_in_every_message(tmp_path, release_c
     assert len(json.dumps(report["skipped_rows"])) < 1000
     assert fd.main(["validate", str(release_copy)]) == 1
     assert len(capsys.readouterr().out) < 50_000
+
+
+def test_annotations_that_is_a_view_is_refused(tmp_path, release_copy):
+    # A view can compute rows without end (a recursive one); the release has a table.
+    execute(release_copy, "ALTER TABLE annotations RENAME TO stored")
+    execute(release_copy, "CREATE VIEW annotations AS SELECT * FROM stored")
+    with pytest.raises(fd.FocusDataError, match="annotations.db: 'annotations' is a view, not a table"):
+        fd.convert(release_copy, tmp_path / "out")
+
+
+def test_a_database_with_far_more_rows_than_focus_is_refused(tmp_path, release_copy, monkeypatch):
+    monkeypatch.setattr("focus_tools.release.MAX_ROWS", 40)
+    with pytest.raises(fd.FocusDataError, match="annotations.db holds 48 rows, more than 40"):
+        fd.convert(release_copy, tmp_path / "out")

@@ -120,3 +120,17 @@ def test_validate_of_a_converted_folder_says_nothing_of_generating_a_train_split
                             cwd=Path(__file__).parents[1], capture_output=True, text=True)
     assert result.returncode == 0 and "0 error(s)" in result.stdout
     assert "Generating" not in result.stdout + result.stderr and "train" not in result.stderr
+
+
+def test_a_converted_folder_with_a_bad_file_name_is_named_clipped(tmp_path, converted):
+    import pyarrow.parquet as pq
+    output = Path(shutil.copytree(converted, tmp_path / "out"))
+    [shard] = (output / "data").iterdir()
+    table = pq.read_table(shard)
+    names = table.column("file_name").to_pylist()
+    names[-1] = "zzz/" + "x" * 100_000
+    table = table.set_column(table.schema.get_field_index("file_name"), "file_name", [names])
+    pq.write_table(table, shard)
+    result = fd.validate(output)
+    assert any("file_name 'zzz/xxx" in e and "characters long" in e for e in result.errors)
+    assert max(len(e) for e in result.errors) < 1000
