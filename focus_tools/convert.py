@@ -14,9 +14,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,17 +112,25 @@ def check_output(source: str | os.PathLike, output: Path, *, overwrite: bool) ->
 
 
 def _not_written_by_convert(folder: Path) -> list[str]:
-    """The entries of a folder that a conversion would not have written (all of them if it is none)."""
+    """The entries of a folder that convert would not have written: all of them when the folder
+    holds no conversion (no report or no shard), links and other files where convert writes files."""
     entries = sorted(os.listdir(folder))
-    if REPORT_NAME not in entries or not (folder / "data").is_dir() or (folder / "data").is_symlink():
-        return entries
-    strangers = [name for name in entries if name not in (CARD_NAME, REPORT_NAME, "data")
-                 or (name != "data" and not (folder / name).is_file()) or (folder / name).is_symlink()]
     data = folder / "data"
-    shards = sorted(os.listdir(data))
-    strangers += [f"data/{name}" for name in shards
-                  if not SHARD_PATTERN.fullmatch(name) or not (data / name).is_file() or (data / name).is_symlink()]
-    return strangers if shards else entries
+    shards = sorted(os.listdir(data)) if _is(data, stat.S_ISDIR) else []
+    if REPORT_NAME not in entries or not shards:
+        return entries
+    strangers = [name for name in entries
+                 if name != "data" and not (name in (CARD_NAME, REPORT_NAME) and _is(folder / name, stat.S_ISREG))]
+    return strangers + [f"data/{name}" for name in shards
+                        if not (SHARD_PATTERN.fullmatch(name) and _is(data / name, stat.S_ISREG))]
+
+
+def _is(path: Path, kind: Callable[[int], bool]) -> bool:
+    """Whether path itself is of that kind (stat.S_ISDIR, ...): a link is a link, not its target."""
+    try:
+        return kind(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager
@@ -147,9 +156,7 @@ def staging_folder(output: Path) -> Iterator[Path]:
                 if owner is not None:
                     raise FocusDataError(f"another conversion into {output} is running (pid {owner}), writing "
                                          f"{partial.name}; wait for it to finish, or choose another OUTPUT")
-            umask = os.umask(0)
-            os.umask(umask)
-            staging.chmod(0o777 & ~umask)
+            staging.chmod(0o777 & ~_umask())
             yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -159,27 +166,36 @@ def _partial_folders(output: Path) -> list[Path]:
     """The partial folders of conversions into OUTPUT: `.OUTPUT.partial-XXXXXXXX`, and `.old` ones mid-swap."""
     pattern = re.compile(rf"\.{re.escape(output.name)}\.partial-[A-Za-z0-9_]+(\.old)?")
     return [output.parent / name for name in sorted(os.listdir(output.parent))
-            if pattern.fullmatch(name) and (output.parent / name).is_dir() and not (output.parent / name).is_symlink()]
+            if pattern.fullmatch(name) and _is(output.parent / name, stat.S_ISDIR)]
 
 
 def _live_owner(partial: Path) -> str | None:
     """The pid of the live conversion writing a partial folder, or None when it is a leftover."""
     try:
-        lock = (partial / _LOCK_NAME).open("r")
-    except FileNotFoundError:
+        with (partial / _LOCK_NAME).open("r") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return lock.read(20).strip() or "unknown"
+            return None
+    except FileNotFoundError:  # no lock (yet, or any more): see _UNLOCKED_GRACE_S
+        pass
+    try:
         recent = time.time() - partial.stat().st_ctime < _UNLOCKED_GRACE_S
-        return "unknown" if recent else None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return lock.read(20).strip() or "unknown"
-    return None
+    except FileNotFoundError:
+        return None
+    return "unknown" if recent else None
 
 
 def _remove_stale_partials(output: Path) -> None:
     """Remove the partial folders that conversions into OUTPUT killed by a signal left behind."""
     for partial in _partial_folders(output):
-        with contextlib.suppress(FileNotFoundError):
-            if _live_owner(partial) is None:
-                shutil.rmtree(partial, ignore_errors=True)
+        if _live_owner(partial) is None:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _umask() -> int:
+    # Python has no getter: set and restore (convert runs no other thread at this point).
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
