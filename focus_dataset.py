@@ -338,7 +338,7 @@ def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, 
                       skip_invalid: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row index, example) for every annotated image of a release, by file_name; problems go to `report`."""
     # The release reader imports the label lists from this module: imported on use, not at the top.
-    from focus_tools.release import ImageFileProblem, Release, check_image_bytes, read_annotations
+    from focus_tools.release import UnreadableFile, Release, check_image_bytes, read_annotations
 
     with Release(source) as release:
         annotations, skipped = read_annotations(release, skip_invalid=skip_invalid)
@@ -350,7 +350,7 @@ def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, 
             try:
                 data = release.read(annotation.file_name)
                 problem = check_image_bytes(data)
-            except ImageFileProblem as err:  # missing, or refused unread
+            except UnreadableFile as err:  # missing, or refused unread
                 data, problem = None, str(err)
             if problem is not None:
                 # The row stays (its annotation is good); readers see the problem when decoding.

@@ -124,8 +124,7 @@ def _example_size(example: dict[str, Any]) -> int:
     return (0 if image is None else len(image["bytes"])) + 2 * len(example["file_name"]) + 64
 
 
-def _write_in_background(batches: Iterable[pa.RecordBatch], write: Callable[[pa.RecordBatch], None],
-                         depth: int = 2) -> None:
+def _write_in_background(batches: Iterable[Any], write: Callable[[Any], None], depth: int = 2) -> None:
     """Write each batch in a background thread while this thread makes the next one.
 
     Parquet writes without the GIL, so reading and encoding the next row group overlaps with

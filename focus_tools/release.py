@@ -40,8 +40,8 @@ MAX_COMPRESSION_RATIO = 100
 _RATIO_CHECKED_ABOVE = 2**20
 
 
-class ImageFileProblem(FocusDataError):
-    """An image file that is not read: missing, not a regular file inside the release, or too large."""
+class UnreadableFile(FocusDataError):
+    """A file of the release that is not read: missing, not a regular file inside the release, or too large."""
 
 
 def parse_locations(value: Any) -> tuple[tuple[str, ...], list[str]]:
@@ -160,7 +160,7 @@ class Release:
         self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             database = self._read_file(ANNOTATIONS_DB, MAX_DATABASE_BYTES, ANNOTATIONS_DB)
-        except ImageFileProblem as err:
+        except UnreadableFile as err:
             raise FocusDataError(f"{self._root / ANNOTATIONS_DB}: {err}") from None
         self._load_database(database)
 
@@ -189,7 +189,7 @@ class Release:
         try:
             database = self._read_member(self._zip.getinfo(self._prefix + ANNOTATIONS_DB), MAX_DATABASE_BYTES,
                                          ANNOTATIONS_DB)
-        except ImageFileProblem as err:
+        except UnreadableFile as err:
             raise FocusDataError(f"{self.source}: {self._prefix}{ANNOTATIONS_DB}: {err}") from None
         self._load_database(database)
 
@@ -263,17 +263,17 @@ class Release:
     def read(self, file_name: str) -> bytes:
         """The bytes of an image file (file_name without the leading "/").
 
-        Raises ImageFileProblem, whose text is the problem ("missing", "a symbolic link, not a
+        Raises UnreadableFile, whose text is the problem ("missing", "a symbolic link, not a
         regular file: refused", ...), for a file that is not read.
         """
         if file_name_problems(file_name):
-            raise ImageFileProblem("outside the release or not a valid path in it: refused")
+            raise UnreadableFile("outside the release or not a valid path in it: refused")
         if self._zip is None:
             return self._read_file(file_name, MAX_IMAGE_BYTES, "an image file")
         try:
             info = self._zip.getinfo(self._prefix + file_name)
         except KeyError:
-            raise ImageFileProblem("missing") from None
+            raise UnreadableFile("missing") from None
         return self._read_member(info, MAX_IMAGE_BYTES, "an image file")
 
     def _read_file(self, file_name: str, limit: int, what: str) -> bytes:
@@ -286,7 +286,7 @@ class Release:
             for folder in folders:
                 mode = os.stat(folder, dir_fd=folder_fd, follow_symlinks=False).st_mode
                 if stat.S_ISLNK(mode):
-                    raise ImageFileProblem("in a folder that is a symbolic link: refused")
+                    raise UnreadableFile("in a folder that is a symbolic link: refused")
                 folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
                 opened.append(folder_fd)
             _check_regular(os.stat(name, dir_fd=folder_fd, follow_symlinks=False), limit, what)
@@ -297,14 +297,14 @@ class Release:
                 _check_regular(os.fstat(fd), limit, what)
                 data = file.read(limit + 1)
             if len(data) > limit:
-                raise ImageFileProblem(f"grew past the {_size(limit)} limit while read: refused")
+                raise UnreadableFile(f"grew past the {_size(limit)} limit while read: refused")
             return data
         except (FileNotFoundError, NotADirectoryError):
-            raise ImageFileProblem("missing") from None
-        except ImageFileProblem:
+            raise UnreadableFile("missing") from None
+        except UnreadableFile:
             raise
         except OSError as err:
-            raise ImageFileProblem(f"cannot be read: {err.strerror}") from None
+            raise UnreadableFile(f"cannot be read: {err.strerror}") from None
         finally:
             for fd in opened:
                 os.close(fd)
@@ -313,22 +313,22 @@ class Release:
         """An archive member, its declared size and compression ratio checked before it is read."""
         mode = info.external_attr >> 16
         if info.is_dir():
-            raise ImageFileProblem("a folder, not a regular file: refused")
+            raise UnreadableFile("a folder, not a regular file: refused")
         if stat.S_ISLNK(mode):
-            raise ImageFileProblem("a symbolic link, not a regular file: refused")
+            raise UnreadableFile("a symbolic link, not a regular file: refused")
         if info.file_size > limit:
-            raise ImageFileProblem(f"archive member declares {_size(info.file_size)}, more than the {_size(limit)} "
+            raise UnreadableFile(f"archive member declares {_size(info.file_size)}, more than the {_size(limit)} "
                                    f"limit for {what}: refused")
         if info.file_size > _RATIO_CHECKED_ABOVE and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
-            raise ImageFileProblem(f"archive member compressed {info.file_size // max(info.compress_size, 1):,}:1, "
+            raise UnreadableFile(f"archive member compressed {info.file_size // max(info.compress_size, 1):,}:1, "
                                    f"more than the {MAX_COMPRESSION_RATIO}:1 limit: refused")
         try:
             with self._zip.open(info) as member:
                 data = member.read(info.file_size + 1)
         except Exception as err:  # noqa: BLE001 - zipfile and its decompressors raise many kinds on bad data
-            raise ImageFileProblem(f"corrupt archive member: {problem_text(err)}") from None
+            raise UnreadableFile(f"corrupt archive member: {problem_text(err)}") from None
         if len(data) != info.file_size:
-            raise ImageFileProblem(f"corrupt archive member: {len(data):,} bytes, {info.file_size:,} declared")
+            raise UnreadableFile(f"corrupt archive member: {len(data):,} bytes, {info.file_size:,} declared")
         return data
 
     def image_names(self) -> list[str]:
@@ -360,9 +360,9 @@ def _check_regular(status: os.stat_result, limit: int, what: str) -> None:
     if not stat.S_ISREG(mode):
         kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
                 else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise ImageFileProblem(f"{kind}, not a regular file: refused")
+        raise UnreadableFile(f"{kind}, not a regular file: refused")
     if status.st_size > limit:
-        raise ImageFileProblem(f"{_size(status.st_size)}, more than the {_size(limit)} limit for {what}: refused")
+        raise UnreadableFile(f"{_size(status.st_size)}, more than the {_size(limit)} limit for {what}: refused")
 
 
 def _size(num_bytes: int) -> str:

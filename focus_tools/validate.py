@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from focus_dataset import Annotation, annotate, focus_features, load_uncommon_table, partition_ids, quote
 from focus_tools.parquet import converted_shards, image_batches, open_shard, read_annotation_columns
-from focus_tools.release import ImageFileProblem, Release, decode_problem, file_name_problems, parse_annotation
+from focus_tools.release import UnreadableFile, Release, decode_problem, file_name_problems, parse_annotation
 from focus_tools.statistics import (closest_published_version, compare_with_published, dataset_fingerprint,
                                     table1_counts, table2_counts)
 
@@ -39,7 +39,7 @@ def _decode_problems(names: list[str], read: Callable[[str], bytes | None]) -> l
     def check(name: str) -> tuple[str, str | None]:
         try:
             return name, decode_problem(read(name))
-        except ImageFileProblem as err:  # missing, or refused unread
+        except UnreadableFile as err:  # missing, or refused unread
             return name, str(err)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return [(name, problem) for name, problem in pool.map(check, names) if problem is not None]
