@@ -28,6 +28,7 @@ from focus_dataset import (ANNOTATIONS_DB, CLASS_NAMES, LOCATION_NAMES, TIME_NAM
 
 _ANNOTATION_COLUMNS = ("file_name", "category", "time", "weather", "locations", "humans")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 # Limits far above any real FOCUS file (web photos of a few hundred KB, a database of a few MB):
 # they only stop a hostile or broken release from exhausting memory.
@@ -76,7 +77,7 @@ def file_name_problems(file_name: Any) -> list[str]:
     if len(file_name) > MAX_FILE_NAME_LENGTH:
         return [f"file_name {quote(file_name)} is {len(file_name):,} characters long, more than "
                 f"{MAX_FILE_NAME_LENGTH:,}"]
-    if re.search(r"[\x00-\x1f\x7f]", file_name):
+    if _CONTROL_CHARACTERS.search(file_name):
         return [f"file_name {quote(file_name)} must not hold control characters"]
     parts = file_name.lstrip("/").split("/")
     if ".." in parts or "." in parts or "" in parts or "\\" in file_name or len(parts) < 2:
@@ -220,19 +221,19 @@ class Release:
             self._db.deserialize(data)
         except sqlite3.DatabaseError as err:
             raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB} is not a SQLite database: {err}") from err
-        # Text comes as bytes and is decoded per value, so that a value that is not UTF-8 is a
-        # problem of its row and field rather than an error of the whole query.
-        self._db.text_factory = bytes
+        # A value that is not UTF-8 stays bytes, a problem of its row and field (parse_annotation)
+        # rather than an error of the whole query.
+        self._db.text_factory = _text
 
     def _check_schema(self) -> None:
         try:
             kinds = [kind for (kind,) in self._db.execute("SELECT type FROM sqlite_master WHERE name = 'annotations'")]
-            columns = [r[1].decode(errors="replace") for r in self._db.execute("PRAGMA table_info(annotations)")]
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(annotations)")]
         except sqlite3.DatabaseError as err:
             raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB} is not a SQLite database: {err}") from err
         # A view could compute rows without end (a recursive one): the release stores a table.
-        if kinds and kinds != [b"table"]:
-            raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB}: 'annotations' is a {kinds[0].decode()}, not a "
+        if kinds and kinds != ["table"]:
+            raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB}: 'annotations' is a {quote(kinds[0])}, not a "
                                  "table: refused")
         missing = [c for c in _ANNOTATION_COLUMNS if c not in columns]
         if missing:
@@ -252,8 +253,7 @@ class Release:
         """
         query = f"SELECT {', '.join(_ANNOTATION_COLUMNS)} FROM annotations ORDER BY file_name"
         try:
-            for row in self._db.execute(query):
-                yield tuple(_text(value) for value in row)
+            yield from self._db.execute(query)
         except sqlite3.DatabaseError as err:
             raise FocusDataError(f"{self.source}: {ANNOTATIONS_DB} cannot be read: {err}") from err
 
@@ -294,10 +294,12 @@ class Release:
             # followed nor waited on; fstat then checks what was opened.
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
             with open(fd, "rb") as file:
-                _check_regular(os.fstat(fd), limit, what)
-                data = file.read(limit + 1)
-            if len(data) > limit:
-                raise UnreadableFile(f"grew past the {_size(limit)} limit while read: refused")
+                status = os.fstat(fd)
+                _check_regular(status, limit, what)
+                size = status.st_size
+                data = file.read(size + 1)  # the size it has, not the limit: no buffer of the limit's size
+            if len(data) > size:
+                raise UnreadableFile("changed while read: refused")
             return data
         except (FileNotFoundError, NotADirectoryError):
             raise UnreadableFile("missing") from None
@@ -346,13 +348,11 @@ class Release:
         return sorted(names)
 
 
-def _text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    return value
+def _text(value: bytes) -> str | bytes:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 def _check_regular(status: os.stat_result, limit: int, what: str) -> None:

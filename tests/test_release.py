@@ -303,7 +303,7 @@ def test_annotations_that_is_a_view_is_refused(tmp_path, release_copy):
     # A view can compute rows without end (a recursive one); the release has a table.
     execute(release_copy, "ALTER TABLE annotations RENAME TO stored")
     execute(release_copy, "CREATE VIEW annotations AS SELECT * FROM stored")
-    with pytest.raises(fd.FocusDataError, match="annotations.db: 'annotations' is a view, not a table"):
+    with pytest.raises(fd.FocusDataError, match="annotations.db: 'annotations' is a 'view', not a table"):
         fd.convert(release_copy, tmp_path / "out")
 
 
