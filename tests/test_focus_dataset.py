@@ -1,7 +1,10 @@
 """focus_dataset, the dataset script: schema, uncommon flags, partitions, the builder, loading and filters."""
 
+import importlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -199,3 +202,15 @@ def test_load_focus_of_a_truncated_shard_names_it(tmp_path, converted):
     shard.write_bytes(shard.read_bytes()[:1000])
     with pytest.raises(fd.FocusDataError, match=f"{shard}: not a readable Parquet file"):
         fd.load_focus(output, cache_dir=str(tmp_path / "cache"))
+
+
+def test_the_tools_names_are_importable_from_focus_dataset_which_loads_none_of_them(tmp_path):
+    for module, names in fd._TOOLS.items():
+        tool = importlib.import_module(module)
+        assert all(getattr(fd, name) is getattr(tool, name) for name in names), module
+    script = "import sys, focus_dataset; print(sorted(m for m in sys.modules if m.startswith('focus_tools')))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        fd.nothing  # noqa: B018
