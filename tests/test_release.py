@@ -1,0 +1,313 @@
+"""focus_tools.release: reading a release folder or zip, its annotation rows checked and named."""
+
+import json
+import os
+import shutil
+import signal
+import stat
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import focus_dataset as fd
+from conftest import execute, first_file_name
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("grass,water", "items must be joined by ', '"),
+    ("grass, lava", "unknown location 'lava'"),
+    ("grass, grass", "a location is repeated"),
+    ("none, grass", "'none' cannot be combined"),
+    ("", "expected names joined by ', ' or 'none'"),
+])
+def test_malformed_locations_strings_are_named(value, problem):
+    _, problems = fd.parse_locations(value)
+    assert any(problem in p for p in problems), problems
+
+
+def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, release_copy):
+    name = first_file_name(release_copy)
+    execute(release_copy, "UPDATE annotations SET category='airplane' WHERE file_name=?", name)
+    output = tmp_path / "out"
+    with pytest.raises(fd.FocusDataError, match=rf"row 1 \(file_name '{name}'\): unknown category 'airplane'"):
+        fd.convert(release_copy, output)
+    assert not output.exists() and list(tmp_path.glob(".out.partial-*")) == []
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("time", "dusk", "unknown time 'dusk'"),
+    ("weather", "hail", "unknown weather 'hail'"),
+    ("locations", "grass, lava", "unknown location 'lava'"),
+    ("humans", "maybe", "humans must be 'yes' or 'no'"),
+])
+def test_each_unknown_value_is_named(tmp_path, release_copy, column, value, message):
+    execute(release_copy, f"UPDATE annotations SET {column}=? WHERE file_name=?", value, first_file_name(release_copy))
+    with pytest.raises(fd.FocusDataError, match=message):
+        fd.convert(release_copy, tmp_path / "out")
+
+
+@pytest.mark.parametrize("member", ["../evil.jpg", "/etc/evil.jpg", "focus/../../evil.jpg"])
+def test_archive_member_with_absolute_path_or_dotdot_is_refused(tmp_path, sample_zip, member):
+    archive = tmp_path / "focus.zip"
+    with zipfile.ZipFile(sample_zip) as source, zipfile.ZipFile(archive, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr(member, b"x")
+    with pytest.raises(fd.FocusDataError, match=f"refusing archive member '{member}'"):
+        fd.convert(archive, tmp_path / "out")
+
+
+def test_file_name_with_dotdot_in_the_database_is_an_invalid_row(tmp_path, release_copy):
+    execute(release_copy, "UPDATE annotations SET file_name='/../../etc/passwd' WHERE file_name=?",
+            first_file_name(release_copy))
+    with pytest.raises(fd.FocusDataError, match="without '..'"):
+        fd.convert(release_copy, tmp_path / "out")
+
+
+def test_missing_annotations_db_says_what_was_expected_and_where(tmp_path, release_copy):
+    (release_copy / "annotations.db").unlink()
+    with pytest.raises(fd.FocusDataError, match=f"{release_copy}: no annotations.db; expected "
+                                                 f"{release_copy / 'annotations.db'}"):
+        fd.convert(release_copy, tmp_path / "out")
+    empty_zip = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty_zip, "w") as archive:
+        archive.writestr("focus/truck-snow/1.jpg", b"x")
+    with pytest.raises(fd.FocusDataError, match="no annotations.db in the archive"):
+        fd.convert(empty_zip, tmp_path / "out")
+
+
+# --- a folder release: regular files inside it only -------------------------------------------------
+
+
+@pytest.fixture
+def no_hang():
+    """Fail a test that blocks (reading a FIFO) instead of hanging the suite."""
+    def timeout(*_):
+        pytest.fail("blocked for 20 s")
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def replace_first_image(release, make) -> str:
+    name = first_file_name(release).lstrip("/")
+    (release / name).unlink()
+    make(release / name)
+    return name
+
+
+def make_device(path):
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # the device /dev/zero is
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: p.symlink_to("/etc/passwd"), "a symbolic link"),
+    (lambda p: p.symlink_to("/dev/zero"), "a symbolic link"),
+    (lambda p: p.symlink_to("../../outside.jpg"), "a symbolic link"),
+    (os.mkfifo, "a FIFO"),
+    (make_device, "a device"),
+    (lambda p: p.mkdir(), "a folder"),
+], ids=["link-to-passwd", "link-to-dev-zero", "link-outside", "fifo", "device", "folder"])
+def test_an_image_that_is_not_a_regular_file_is_refused_and_never_read(tmp_path, release_copy, no_hang, make, kind):
+    (tmp_path / "outside.jpg").write_bytes(b"\xff\xd8\xff outside the release \xff\xd9")
+    name = replace_first_image(release_copy, make)
+    report = fd.convert(release_copy, tmp_path / "out")
+    problems = {p["file_name"]: p["problem"] for p in report["image_problems"]}
+    assert problems == {name: f"{kind}, not a regular file: refused"}
+    data = b"".join(p.read_bytes() for p in (tmp_path / "out" / "data").iterdir())
+    assert b"root:" not in data and b"outside the release" not in data
+    result = fd.validate(release_copy)
+    assert result.errors == [f"{release_copy}: image {name}: {kind}, not a regular file: refused"]
+
+
+def test_an_image_in_a_linked_folder_is_refused(tmp_path, release_copy):
+    name = first_file_name(release_copy).lstrip("/")
+    folder = release_copy / name.split("/")[0]
+    shutil.move(folder, tmp_path / "elsewhere")
+    folder.symlink_to(tmp_path / "elsewhere")
+    report = fd.convert(release_copy, tmp_path / "out")
+    assert {p["file_name"]: p["problem"] for p in report["image_problems"]}[name] == \
+        "in a folder that is a symbolic link: refused"
+
+
+def test_an_image_larger_than_the_limit_is_refused_without_reading_it(tmp_path, release_copy):
+    name = replace_first_image(release_copy, lambda p: os.truncate(p.write_bytes(b"") or p, 65 * 2**20))
+    report = fd.convert(release_copy, tmp_path / "out")
+    assert report["image_problems"] == [{"file_name": name, "problem": "65 MB, more than the 64 MB limit for an "
+                                                                        "image file: refused"}]
+
+
+@pytest.mark.parametrize("make", [lambda p, target: p.symlink_to(target), lambda p, target: os.mkfifo(p)],
+                         ids=["link", "fifo"])
+def test_annotations_db_that_is_not_a_regular_file_is_refused(tmp_path, release_copy, no_hang, make):
+    database = release_copy / "annotations.db"
+    shutil.move(database, tmp_path / "real.db")
+    make(database, tmp_path / "real.db")
+    with pytest.raises(fd.FocusDataError, match="annotations.db: .*not a regular file: refused"):
+        fd.convert(release_copy, tmp_path / "out")
+
+
+def test_release_root_that_is_a_linked_folder_is_refused(tmp_path, sample_release):
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    (unpacked / "focus").symlink_to(sample_release)
+    with pytest.raises(fd.FocusDataError, match="unpacked/focus: .*a symbolic link, not a folder: refused"):
+        fd.convert(unpacked, tmp_path / "out")
+
+
+def test_two_release_folders_in_one_folder_are_refused_naming_both(tmp_path, sample_release):
+    for name in ("a", "b"):
+        shutil.copytree(sample_release, tmp_path / "both" / name)
+    with pytest.raises(fd.FocusDataError, match=r"two releases: .*a/annotations.db and .*b/annotations.db"):
+        fd.convert(tmp_path / "both", tmp_path / "out")
+
+
+def test_a_fifo_as_the_release_is_refused(tmp_path, no_hang):
+    os.mkfifo(tmp_path / "focus.zip")
+    with pytest.raises(fd.FocusDataError, match="focus.zip: not a FOCUS release"):
+        fd.convert(tmp_path / "focus.zip", tmp_path / "out")
+
+
+def test_validate_never_reads_a_file_named_outside_the_release(tmp_path, release_copy, monkeypatch):
+    (tmp_path / "outside.jpg").write_bytes(b"not an image")
+    execute(release_copy, "UPDATE annotations SET file_name='/../outside.jpg' WHERE file_name=?",
+            first_file_name(release_copy))
+    read = []
+    original = fd.Release.read
+    monkeypatch.setattr(fd.Release, "read", lambda self, name: read.append(name) or original(self, name))
+    result = fd.validate(release_copy)
+    assert any("file_name '/../outside.jpg' must be" in e for e in result.errors)
+    assert read and not any(".." in name for name in read)
+    assert not any("outside.jpg: undecodable" in e for e in result.errors)
+    with fd.Release(release_copy) as release, pytest.raises(fd.FocusDataError, match="outside the release"):
+        release.read("../outside.jpg")
+
+
+# --- zip: sizes checked before anything is read ----------------------------------------------------
+
+
+def rewrite_zip(source, target, extra=(), declared=None):
+    """A copy of a zip with extra members, and with `declared` = {name: size} lying in its headers."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            new.writestr(item, old.read(item))
+        for name, data in extra:
+            new.writestr(name, data)
+    data = bytearray(Path(target).read_bytes())
+    for name, size in (declared or {}).items():
+        encoded = name.encode()
+        for signature, offset, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+            at = data.find(signature)
+            while at >= 0 and data[at + name_at: at + name_at + len(encoded)] != encoded:
+                at = data.find(signature, at + 1)
+            struct.pack_into("<I", data, at + offset, size)
+    Path(target).write_bytes(bytes(data))
+    return target
+
+
+def zip_name(sample_zip) -> str:
+    with zipfile.ZipFile(sample_zip) as archive:
+        return sorted(n for n in archive.namelist() if n.endswith(".jpg"))[0]
+
+
+def test_zip_member_declaring_3_gib_is_refused_before_reading(tmp_path, sample_zip):
+    member = zip_name(sample_zip)
+    archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={member: 3 * 2**30})
+    report = fd.convert(archive, tmp_path / "out")
+    name = member.split("/", 1)[1]
+    assert report["image_problems"] == [{"file_name": name, "problem": "archive member declares 3,072 MB, more "
+                                                                        "than the 64 MB limit for an image file: refused"}]
+
+
+def test_zip_member_with_a_suspicious_compression_ratio_is_refused(tmp_path, sample_zip):
+    member = zip_name(sample_zip)
+    with zipfile.ZipFile(sample_zip) as old, zipfile.ZipFile(tmp_path / "focus.zip", "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = b"\0" * (40 * 2**20) if item.filename == member else old.read(item)
+            new.writestr(item.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+    report = fd.convert(tmp_path / "focus.zip", tmp_path / "out")
+    [problem] = report["image_problems"]
+    assert problem["problem"].startswith("archive member compressed") and "refused" in problem["problem"]
+
+
+def test_zip_member_larger_than_it_declares_is_an_image_problem(tmp_path, sample_zip):
+    member = zip_name(sample_zip)
+    archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={member: 100})
+    report = fd.convert(archive, tmp_path / "out")
+    [problem] = report["image_problems"]
+    assert problem["problem"].startswith("corrupt archive member: ")
+
+
+def test_zip_database_declaring_a_huge_size_is_refused(tmp_path, sample_zip):
+    archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={"focus/annotations.db": 3 * 2**30})
+    with pytest.raises(fd.FocusDataError, match="annotations.db: archive member declares 3,072 MB, more than"):
+        fd.convert(archive, tmp_path / "out")
+
+
+def test_two_annotations_db_in_a_zip_are_refused_naming_both(tmp_path, sample_zip):
+    with zipfile.ZipFile(sample_zip) as archive:
+        database = archive.read("focus/annotations.db")
+    archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", extra=[("focus/old/annotations.db", database)])
+    with pytest.raises(fd.FocusDataError, match="two annotations.db: 'focus/annotations.db' and "
+                                                "'focus/old/annotations.db'"):
+        fd.convert(archive, tmp_path / "out")
+
+
+# --- annotation text: clean errors naming the row and the field --------------------------------------
+
+
+def test_non_utf8_annotation_text_names_the_row_and_the_field(tmp_path, release_copy, capsys):
+    execute(release_copy, "UPDATE annotations SET weather=CAST(X'FF73756E6E79' AS TEXT) WHERE file_name=?",
+            first_file_name(release_copy))
+    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "row 1" in err and "weather b'\\xffsunny' is not UTF-8 text" in err
+    report = fd.convert(release_copy, tmp_path / "out", skip_invalid=True)
+    assert report["num_images"] == 47 and "not UTF-8 text" in report["skipped_rows"][0]["problems"][0]
+
+
+@pytest.mark.parametrize("file_name, problem", [
+    ("/truck-snow/1\0.jpg", "must not hold control characters"),
+    ("/truck-snow/" + "x" * 100_000 + ".jpg", "is 100,016 characters long, more than 1,024"),
+])
+def test_nul_bytes_and_very_long_file_names_are_invalid_rows(tmp_path, release_copy, capsys, file_name, problem):
+    execute(release_copy, "UPDATE annotations SET file_name=? WHERE file_name=?", file_name,
+            first_file_name(release_copy))
+    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1 and len(err) < 1000
+    assert fd.main(["validate", str(release_copy)]) == 1
+    assert problem in capsys.readouterr().out
+
+
+def test_a_huge_annotation_value_is_clipped_in_every_message(tmp_path, release_copy, capsys):
+    execute(release_copy, "UPDATE annotations SET category=? WHERE file_name=?", "a" * 5_000_000,
+            first_file_name(release_copy))
+    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown category 'aaaa" in err and "(5,000,000 characters)" in err and len(err) < 1000
+    report = fd.convert(release_copy, tmp_path / "out", skip_invalid=True)
+    assert len(json.dumps(report["skipped_rows"])) < 1000
+    assert fd.main(["validate", str(release_copy)]) == 1
+    assert len(capsys.readouterr().out) < 50_000
+
+
+def test_annotations_that_is_a_view_is_refused(tmp_path, release_copy):
+    # A view can compute rows without end (a recursive one); the release has a table.
+    execute(release_copy, "ALTER TABLE annotations RENAME TO stored")
+    execute(release_copy, "CREATE VIEW annotations AS SELECT * FROM stored")
+    with pytest.raises(fd.FocusDataError, match="annotations.db: 'annotations' is a 'view', not a table"):
+        fd.convert(release_copy, tmp_path / "out")
+
+
+def test_a_database_with_far_more_rows_than_focus_is_refused(tmp_path, release_copy, monkeypatch):
+    monkeypatch.setattr("focus_tools.release.MAX_ROWS", 40)
+    with pytest.raises(fd.FocusDataError, match="annotations.db holds 48 rows, more than 40"):
+        fd.convert(release_copy, tmp_path / "out")
