@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import datasets
 import pyarrow as pa
@@ -24,6 +25,10 @@ from harness.runfolder import read_json
 from harness.data import open_focus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# What ends a command with its message and exit status 2 (bad input, unreadable or unwritable files, a
+# run folder that does not fit); any other exception is a bug and shows its traceback.
+COMMAND_ERRORS = (ValueError, OSError, RuntimeError)
 
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 
@@ -116,6 +121,24 @@ def shared_error(error: Exception | None) -> Exception | None:
     """
     errors = [e for e in gather_object([error]) if e is not None]
     return error if error is not None else next(iter(errors), None)
+
+
+def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bool = False) -> T | None:
+    """`work()` on every process (on the main process alone with main_only), its error raised on all.
+
+    A collective every process calls, hence also a barrier: what the main process writes is written
+    when it returns, and any error there ends every process with the same message. Returns what
+    `work` returned, None where it did not run.
+    """
+    result, error = None, None
+    if accelerator.is_main_process or not main_only:
+        try:
+            result = work()
+        except Exception as err:  # noqa: BLE001 - whatever it is, every process must hear of it
+            error = err
+    if (error := shared_error(error)) is not None:
+        raise error
+    return result
 
 
 def run_with_accelerator(args: argparse.Namespace,
