@@ -39,7 +39,6 @@ if __package__ in (None, ""):  # run as a script (python harness/probe.py, accel
 import argparse
 import hashlib
 import logging
-import time
 from typing import Any
 
 import datasets
@@ -58,7 +57,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import cli, labels, models, runfolder
+from harness import cli, labels, models, passes, preprocess, runfolder
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -67,10 +66,7 @@ from harness.cli import (
     library_versions,
     now,
     open_dataset,
-    read_parts,
-    write_part,
 )
-from harness.data import FocusImages
 
 logger = logging.getLogger("focus-probe")
 
@@ -157,6 +153,20 @@ def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool, *
                     is_main=main_process)
 
 
+def feature_step(model: nn.Module, data_config: dict[str, Any], name: str) -> passes.Step:
+    """The model on a batch: its pooled penultimate features, float32."""
+    dim = model.num_features
+
+    def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
+        images = preprocess.normalize(batch.images, data_config["mean"], data_config["std"])
+        features = model.forward_head(model.forward_features(images), pre_logits=True)
+        if features.ndim != 2 or features.shape[1] != dim:
+            raise ValueError(f"{name}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
+                             f"expected (batch, {dim}); this architecture has no pooled penultimate features")
+        return {"features": features.float()}
+    return step
+
+
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                      model: nn.Module, info: dict[str, Any], sha256: str, args: argparse.Namespace,
                      model_dir: Path) -> pa.Table:
@@ -169,9 +179,10 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
         "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
-    model_dir.mkdir(parents=True, exist_ok=True)
-    check_feature_cache(model_dir, config, resume=not args.no_resume, main_process=accelerator.is_main_process)
-    accelerator.wait_for_everyone()
+    cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
+    # Every process checks (and raises alike); the main process deletes stale files before any reads them.
+    cli.run_shared(accelerator, lambda: check_feature_cache(model_dir, config, resume=not args.no_resume,
+                                                            main_process=accelerator.is_main_process))
     features_path = model_dir / FEATURES_FILE
     if features_path.exists():
         logger.info("%s: features from the cache %s", info["model"], features_path)
@@ -179,69 +190,37 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
 
     dim = model.num_features
     file_names = annotations.column("file_name").to_pylist()
-    done = set(read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim)).column("file_name").to_pylist())
-    remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
-    error = None
-    if accelerator.is_main_process:
+    parts_dir = model_dir / FEATURES_PARTS_DIR
+    pending = passes.pending_rows(file_names, parts_dir, features_schema(dim))
+
+    def start() -> None:
         config["started"] = now()
-        try:
-            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-        except OSError as err:
-            error = err
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
         logger.info("%s: %d-d features, input %s, %d of %d images to go", info["model"], dim,
-                    data_config["input_size"], len(remaining), len(file_names))
-    if (error := cli.shared_error(error)) is not None:
-        raise error
-    model = model.to(accelerator.device)
-    loader = torch.utils.data.DataLoader(
-        FocusImages(dataset, timm.data.create_transform(**data_config), remaining, data_config["input_size"]),
-        batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
-        pin_memory=accelerator.device.type == "cuda",
-    )
-    loader = accelerator.prepare_data_loader(loader)
-    buffer: list[pa.Table] = []
-    buffered = 0
-    start = time.perf_counter()
-    progress = tqdm(total=len(remaining), desc=f"{info['model']} features", unit="img",
-                    disable=args.quiet or not accelerator.is_local_main_process)
-    with torch.inference_mode():
-        for indices, images, ok in loader:
-            with accelerator.autocast():
-                features = model.forward_head(model.forward_features(images), pre_logits=True)
-            if features.ndim != 2 or features.shape[1] != dim:
-                raise ValueError(f"{info['model']}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
-                                 f"expected (batch, {dim}); this architecture has no pooled penultimate features")
-            indices, features, ok = accelerator.gather_for_metrics(
-                (indices.to(accelerator.device), features.float(), ok.to(accelerator.device)))
-            progress.update(len(indices))
-            if accelerator.is_main_process:
-                ok, indices = ok.cpu().numpy(), indices.cpu().numpy()
-                for i in indices[~ok]:
-                    logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
-                buffer.append(feature_rows([file_names[i] for i in indices], features.cpu().numpy(), ok))
-                buffered += len(indices)
-                if buffered >= args.save_every:
-                    write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
-                    buffer, buffered = [], 0
-    progress.close()
-    error = None
-    if accelerator.is_main_process:
-        try:
-            if buffer:
-                write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
-            failed_images = merge_feature_parts(model_dir, file_names, dim)
-            config.update(finished=now(), seconds=round(time.perf_counter() - start, 1), failed_images=failed_images)
-            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-        except (OSError, ValueError, RuntimeError) as err:
-            error = err
-    if (error := cli.shared_error(error)) is not None:
-        raise error
+                    data_config["input_size"], len(pending), len(file_names))
+    cli.run_shared(accelerator, start, main_only=True)
+
+    def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        for i in gathered["index"][~gathered["ok"]]:
+            logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
+        return feature_rows([file_names[i] for i in gathered["index"]], gathered["features"], gathered["ok"])
+
+    result = passes.run_pass(
+        accelerator, dataset, pending, preprocess.geometry_transform(data_config), data_config["input_size"],
+        feature_step(model.to(accelerator.device), data_config, info["model"]), to_rows, schema=features_schema(dim),
+        parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size, workers=args.workers,
+        desc=f"{info['model']} features", quiet=args.quiet)
+
+    def finish() -> None:
+        failed_images = merge_feature_parts(result.rows, model_dir, file_names)
+        config.update(finished=now(), seconds=round(result.seconds, 1), failed_images=failed_images)
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+    cli.run_shared(accelerator, finish, main_only=True)
     return pq.read_table(features_path)
 
 
-def merge_feature_parts(model_dir: Path, file_names: list[str], dim: int) -> list[str]:
-    """features-parts/ as features.parquet (decodable images, file_name order); the images left out."""
-    parts = read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim))
+def merge_feature_parts(parts: pa.Table, model_dir: Path, file_names: list[str]) -> list[str]:
+    """The part rows as features.parquet (decodable images, file_name order); the images left out."""
     # A part rewritten after a kill between write and bookkeeping would repeat rows: keep one.
     parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
                                           return_index=True)[1]))
@@ -503,14 +482,20 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
 def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                 name: str, checkpoint: str | None, args: argparse.Namespace,
                 pairs: list[tuple[str, str]] | None) -> Path | None:
-    """Features (all processes), then probes and their report (main process); the probes.md path."""
+    """Features (all processes), then probes and their report (main process); the probes.md path there."""
     model_dir = runfolder.model_dir(args.output, name)
     set_seed(args.seed)  # the same random weights in every process and every run
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
     sha256 = weights_sha256(model, info)
     table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, args, model_dir)
-    if not accelerator.is_main_process:
-        return None
+    return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
+                                                            args, pairs, model_dir), main_only=True)
+
+
+def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model: nn.Module, info: dict[str, Any],
+                 sha256: str, args: argparse.Namespace, pairs: list[tuple[str, str]] | None, model_dir: Path) -> Path:
+    """The probes on the features `table`, and probes.json, probes.md and the heatmap; the probes.md path."""
+    name = info["model"]
     # Features are in file_name order; the annotations are taken in the same order.
     position = {file_name: i for i, file_name in enumerate(annotations.column("file_name").to_pylist())}
     rows = annotations.take(pa.array([position[f] for f in table.column("file_name").to_pylist()], pa.int64()))
@@ -559,15 +544,11 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = focus_dataset.dataset_fingerprint(annotations)
     for name in names:
-        error, report = None, None
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
                                  pairs)
-        except (ValueError, OSError) as err:
-            error = err
-        # The main process's report can fail there alone while the others would go on to the next model.
-        if (error := cli.shared_error(error)) is not None:
-            print(f"error: {name}: {error}", file=sys.stderr)
+        except cli.COMMAND_ERRORS as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
             return 2
         if report is not None:
             print(report.read_text())

@@ -254,6 +254,17 @@ def test_killed_extraction_resumes_from_its_parts(probe_run, converted, tmp_path
     assert np.allclose(features_matrix(resumed), original, atol=1e-5)
 
 
+def test_parts_that_do_not_merge_are_an_error_message_not_a_traceback(probe_run, converted, tmp_path, capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    (model_dir / FEATURES_FILE).unlink()
+    stranger = pq.read_table(next((model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"))).slice(0, 1)
+    stranger = stranger.set_column(0, "file_name", pa.array(["not-in-the-dataset.jpg"]))
+    cli.write_part(model_dir / FEATURES_PARTS_DIR, stranger)
+    assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2  # returned, not raised
+    assert f"error: test_resnet: {model_dir}: features for 49 of 48 images; rerun to resume" in capsys.readouterr().err
+
+
 def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, converted, tmp_path, capsys):
     run = shutil.copytree(probe_run, tmp_path / "run")
     args = ["--data", str(converted), "--output", str(run), *FAST, "--limit", "40"]
