@@ -24,6 +24,9 @@ def geometry_transform(data_config: dict[str, Any]) -> Callable[[PIL.Image.Image
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 images (..., 3, H, W) as the model's float32 input: ToTensor's scaling, then Normalize."""
+    # 255 as a tensor on the device, not a Python number: CUDA divides by a CPU scalar as a multiplication
+    # by its reciprocal, which differs from ToTensor's true division in the last bit for half the values.
+    scale = torch.tensor(255.0, device=images.device)
     mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
-    return (images.float().div(255) - mean) / std
+    return (images.float().div(scale) - mean) / std
