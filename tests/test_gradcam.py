@@ -229,12 +229,7 @@ def test_undecodable_image_is_named(broken_release, tmp_path, capsys):
 def test_an_error_in_another_process_stops_this_one_too(converted, tmp_path, capsys, monkeypatch):
     # gather_object as in a two-process run whose other process could not decode its image.
     other = OSError("cat-snow/9.jpg cannot be decoded on process 1")
-
-    def two_process_gather(objects):
-        return [*objects, ([], other) if isinstance(objects[0], tuple) else other]
-
-    monkeypatch.setattr(gradcam, "gather_object", two_process_gather)
-    monkeypatch.setattr(cli, "gather_object", two_process_gather)
+    monkeypatch.setattr(cli, "gather_object", lambda objects: [*objects, other])
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
     assert "error: test_resnet: cat-snow/9.jpg cannot be decoded on process 1" in capsys.readouterr().err
