@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object
 
-from harness import models
+from harness import models, preprocess
 from harness.runfolder import read_json
 from harness.data import open_focus
 
@@ -57,6 +57,36 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     model.add_argument("--random-init", action="store_true",
                        help="random weights (tests and throughput only: results are meaningless)")
     return model
+
+
+def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = parser.add_argument_group(
+        "preprocessing", "how an image becomes the model's input; the overrides (as in timm's validate.py) apply "
+                         "on top of either protocol")
+    group.add_argument("--preprocess", choices=preprocess.PROTOCOLS, default="paper",
+                       help="'paper': the authors' protocol: shorter side resized to the model's input size s "
+                            "(bilinear), center crop s, the model's mean/std; 'timm': the model's timm data config "
+                            "(e.g. 256->224 bicubic)")
+    group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (None: the model's)")
+    group.add_argument("--crop-pct", type=float, metavar="FRACTION",
+                       help="crop size / resize size (None: 1.0 with paper, the model's with timm)")
+    group.add_argument("--crop-mode", choices=preprocess.CROP_MODES,
+                       help="center: resize the shorter side, crop; squash: resize both sides; border: resize the "
+                            "longer side, pad (None: center with paper, the model's with timm)")
+    group.add_argument("--interpolation", choices=preprocess.INTERPOLATIONS,
+                       help="resize filter (None: bilinear with paper, the model's with timm)")
+    group.add_argument("--mean", type=float, nargs="+", metavar="MEAN",
+                       help="normalisation mean, 1 or 3 values (None: the model's)")
+    group.add_argument("--std", type=float, nargs="+", metavar="STD",
+                       help="normalisation std, 1 or 3 values (None: the model's)")
+    return group
+
+
+def preprocessing_overrides(args: argparse.Namespace) -> dict:
+    """The preprocessing overrides given on the command line (see add_preprocessing_arguments), checked."""
+    overrides = {key: getattr(args, key) for key in preprocess.OVERRIDES if getattr(args, key) is not None}
+    preprocess.check_overrides(overrides)
+    return overrides
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int = 64,

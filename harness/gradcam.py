@@ -48,7 +48,6 @@ import numpy as np
 import PIL.Image
 import pyarrow as pa
 import pyarrow.compute as pc
-import timm.data
 import timm.layers
 import torch
 from accelerate import Accelerator
@@ -96,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
     add_runtime_arguments(parser, batch_size=8, workers=False)
 
@@ -358,7 +358,7 @@ RECORD_SCHEMA = pa.schema([
 
 
 def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: GuidedBackpropReLUModel,
-                 data_config: dict[str, Any], name: str, dataset: datasets.Dataset,
+                 preprocessing: dict[str, Any], name: str, dataset: datasets.Dataset,
                  annotations: pa.Table) -> passes.Step:
     """The maps of a batch for the model's top-1 classes, and the input images (uint8) to draw them on."""
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
@@ -367,7 +367,7 @@ def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: Gu
             file_name = annotations.column("file_name")[broken[0]].as_py()
             raise OSError(f"{file_name} cannot be decoded ({decode_error(dataset, broken[0])}); "
                           f"leave it out of --images")
-        inputs = preprocess.normalize(batch.images, data_config["mean"], data_config["std"])
+        inputs = preprocess.normalize(batch.images, preprocessing)
         logits, shape = spatial_output_shape(model, layer, inputs)
         if len(shape) != 4:
             raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); "
@@ -406,7 +406,8 @@ def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int],
 
 
 def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
-                  checkpoint: str | None, args: argparse.Namespace, output: Path) -> Path | None:
+                  checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
+                  output: Path) -> Path | None:
     """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there."""
     if args.run:
         file_names = failures_from_run(Path(args.run), name, args.max_images)
@@ -427,27 +428,27 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
     layer_name, layer = find_target_layer(model, args.target_layer)
     model = model.to(accelerator.device)
     guided = guided_model(model)
-    data_config = timm.data.resolve_data_config(model=model)
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
 
     def start() -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        logger.info("%s: %d image(s), target layer %s, input %s", name, len(rows), layer_name,
-                    data_config["input_size"])
+        logger.info("%s: %d image(s), target layer %s, preprocessing %s", name, len(rows), layer_name,
+                    runfolder.preprocessing_summary(preprocessing))
     cli.run_shared(accelerator, start, main_only=True)
 
     images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
     result = passes.run_pass(
-        accelerator, dataset, rows, preprocess.geometry_transform(data_config), data_config["input_size"],
-        gradcam_step(model, layer_name, layer, guided, data_config, name, dataset, annotations),
+        accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        gradcam_step(model, layer_name, layer, guided, preprocessing, name, dataset, annotations),
         panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir),
         schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
 
     def finish() -> Path:
         records = result.rows.to_pylist()
         header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
-                  "target_layer": layer_name, "input_size": list(data_config["input_size"]), "source": source,
-                  "precision": args.precision, "date": now()}
+                  "target_layer": layer_name, "input_size": preprocessing["input_size"],
+                  "preprocessing": preprocessing, "source": source, "precision": args.precision, "date": now()}
         runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
         (out_dir / INDEX_FILE).write_text(format_index(records, header))
         logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
@@ -466,6 +467,7 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         if args.max_images < 1:
             raise ValueError(f"--max-images must be a positive number of images, got {args.max_images}")
         names, checkpoints = check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         dataset = open_dataset(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -473,7 +475,8 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     annotations = focus_dataset.annotation_table(dataset)
     for name in names:
         try:
-            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, output)
+            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,
+                                  output)
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

@@ -45,7 +45,6 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import timm.data
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -78,7 +77,7 @@ PROBES_JSON = "probes.json"
 PROBES_HEATMAP = "probes_heatmap.png"
 POOLING = "forward_features + forward_head(pre_logits=True)"
 # Settings that change the features: cached features are reused only when all of these match.
-FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "data_config", "precision",
+FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "preprocessing", "precision",
                          "pooling")
 # The probe targets: every location except "none" (ambiguous, or none of these places).
 PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
@@ -91,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
     add_runtime_arguments(parser)
     probes = parser.add_argument_group("probes")
@@ -153,12 +153,12 @@ def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool, *
                     is_main=main_process)
 
 
-def feature_step(model: nn.Module, data_config: dict[str, Any], name: str) -> passes.Step:
+def feature_step(model: nn.Module, preprocessing: dict[str, Any], name: str) -> passes.Step:
     """The model on a batch: its pooled penultimate features, float32."""
     dim = model.num_features
 
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
-        images = preprocess.normalize(batch.images, data_config["mean"], data_config["std"])
+        images = preprocess.normalize(batch.images, preprocessing)
         features = model.forward_head(model.forward_features(images), pre_logits=True)
         if features.ndim != 2 or features.shape[1] != dim:
             raise ValueError(f"{name}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
@@ -168,15 +168,13 @@ def feature_step(model: nn.Module, data_config: dict[str, Any], name: str) -> pa
 
 
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
-                     model: nn.Module, info: dict[str, Any], sha256: str, args: argparse.Namespace,
-                     model_dir: Path) -> pa.Table:
+                     model: nn.Module, info: dict[str, Any], sha256: str, preprocessing: dict[str, Any],
+                     args: argparse.Namespace, model_dir: Path) -> pa.Table:
     """Penultimate features of every decodable image (file_name order), from the cache when it matches."""
-    data_config = timm.data.resolve_data_config(model=model)
     config = {
         "model": info["model"], "weights": info["weights"], "sha256": sha256,
         "random_init": args.random_init, "pooling": POOLING, "dim": model.num_features,
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+        "preprocessing": preprocessing, "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
     cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
@@ -196,8 +194,8 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
     def start() -> None:
         config["started"] = now()
         runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-        logger.info("%s: %d-d features, input %s, %d of %d images to go", info["model"], dim,
-                    data_config["input_size"], len(pending), len(file_names))
+        logger.info("%s: %d-d features, preprocessing %s, %d of %d images to go", info["model"], dim,
+                    runfolder.preprocessing_summary(preprocessing), len(pending), len(file_names))
     cli.run_shared(accelerator, start, main_only=True)
 
     def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
@@ -206,8 +204,8 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
         return feature_rows([file_names[i] for i in gathered["index"]], gathered["features"], gathered["ok"])
 
     result = passes.run_pass(
-        accelerator, dataset, pending, preprocess.geometry_transform(data_config), data_config["input_size"],
-        feature_step(model.to(accelerator.device), data_config, info["model"]), to_rows, schema=features_schema(dim),
+        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        feature_step(model.to(accelerator.device), preprocessing, info["model"]), to_rows, schema=features_schema(dim),
         parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size, workers=args.workers,
         desc=f"{info['model']} features", quiet=args.quiet)
 
@@ -480,14 +478,16 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
 # --------------------------------------------------------------------------------------------
 
 def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
-                name: str, checkpoint: str | None, args: argparse.Namespace,
+                name: str, checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
                 pairs: list[tuple[str, str]] | None) -> Path | None:
     """Features (all processes), then probes and their report (main process); the probes.md path there."""
     model_dir = runfolder.model_dir(args.output, name)
     set_seed(args.seed)  # the same random weights in every process and every run
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
     sha256 = weights_sha256(model, info)
-    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, args, model_dir)
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
+    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, preprocessing,
+                             args, model_dir)
     return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
                                                             args, pairs, model_dir), main_only=True)
 
@@ -535,6 +535,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     """Probe every model of the command line; 0 on success, 2 on bad input."""
     try:
         names, checkpoints = check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         pairs = parse_pairs(args.pairs)
         check_probe_options(args.min_images, args.test_size)
         dataset = open_dataset(args)
@@ -546,7 +547,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     for name in names:
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
-                                 pairs)
+                                 overrides, pairs)
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import timm.data
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -43,7 +42,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # a checkout used without installing
     HARNESS_VERSION = "source"
 # Settings that change predictions: a resumed run must match them exactly.
-IDENTITY_KEYS = ("model", "weights", "sha256", "data_config", "label_space", "mapping", "precision",
+IDENTITY_KEYS = ("model", "weights", "sha256", "preprocessing", "label_space", "mapping", "precision",
                  "dataset_fingerprint", "num_images")
 PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 
@@ -52,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cli.add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     model = cli.add_model_arguments(parser)
     model.add_argument("--label-space", choices=labels.LABEL_SPACES, default="imagenet",
                        help="'imagenet': 1000-way heads mapped to FOCUS; 'focus': 10-way FOCUS heads")
@@ -152,10 +152,10 @@ def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) ->
     return settings.get("n_bootstrap") == args.n_bootstrap and settings.get("seed") == args.seed
 
 
-def prediction_step(model: torch.nn.Module, data_config: dict[str, Any], args: argparse.Namespace) -> passes.Step:
+def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], args: argparse.Namespace) -> passes.Step:
     """The model on a batch: FOCUS predictions and the top-5 of its own classes."""
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
-        images = preprocess.normalize(batch.images, data_config["mean"], data_config["std"])
+        images = preprocess.normalize(batch.images, preprocessing)
         if args.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         logits = model(images)
@@ -180,18 +180,18 @@ def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space:
 
 
 def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
-                   checkpoint: str | None, args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
+                   checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
+                   run_dir: Path) -> dict[str, Any] | None:
     """Predictions and metrics of one model (every process takes part); its metrics on the main process."""
     model_dir = runfolder.model_dir(run_dir, name)
     num_classes = len(focus_dataset.CLASS_NAMES) if args.label_space == "focus" else None
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init,
                                       num_classes=num_classes)
-    data_config = timm.data.resolve_data_config(model=model)
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     config = {
         "model": info["model"], "paper_name": models.PAPER_DISPLAY_NAMES.get(info["model"]),
         "weights": info["weights"], "sha256": info["sha256"], "random_init": args.random_init,
-        "num_params": info["num_params"], "input_size": list(data_config["input_size"]),
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "num_params": info["num_params"], "input_size": preprocessing["input_size"], "preprocessing": preprocessing,
         "label_space": args.label_space,
         "mapping": args.mapping if args.label_space == "imagenet" else None, "precision": args.precision,
         "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
@@ -223,8 +223,8 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if len(pending) < num_images else {}
         config["started"] = previous.get("started", cli.now())
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
-        logger.info("%s: %s weights, input %s, %d of %d images to go", name, info["weights"],
-                    data_config["input_size"], len(pending), num_images)
+        logger.info("%s: %s weights, preprocessing %s, %d of %d images to go", name, info["weights"],
+                    runfolder.preprocessing_summary(preprocessing), len(pending), num_images)
     cli.run_shared(accelerator, start, main_only=True)
 
     model = model.to(accelerator.device)
@@ -233,8 +233,8 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
     if args.compile:
         model = torch.compile(model)
     result = passes.run_pass(
-        accelerator, dataset, pending, preprocess.geometry_transform(data_config), data_config["input_size"],
-        prediction_step(model, data_config, args), prediction_part_rows(dataset, annotations, name, args.label_space),
+        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        prediction_step(model, preprocessing, args), prediction_part_rows(dataset, annotations, name, args.label_space),
         schema=PART_SCHEMA, parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size,
         workers=args.workers, desc=name, quiet=args.quiet)
 
@@ -264,6 +264,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     set_seed(args.seed)
     try:
         names, checkpoints = cli.check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         dataset = cli.open_dataset(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -297,7 +298,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         return 2
     for name in names:
         try:
-            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, run_dir)
+            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, overrides,
+                           run_dir)
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

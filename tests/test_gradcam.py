@@ -202,6 +202,15 @@ def test_named_images_give_panels_an_index_and_records(converted, tmp_path):
     assert sorted(p.name for p in out.glob("*.png")) == sorted(r["panel"] for r in records["images"])
 
 
+def test_maps_follow_the_preprocessing_recorded_in_the_header(converted, tmp_path):
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names,
+                 "--preprocess", "timm", "--img-size", "128"]) == 0
+    records = json.loads((runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR / RECORDS_FILE).read_text())
+    assert records["preprocessing"]["protocol"] == "timm" and records["preprocessing"]["custom"] is True
+    assert records["input_size"] == [3, 128, 128] and records["images"][0]["map_size"] == [128, 128]
+
+
 def test_each_panel_starts_with_the_original_image_as_decoded(converted, tmp_path, monkeypatch):
     shown = {}
 

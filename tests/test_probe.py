@@ -277,6 +277,16 @@ def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, co
     assert table.num_rows == 40
 
 
+def test_cached_features_of_other_preprocessing_are_refused(probe_run, converted, tmp_path, capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    config = json.loads((runfolder.model_dir(run, "test_resnet") / FEATURES_CONFIG_FILE).read_text())
+    assert config["preprocessing"]["protocol"] == "paper" and "preprocessing" in probe.FEATURE_IDENTITY_KEYS
+    assert main(["--data", str(converted), "--output", str(run), *FAST, "--img-size", "128"]) == 2
+    error = capsys.readouterr().err
+    assert "holds features made with other settings (preprocessing: cached {'protocol': 'paper'" in error
+    assert "'input_size': [3, 128, 128]" in error
+
+
 def test_features_and_parts_without_their_config_are_recomputed(probe_run, converted, tmp_path, caplog):
     # Nothing says what they were computed from (another checkpoint, another dataset): not reused.
     run = shutil.copytree(probe_run, tmp_path / "run")
