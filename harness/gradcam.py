@@ -13,8 +13,10 @@ predicted ImageNet class and the FOCUS class it maps to.
 
 Images come from a run's predictions (--run RUN_DIR: the misclassified images with at least one
 uncommon attribute, most uncommon attributes first, then the most confident mistakes) or are named
-(--images). Maps come from the `grad-cam` package (pytorch_grad_cam). The target layer is the last
-convolutional stage, found per architecture (see find_target_layer), or named with --target-layer.
+(--images). Maps come from the `grad-cam` package (pytorch_grad_cam), smoothed as the authors made
+Figure 4 (its aug_smooth: the maps of the image flipped and not, times 0.9, 1.0 and 1.1, averaged;
+--no-aug-smooth for plain maps). The target layer is the last convolutional stage, found per
+architecture (see find_target_layer), or named with --target-layer.
 
 Writes, per model, into the run folder:
 
@@ -73,6 +75,8 @@ from harness.cli import (
 logger = logging.getLogger("focus-gradcam")
 
 GRADCAM_DIR = "gradcam"
+SMOOTHING = {True: "Grad-CAM smoothed as the authors did (aug_smooth: flips x input scales 0.9, 1.0, 1.1)",
+             False: "Grad-CAM without test-time smoothing (--no-aug-smooth)"}
 INDEX_FILE = "index.html"
 RECORDS_FILE = "gradcam.json"
 # The last convolutional stage of timm's families, tried in this order (a top-level attribute each);
@@ -108,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--target-layer", metavar="MODULE",
                         help="dotted module path of the layer to explain (e.g. layer4, blocks.5); default: found "
                              "per architecture")
+    images.add_argument("--no-aug-smooth", dest="aug_smooth", action="store_false",
+                        help="plain Grad-CAM maps, without the test-time smoothing the authors used (grad-cam's "
+                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged)")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
@@ -234,13 +241,19 @@ def guided_model(model: nn.Module) -> GuidedBackpropReLUModel:
     return GuidedBackpropReLUModel(guided)
 
 
-def gradcam_maps(model: nn.Module, target_layer: nn.Module, inputs: torch.Tensor, targets: list[int]) -> np.ndarray:
-    """Grad-CAM per image for the target classes: (batch, height, width) in [0, 1], the inputs' size."""
+def gradcam_maps(model: nn.Module, target_layer: nn.Module, inputs: torch.Tensor, targets: list[int], *,
+                 aug_smooth: bool = True) -> np.ndarray:
+    """Grad-CAM per image for the target classes: (batch, height, width) in [0, 1], the inputs' size.
+
+    With `aug_smooth` (the authors' Figure 4), the package's test-time smoothing: the maps of the six
+    inputs (as is and flipped horizontally, each times 0.9, 1.0 and 1.1), mapped back and averaged.
+    """
     # Activations may be bf16 under autocast; the library reads them as numpy arrays.
     cam = GradCAM(model=model, target_layers=[target_layer], reshape_transform=lambda t: t.float())
     try:
         with torch.enable_grad():
-            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets],
+                       aug_smooth=aug_smooth)
     finally:
         cam.activations_and_grads.release()
 
@@ -340,7 +353,8 @@ def format_index(records: list[dict[str, Any]], header: dict[str, Any]) -> str:
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>\n"
             f"<body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>Weights: {html.escape(str(header['weights']))}. Target layer: {html.escape(header['target_layer'])}. "
-            f"Target class: the model's top-1 prediction. Images: {html.escape(header['source'])}.</p>\n"
+            f"Target class: the model's top-1 prediction. {SMOOTHING[header['aug_smooth']]}. "
+            f"Images: {html.escape(header['source'])}.</p>\n"
             f"{rows}\n</body></html>\n")
 
 
@@ -358,7 +372,7 @@ RECORD_SCHEMA = pa.schema([
 
 
 def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: GuidedBackpropReLUModel,
-                 preprocessing: dict[str, Any], name: str, dataset: datasets.Dataset,
+                 preprocessing: dict[str, Any], aug_smooth: bool, name: str, dataset: datasets.Dataset,
                  annotations: pa.Table) -> passes.Step:
     """The maps of a batch for the model's top-1 classes, and the input images (uint8) to draw them on."""
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
@@ -375,7 +389,7 @@ def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: Gu
                              f"layer with --target-layer.")
         probabilities = logits.float().softmax(dim=1)
         targets = probabilities.argmax(dim=1)
-        cams = gradcam_maps(model, layer, inputs, targets.tolist())
+        cams = gradcam_maps(model, layer, inputs, targets.tolist(), aug_smooth=aug_smooth)
         guided_maps = np.stack([guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets.tolist())])
         return {"target": targets, "probability": probabilities.gather(1, targets[:, None])[:, 0],
                 "cam": torch.from_numpy(cams).to(inputs.device),
@@ -440,15 +454,17 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
     images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
     result = passes.run_pass(
         accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
-        gradcam_step(model, layer_name, layer, guided, preprocessing, name, dataset, annotations),
+        gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
+                     annotations),
         panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir),
         schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
 
     def finish() -> Path:
         records = result.rows.to_pylist()
         header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
-                  "target_layer": layer_name, "input_size": preprocessing["input_size"],
-                  "preprocessing": preprocessing, "source": source, "precision": args.precision, "date": now()}
+                  "target_layer": layer_name, "aug_smooth": args.aug_smooth,
+                  "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
+                  "precision": args.precision, "date": now()}
         runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
         (out_dir / INDEX_FILE).write_text(format_index(records, header))
         logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
