@@ -71,8 +71,9 @@ def run_pass(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence
     """Pass `rows` of `dataset` through `step` on every process; `to_rows` makes rows of `schema`.
 
     With `parts_dir`, rows go to part files every `save_every` images and the result holds every
-    part there; without, they are kept in memory. The step runs under autocast, and under
-    inference mode unless `grad` (then it chooses where gradients flow). Every process calls this; errors are raised on all of them.
+    part there; without, they are kept in memory. The step runs under autocast, and under inference
+    mode unless `grad` (then it chooses where gradients flow). Every process calls this; an error on
+    any of them is raised on all.
     """
     buffer: list[pa.Table] = []  # rows not yet in a part file (without parts_dir: every row)
     error: Exception | None = None

@@ -174,7 +174,8 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
     config = {
         "model": info["model"], "weights": info["weights"], "sha256": sha256,
         "random_init": args.random_init, "pooling": POOLING, "dim": model.num_features,
-        "preprocessing": preprocessing, "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+        "preprocessing": preprocessing, "precision": args.precision, "dataset_fingerprint": fingerprint,
+        "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
     cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)

@@ -1,4 +1,4 @@
-"""harness/preprocess.py: the harness's input tensor is exactly the authors' (paper) or timm's (timm), on real photos."""
+"""harness/preprocess.py: the harness's input tensor is exactly the authors' (paper) or timm's, on real photos."""
 
 import io
 import types
@@ -69,7 +69,8 @@ def test_paper_protocol_is_the_authors_geometry_for_the_five_paper_models():
 
 def test_paper_protocol_at_600_pixels_is_the_authors_tensor():
     preprocessing = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b7.aa_in1k"))
-    assert torch.equal(harness_tensor(PHOTOS / "chelsea.png", preprocessing), authors_tensor(PHOTOS / "chelsea.png", 600))
+    expected = authors_tensor(PHOTOS / "chelsea.png", 600)
+    assert torch.equal(harness_tensor(PHOTOS / "chelsea.png", preprocessing), expected)
 
 
 @pytest.mark.parametrize("model", ["resnet50.tv_in1k", "mobilenetv3_large_100.ra_in1k", "tf_efficientnet_b4.aa_in1k"])
