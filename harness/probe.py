@@ -23,9 +23,13 @@ Writes, per model, into the run folder (see harness/runfolder.py):
 Cached features (or parts) are reused only when features.json says they come from the same data and
 weights; without a features.json nothing says where they come from, so they are recomputed.
 
-Cells with fewer than --min-images images with or without the location are not trained and shown as
-"too small": a probe tested on a handful of images says little, and its interval would show it.
-Images of the class without the location (including those whose location is "none") are the negatives.
+Every cell that a balanced split can hold is trained and shown with its n and Wilson interval, as the
+paper's Table 5 shows cells of a few images (ship/indoors has 3 with the location): that takes
+MIN_SPLIT_IMAGES (2) images with the location and as many without, one of each to train and one to
+test. Cells with fewer than --min-images on either side are marked "small" (shown, in parentheses): a
+probe tested on a handful of images says little, and its interval shows it. Only cells that cannot be
+split are "too small" and not trained. Images of the class without the location (including those
+whose location is "none") are the negatives.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -81,6 +86,8 @@ FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images",
                          "pooling")
 # The probe targets: every location except "none" (ambiguous, or none of these places).
 PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
+# The fewest images with the location, and without, that a balanced split holds: one of each to train, one to test.
+MIN_SPLIT_IMAGES = 2
 INTERVAL_CONFIDENCE = 0.95  # of the probe accuracies' Wilson intervals
 ACCURACY_DECIMALS = 1  # percent, in probes.md
 COSINE_DECIMALS = 2  # as Table 6
@@ -95,14 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_arguments(parser)
     probes = parser.add_argument_group("probes")
     probes.add_argument("--min-images", type=int, default=20,
-                        help="train a (class, location) probe only with at least this many images with the "
-                             "location and as many without; smaller cells are reported as too small")
+                        help="mark a probe 'small' when its cell has fewer images than this with the location or "
+                             "without (it is still trained and shown); cells that cannot be split into a balanced "
+                             f"train and test set (fewer than {MIN_SPLIT_IMAGES} on a side) are 'too small'")
     probes.add_argument("--test-size", type=float, default=0.3, help="fraction of the balanced images held out")
     probes.add_argument("--C", type=float, default=1.0, dest="C",
                         help="inverse L2 regularisation of the logistic regression (on standardised features)")
     probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
                         help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
-    probes.add_argument("--top-k", type=int, default=5, help="ImageNet classes listed per probe in Table 6")
+    probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
+                                                            "paper lists 3)")
     probes.add_argument("--seed", type=int, default=0, help="seed of the sampling and splits (and of --random-init)")
 
     output = parser.add_argument_group("output")
@@ -260,9 +269,9 @@ def balanced_split(present: np.ndarray, *, test_size: float = 0.3, seed: int = 0
     present = np.asarray(present, dtype=bool)
     positives, negatives = np.flatnonzero(present), np.flatnonzero(~present)
     n = min(len(positives), len(negatives))
-    if n < 2:
-        raise ValueError(f"a balanced split needs at least 2 images with and 2 without the location, "
-                         f"got {len(positives)} with and {len(negatives)} without")
+    if n < MIN_SPLIT_IMAGES:
+        raise ValueError(f"a balanced split needs at least {MIN_SPLIT_IMAGES} images with and {MIN_SPLIT_IMAGES} "
+                         f"without the location, got {len(positives)} with and {len(negatives)} without")
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
     rng = np.random.default_rng(seed)
@@ -292,7 +301,7 @@ def fit_probe(features: np.ndarray, present: np.ndarray, *, test_size: float = 0
 
 
 def check_probe_options(min_images: int, test_size: float) -> None:
-    if min_images < 2:
+    if min_images < MIN_SPLIT_IMAGES:
         raise ValueError(f"--min-images must be at least 2 (one image each side to train and to test), "
                          f"got {min_images}")
     if not 0 < test_size < 1:
@@ -303,8 +312,10 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
                 test_size: float = 0.3, seed: int = 0, C: float = 1.0, progress: bool = False) -> list[dict[str, Any]]:
     """Table 5: one record per (class, location) pair, in CLASS_NAMES x PROBE_LOCATIONS order.
 
-    Every record has class, location, n_with, n_without and status ("trained" or "too small"); trained
-    ones add accuracy, n_correct, n_train, n_test, interval (95% Wilson) and weights.
+    Every record has class, location, n_with, n_without and status: "trained" for every cell a balanced
+    split can hold (MIN_SPLIT_IMAGES a side), "too small" for the others. Trained ones add small
+    (fewer than `min_images` on a side), accuracy, n_correct, n_train, n_test, interval (95% Wilson)
+    and weights.
     """
     check_probe_options(min_images, test_size)
     cells = []
@@ -314,13 +325,14 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
         present = presence[rows, focus_dataset.LOCATION_NAMES.index(PROBE_LOCATIONS[location_id])]
         cell = {"class": focus_dataset.CLASS_NAMES[class_id], "location": PROBE_LOCATIONS[location_id],
                 "n_with": int(present.sum()), "n_without": int((~present).sum())}
-        if min(cell["n_with"], cell["n_without"]) < min_images:
+        fewest = min(cell["n_with"], cell["n_without"])
+        if fewest < MIN_SPLIT_IMAGES:
             cells.append(cell | {"status": "too small"})
             continue
         # One stream per cell: a cell's split does not depend on which other cells were trained.
         cell_seed = int(np.random.default_rng([seed, class_id, location_id]).integers(2**31))
-        cells.append(cell | {"status": "trained", **fit_probe(features[rows], present, test_size=test_size,
-                                                                 seed=cell_seed, C=C)})
+        cells.append(cell | {"status": "trained", "small": fewest < min_images,
+                             **fit_probe(features[rows], present, test_size=test_size, seed=cell_seed, C=C)})
     trained = [cell for cell in cells if cell["status"] == "trained"]
     if trained:
         # The metric's Wilson interval (one implementation): the harness uses the metric's code.
@@ -407,21 +419,44 @@ def accuracy_grid(cells: list[dict[str, Any]]) -> np.ndarray:
     return grid
 
 
+def cell_text(cell: dict[str, Any] | None) -> str:
+    """A Table 5 cell: the accuracy in percent, in parentheses when small, — when too small (or absent).
+
+    >>> [cell_text(c) for c in ({"status": "trained", "small": False, "accuracy": 0.75},
+    ...                         {"status": "trained", "small": True, "accuracy": 0.5}, {"status": "too small"})]
+    ['75.0', '(50.0)', '—']
+    """
+    if cell is None or cell["status"] != "trained":
+        return "—"
+    return f"({format_percent(cell['accuracy'])})" if cell["small"] else format_percent(cell["accuracy"])
+
+
+def cell_status(cell: dict[str, Any]) -> str:
+    return "trained (small)" if cell.get("small") else cell["status"]
+
+
+def text_grid(cells: list[dict[str, Any]]) -> list[list[str]]:
+    """Table 5's cells as text, (classes x locations)."""
+    by_pair = {(cell["class"], cell["location"]): cell for cell in cells}
+    return [[cell_text(by_pair.get((class_name, location))) for location in PROBE_LOCATIONS]
+            for class_name in focus_dataset.CLASS_NAMES]
+
+
 def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
     """probes.md: Table 5 (grid and per-cell n and interval) and Table 6."""
-    grid = accuracy_grid(cells)
     lines = [f"# Feature probes: {header['model']}", "",
              f"Weights: {header['weights']}. Features: {header['dim']}-d, {POOLING}, of {header['num_images']} "
              f"images (dataset fingerprint {header['dataset_fingerprint']}).",
              f"Probes: logistic regression (C={header['C']}) per class and location, as many images with the "
              f"location as without, {header['test_size']:.0%} held out, seed {header['seed']}; chance is 50%. "
-             f"Cells with fewer than {header['min_images']} images on either side are not trained (—).", ""]
+             f"Every cell with at least {MIN_SPLIT_IMAGES} images on each side (one to train, one to test) is "
+             f"trained; those with fewer than {header['min_images']} on a side are small, shown in parentheses: "
+             f"read them with their interval. Cells that cannot be split are not trained (—).", ""]
     if header.get("random_init"):
         lines += ["**Random weights**: these numbers say nothing about the model.", ""]
     lines += ["## Table 5: probe test accuracy (%)", "",
               "| class | " + " | ".join(PROBE_LOCATIONS) + " |", "|---" * (len(PROBE_LOCATIONS) + 1) + "|"]
-    for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
-        values = ["—" if np.isnan(v) else format_percent(v) for v in grid[class_id]]
+    for class_name, values in zip(focus_dataset.CLASS_NAMES, text_grid(cells)):
         lines.append(f"| {class_name} | " + " | ".join(values) + " |")
     lines += ["", "## Every cell", "",
               "| class | location | with | without | status | n_train | n_test | accuracy (%) "
@@ -435,7 +470,7 @@ def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
         else:
             numbers = "— | — | — | —"
         lines.append(f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | "
-                     f"{cell['status']} | {numbers} |")
+                     f"{cell_status(cell)} | {numbers} |")
     similar = [cell for cell in cells if "similar_classes" in cell]
     lines += ["", "## Table 6: classes closest to each probe", "",
               "Cosine similarity between the probe's weights with its bias and each row of the model's "
@@ -444,7 +479,7 @@ def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
         lines += ["| class | location | most similar classes (cosine) |", "|---|---|---|"]
         for cell in similar:
             names = ", ".join(f"{c['name']} {c['cosine']:.{COSINE_DECIMALS}f}" for c in cell["similar_classes"])
-            lines.append(f"| {cell['class']} | {cell['location']} | {names} |")
+            lines.append(f"| {cell['class']} | {cell['location']}{' (small)' if cell['small'] else ''} | {names} |")
     else:
         lines.append(header.get("table6_note") or "No trained probe among the chosen pairs.")
     return "\n".join(lines) + "\n"
@@ -456,7 +491,7 @@ def probes_json(cells: list[dict[str, Any]], header: dict[str, Any]) -> dict[str
 
 
 def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
-    """Table 5 as a class x location heatmap; too small cells left grey."""
+    """Table 5 as a class x location heatmap; small cells hatched, their values in parentheses; too small grey."""
     grid = accuracy_grid(cells)
     figure = Figure(figsize=(1.0 + 0.8 * len(PROBE_LOCATIONS), 1.2 + 0.45 * len(focus_dataset.CLASS_NAMES)),
                     layout="constrained")
@@ -464,9 +499,13 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
     axes.set_facecolor("#e6e6e6")
     # Centred on chance (50%): above chance red, below blue.
     image = axes.imshow(np.ma.masked_invalid(100 * grid), cmap="coolwarm", vmin=0, vmax=100, aspect="auto")
-    for (row, column), value in np.ndenumerate(grid):
-        axes.text(column, row, "—" if np.isnan(value) else format_percent(value), ha="center", va="center",
-                  fontsize=8)
+    for row, values in enumerate(text_grid(cells)):
+        for column, text in enumerate(values):
+            axes.text(column, row, text, ha="center", va="center", fontsize=8)
+    for cell in cells:
+        if cell.get("small"):
+            xy = (PROBE_LOCATIONS.index(cell["location"]) - 0.5, focus_dataset.CLASS_NAMES.index(cell["class"]) - 0.5)
+            axes.add_patch(Rectangle(xy, 1, 1, fill=False, hatch="///", edgecolor="#555555", linewidth=0))
     axes.set_xticks(range(len(PROBE_LOCATIONS)), PROBE_LOCATIONS, rotation=45, ha="right")
     axes.set_yticks(range(len(focus_dataset.CLASS_NAMES)), focus_dataset.CLASS_NAMES)
     axes.set_title(title, fontsize=10)
@@ -511,8 +550,8 @@ def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model
     untrained = [f"{c}/{l}" for c, l in pairs or () if next(
         cell["status"] for cell in cells if (cell["class"], cell["location"]) == (c, l)) != "trained"]
     if untrained:
-        logger.warning("%s: no Table 6 row for %s: too few images (--min-images %d)", name, ", ".join(untrained),
-                       args.min_images)
+        logger.warning("%s: no Table 6 row for %s: too few images to split (fewer than %d with or without the "
+                       "location)", name, ", ".join(untrained), MIN_SPLIT_IMAGES)
     try:
         classifier = classifier_matrix(model)
         add_similar_classes(cells, classifier, labels.class_names(classifier.shape[0]), args.top_k, pairs)
@@ -521,10 +560,12 @@ def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model
         header["table6_note"] = f"No Table 6: {err}"
     runfolder.write_json(model_dir / PROBES_JSON, probes_json(cells, header))
     (model_dir / PROBES_MD).write_text(format_probes(cells, header))
-    figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location")
+    figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location\n"
+                                 f"(in parentheses, hatched: fewer than {args.min_images} images on a side)")
     figure.savefig(model_dir / PROBES_HEATMAP, dpi=120)
-    trained = sum(cell["status"] == "trained" for cell in cells)
-    logger.info("%s: %d of %d probes trained; %s", name, trained, len(cells), model_dir / PROBES_MD)
+    trained = [cell for cell in cells if cell["status"] == "trained"]
+    logger.info("%s: %d of %d probes trained, %d of them small; %s", name, len(trained), len(cells),
+                sum(cell["small"] for cell in trained), model_dir / PROBES_MD)
     return model_dir / PROBES_MD
 
 
