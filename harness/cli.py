@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import datasets
 import pyarrow as pa
@@ -19,11 +20,15 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object
 
-from harness import models
+from harness import models, preprocess
 from harness.runfolder import read_json
 from harness.data import open_focus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# What ends a command with its message and exit status 2 (bad input, unreadable or unwritable files, a
+# run folder that does not fit); any other exception is a bug and shows its traceback.
+COMMAND_ERRORS = (ValueError, OSError, RuntimeError)
 
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 
@@ -52,6 +57,36 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     model.add_argument("--random-init", action="store_true",
                        help="random weights (tests and throughput only: results are meaningless)")
     return model
+
+
+def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = parser.add_argument_group(
+        "preprocessing", "how an image becomes the model's input; the overrides (as in timm's validate.py) apply "
+                         "on top of either protocol")
+    group.add_argument("--preprocess", choices=preprocess.PROTOCOLS, default="paper",
+                       help="'paper': the authors' protocol: shorter side resized to the model's input size s "
+                            "(bilinear), center crop s, the model's mean/std; 'timm': the model's timm data config "
+                            "(e.g. 256->224 bicubic)")
+    group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (None: the model's)")
+    group.add_argument("--crop-pct", type=float, metavar="FRACTION",
+                       help="crop size / resize size (None: 1.0 with paper, the model's with timm)")
+    group.add_argument("--crop-mode", choices=preprocess.CROP_MODES,
+                       help="center: resize the shorter side, crop; squash: resize both sides; border: resize the "
+                            "longer side, pad (None: center with paper, the model's with timm)")
+    group.add_argument("--interpolation", choices=preprocess.INTERPOLATIONS,
+                       help="resize filter (None: bilinear with paper, the model's with timm)")
+    group.add_argument("--mean", type=float, nargs="+", metavar="MEAN",
+                       help="normalisation mean, 1 or 3 values (None: the model's)")
+    group.add_argument("--std", type=float, nargs="+", metavar="STD",
+                       help="normalisation std, 1 or 3 values (None: the model's)")
+    return group
+
+
+def preprocessing_overrides(args: argparse.Namespace) -> dict:
+    """The preprocessing overrides given on the command line (see add_preprocessing_arguments), checked."""
+    overrides = {key: getattr(args, key) for key in preprocess.OVERRIDES if getattr(args, key) is not None}
+    preprocess.check_overrides(overrides)
+    return overrides
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int = 64,
@@ -116,6 +151,24 @@ def shared_error(error: Exception | None) -> Exception | None:
     """
     errors = [e for e in gather_object([error]) if e is not None]
     return error if error is not None else next(iter(errors), None)
+
+
+def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bool = False) -> T | None:
+    """`work()` on every process (on the main process alone with main_only), its error raised on all.
+
+    A collective every process calls, hence also a barrier: what the main process writes is written
+    when it returns, and any error there ends every process with the same message. Returns what
+    `work` returned, None where it did not run.
+    """
+    result, error = None, None
+    if accelerator.is_main_process or not main_only:
+        try:
+            result = work()
+        except Exception as err:  # noqa: BLE001 - whatever it is, every process must hear of it
+            error = err
+    if (error := shared_error(error)) is not None:
+        raise error
+    return result
 
 
 def run_with_accelerator(args: argparse.Namespace,

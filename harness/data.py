@@ -1,4 +1,4 @@
-"""FOCUS for PyTorch: the dataset through `datasets` (Arrow), decoding and transforms in DataLoader workers."""
+"""FOCUS for PyTorch: the dataset through `datasets` (Arrow), decoding and resizing in DataLoader workers."""
 
 from __future__ import annotations
 
@@ -55,8 +55,10 @@ def decode_image(data: bytes | None) -> PIL.Image.Image:
 class FocusImages(torch.utils.data.Dataset):
     """(row index, image tensor, decoded ok) for given rows of a FOCUS dataset.
 
-    A file that cannot be decoded yields a zero tensor and ok=False, so one bad web image does
-    not stop an evaluation; the harness records it and leaves it out of the metrics.
+    `transform` takes the decoded RGB image to a uint8 (3, H, W) tensor of `input_size` (the geometry
+    of harness.preprocess; each model normalises on its device). A file that cannot be decoded yields
+    a zero tensor and ok=False, so one bad web image does not stop an evaluation; the harness records
+    it and leaves it out of the metrics.
     """
 
     def __init__(self, dataset: datasets.Dataset, transform: Callable, indices: Sequence[int],
@@ -75,7 +77,7 @@ class FocusImages(torch.utils.data.Dataset):
         try:
             tensor = self.transform(decode_image(None if image is None else image["bytes"]))
         except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
-            return index, torch.zeros(self.input_size), False
+            return index, torch.zeros(self.input_size, dtype=torch.uint8), False
         return index, tensor, True
 
 

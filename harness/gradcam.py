@@ -13,8 +13,10 @@ predicted ImageNet class and the FOCUS class it maps to.
 
 Images come from a run's predictions (--run RUN_DIR: the misclassified images with at least one
 uncommon attribute, most uncommon attributes first, then the most confident mistakes) or are named
-(--images). Maps come from the `grad-cam` package (pytorch_grad_cam). The target layer is the last
-convolutional stage, found per architecture (see find_target_layer), or named with --target-layer.
+(--images). Maps come from the `grad-cam` package (pytorch_grad_cam), smoothed as the authors made
+Figure 4 (its aug_smooth: the maps of the image flipped and not, times 0.9, 1.0 and 1.1, averaged;
+--no-aug-smooth for plain maps). The target layer is the last convolutional stage, found per
+architecture (see find_target_layer), or named with --target-layer.
 
 Writes, per model, into the run folder:
 
@@ -22,8 +24,9 @@ Writes, per model, into the run folder:
     <model>/gradcam/index.html            the panels with their captions
     <model>/gradcam/gradcam.json          per image: classes, prediction, target layer, map peak
 
-A distributed run splits the images across processes; an error in one process (an image that cannot
-be decoded) is shared with the others, so that all of them stop with it instead of waiting.
+The images make one pass over the data (harness.passes): a distributed run computes the maps across
+processes and draws the panels on the main one; an error in one process (an image that cannot be
+decoded) is shared with the others, so that all of them stop with it instead of waiting.
 """
 
 from __future__ import annotations
@@ -47,22 +50,19 @@ import numpy as np
 import PIL.Image
 import pyarrow as pa
 import pyarrow.compute as pc
-import timm.data
 import timm.layers
 import torch
-import torchvision.transforms as T
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
 from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
-from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import cli, labels, models, runfolder
-from harness.data import decode_image
+from harness import cli, labels, models, passes, preprocess, runfolder
+from harness.data import decode_error, decode_image
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -75,6 +75,8 @@ from harness.cli import (
 logger = logging.getLogger("focus-gradcam")
 
 GRADCAM_DIR = "gradcam"
+SMOOTHING = {True: "Grad-CAM smoothed as the authors did (aug_smooth: flips x input scales 0.9, 1.0, 1.1)",
+             False: "Grad-CAM without test-time smoothing (--no-aug-smooth)"}
 INDEX_FILE = "index.html"
 RECORDS_FILE = "gradcam.json"
 # The last convolutional stage of timm's families, tried in this order (a top-level attribute each);
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
     add_runtime_arguments(parser, batch_size=8, workers=False)
 
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--target-layer", metavar="MODULE",
                         help="dotted module path of the layer to explain (e.g. layer4, blocks.5); default: found "
                              "per architecture")
+    images.add_argument("--no-aug-smooth", dest="aug_smooth", action="store_false",
+                        help="plain Grad-CAM maps, without the test-time smoothing the authors used (grad-cam's "
+                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged)")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
@@ -235,13 +241,19 @@ def guided_model(model: nn.Module) -> GuidedBackpropReLUModel:
     return GuidedBackpropReLUModel(guided)
 
 
-def gradcam_maps(model: nn.Module, target_layer: nn.Module, inputs: torch.Tensor, targets: list[int]) -> np.ndarray:
-    """Grad-CAM per image for the target classes: (batch, height, width) in [0, 1], the inputs' size."""
+def gradcam_maps(model: nn.Module, target_layer: nn.Module, inputs: torch.Tensor, targets: list[int], *,
+                 aug_smooth: bool = True) -> np.ndarray:
+    """Grad-CAM per image for the target classes: (batch, height, width) in [0, 1], the inputs' size.
+
+    With `aug_smooth` (the authors' Figure 4), the package's test-time smoothing: the maps of the six
+    inputs (as is and flipped horizontally, each times 0.9, 1.0 and 1.1), mapped back and averaged.
+    """
     # Activations may be bf16 under autocast; the library reads them as numpy arrays.
     cam = GradCAM(model=model, target_layers=[target_layer], reshape_transform=lambda t: t.float())
     try:
         with torch.enable_grad():
-            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(t)) for t in targets],
+                       aug_smooth=aug_smooth)
     finally:
         cam.activations_and_grads.release()
 
@@ -281,11 +293,6 @@ def read_image(images: datasets.Dataset, annotations: pa.Table, row: int) -> PIL
     except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as err:
         file_name = annotations.column("file_name")[row].as_py()
         raise OSError(f"{file_name} cannot be decoded ({type(err).__name__}: {err}); leave it out of --images") from err
-
-
-def display_transform(transform: T.Compose) -> T.Compose:
-    """The model's eval transform without normalisation: the image as the model sees it, in [0, 1]."""
-    return T.Compose([t for t in transform.transforms if not isinstance(t, T.Normalize)])
 
 
 def image_record(annotation: dict[str, Any], rank: int, target: int, probability: float, cam: np.ndarray,
@@ -346,7 +353,8 @@ def format_index(records: list[dict[str, Any]], header: dict[str, Any]) -> str:
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>\n"
             f"<body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>Weights: {html.escape(str(header['weights']))}. Target layer: {html.escape(header['target_layer'])}. "
-            f"Target class: the model's top-1 prediction. Images: {html.escape(header['source'])}.</p>\n"
+            f"Target class: the model's top-1 prediction. {SMOOTHING[header['aug_smooth']]}. "
+            f"Images: {html.escape(header['source'])}.</p>\n"
             f"{rows}\n</body></html>\n")
 
 
@@ -354,16 +362,74 @@ def format_index(records: list[dict[str, Any]], header: dict[str, Any]) -> str:
 # The run
 # --------------------------------------------------------------------------------------------
 
+# What gradcam.json says of each panel (image_record's keys, in its order).
+RECORD_SCHEMA = pa.schema([
+    ("file_name", pa.string()), ("true_class", pa.string()), ("partition", pa.string()),
+    ("num_uncommon", pa.int64()), ("predicted_id", pa.int64()), ("predicted_name", pa.string()),
+    ("predicted_probability", pa.float64()), ("predicted_focus", pa.string()),
+    ("map_size", pa.list_(pa.int64())), ("map_peak", pa.list_(pa.int64())), ("panel", pa.string()),
+])
+
+
+def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: GuidedBackpropReLUModel,
+                 preprocessing: dict[str, Any], aug_smooth: bool, name: str, dataset: datasets.Dataset,
+                 annotations: pa.Table) -> passes.Step:
+    """The maps of a batch for the model's top-1 classes, and the input images (uint8) to draw them on."""
+    def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
+        broken = batch.indices[~batch.ok].tolist()
+        if broken:
+            file_name = annotations.column("file_name")[broken[0]].as_py()
+            raise OSError(f"{file_name} cannot be decoded ({decode_error(dataset, broken[0])}); "
+                          f"leave it out of --images")
+        inputs = preprocess.normalize(batch.images, preprocessing)
+        logits, shape = spatial_output_shape(model, layer, inputs)
+        if len(shape) != 4:
+            raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); "
+                             f"layer {layer_name!r} of {name} gives shape {shape}. Name a convolutional "
+                             f"layer with --target-layer.")
+        probabilities = logits.float().softmax(dim=1)
+        targets = probabilities.argmax(dim=1)
+        cams = gradcam_maps(model, layer, inputs, targets.tolist(), aug_smooth=aug_smooth)
+        guided_maps = np.stack([guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets.tolist())])
+        return {"target": targets, "probability": probabilities.gather(1, targets[:, None])[:, 0],
+                "cam": torch.from_numpy(cams).to(inputs.device),
+                "guided": torch.from_numpy(guided_maps).to(inputs.device), "image": batch.images}
+    return step
+
+
+def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int], names: list[str],
+               out_dir: Path) -> passes.ToRows:
+    """Gathered maps as panels (drawn and saved here) and their records."""
+    rank = {row: r for r, row in enumerate(rows)}
+
+    def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        records = []
+        for i, row in enumerate(gathered["index"].tolist()):
+            cam, target = gathered["cam"][i], int(gathered["target"][i])
+            record = image_record(annotations.slice(row, 1).to_pylist()[0], rank[row], target,
+                                  float(gathered["probability"][i]), cam, names)
+            original = read_image(images, annotations, row)
+            # The model's input before normalisation, in [0, 1]: ToTensor's division, as the model saw it.
+            image = gathered["image"][i].transpose(1, 2, 0).astype(np.float32) / np.float32(255)
+            figure = plot_panel(np.asarray(original), image, cam, guided_gradcam(gathered["guided"][i], cam),
+                                panel_title(record))
+            figure.savefig(out_dir / record["panel"], dpi=100)
+            records.append(record)
+        return pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+    return to_rows
+
+
 def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
-                  checkpoint: str | None, args: argparse.Namespace, output: Path) -> Path | None:
-    """Panels for one model (images split across processes); the index.html path on the main process."""
+                  checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
+                  output: Path) -> Path | None:
+    """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there."""
     if args.run:
         file_names = failures_from_run(Path(args.run), name, args.max_images)
         source = f"misclassified with an uncommon attribute, from {args.run}"
     else:
         file_names = args.images[:args.max_images]
         source = "named on the command line"
-    rows = find_rows(annotations, file_names)
+    rows = list(dict.fromkeys(find_rows(annotations, file_names)))  # an image named twice gets one panel
     set_seed(args.seed)  # the same random weights in every process
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
     run_config = runfolder.model_dir(args.run, name) / runfolder.CONFIG_FILE if args.run else None
@@ -376,64 +442,34 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
     layer_name, layer = find_target_layer(model, args.target_layer)
     model = model.to(accelerator.device)
     guided = guided_model(model)
-    data_config = timm.data.resolve_data_config(model=model)
-    transform = timm.data.create_transform(**data_config)
-    show = display_transform(transform)
-    names = labels.class_names(model.num_classes)
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)  # by every process, each writing its own panels
-    if accelerator.is_main_process:
-        logger.info("%s: %d image(s), target layer %s, input %s", name, len(rows), layer_name,
-                    data_config["input_size"])
+
+    def start() -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        logger.info("%s: %d image(s), target layer %s, preprocessing %s", name, len(rows), layer_name,
+                    runfolder.preprocessing_summary(preprocessing))
+    cli.run_shared(accelerator, start, main_only=True)
 
     images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
-    work = list(enumerate(rows))
-    records, error = [], None
-    with accelerator.split_between_processes(work) as mine:
-        progress = tqdm(total=len(mine), desc=f"{name} Grad-CAM", unit="img",
-                        disable=args.quiet or not accelerator.is_local_main_process)
-        try:
-            for start in range(0, len(mine), args.batch_size):
-                batch = mine[start:start + args.batch_size]
-                pictures = [read_image(images, annotations, row) for _, row in batch]
-                inputs = torch.stack([transform(p) for p in pictures]).to(accelerator.device)
-                with accelerator.autocast():
-                    logits, shape = spatial_output_shape(model, layer, inputs)
-                    if len(shape) != 4:
-                        raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); "
-                                         f"layer {layer_name!r} of {name} gives shape {shape}. Name a convolutional "
-                                         f"layer with --target-layer.")
-                    probabilities = logits.float().softmax(dim=1).cpu().numpy()
-                    targets = probabilities.argmax(axis=1)
-                    cams = gradcam_maps(model, layer, inputs, targets)
-                    guided_maps = [guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets)]
-                for (rank, row), picture, cam, guided_map, target, p in zip(batch, pictures, cams, guided_maps,
-                                                                             targets, probabilities):
-                    record = image_record(annotations.slice(row, 1).to_pylist()[0], rank, int(target),
-                                          float(p[target]), cam, names)
-                    image = show(picture).permute(1, 2, 0).numpy().astype(np.float32)
-                    figure = plot_panel(np.asarray(picture), image, cam, guided_gradcam(guided_map, cam),
-                                        panel_title(record))
-                    figure.savefig(out_dir / record["panel"], dpi=100)
-                    records.append((rank, record))
-                progress.update(len(batch))
-        except (ValueError, OSError) as err:
-            error = err  # in this process's images only: shared below, where the others wait for it
-        progress.close()
-    gathered = gather_object([(records, error)])
-    errors = [e for _, e in gathered if e is not None]
-    if errors:
-        raise error or errors[0]
-    records = [record for _, record in sorted((item for r, _ in gathered for item in r), key=lambda item: item[0])]
-    if not accelerator.is_main_process:
-        return None
-    header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
-              "target_layer": layer_name, "input_size": list(data_config["input_size"]), "source": source,
-              "precision": args.precision, "date": now()}
-    runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
-    (out_dir / INDEX_FILE).write_text(format_index(records, header))
-    logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
-    return out_dir / INDEX_FILE
+    result = passes.run_pass(
+        accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
+                     annotations),
+        panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir),
+        schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
+
+    def finish() -> Path:
+        records = result.rows.to_pylist()
+        header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
+                  "target_layer": layer_name, "aug_smooth": args.aug_smooth,
+                  "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
+                  "precision": args.precision, "date": now()}
+        runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
+        (out_dir / INDEX_FILE).write_text(format_index(records, header))
+        logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
+        return out_dir / INDEX_FILE
+    return cli.run_shared(accelerator, finish, main_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,20 +483,18 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         if args.max_images < 1:
             raise ValueError(f"--max-images must be a positive number of images, got {args.max_images}")
         names, checkpoints = check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         dataset = open_dataset(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
     for name in names:
-        error, index = None, None
         try:
-            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, output)
-        except (ValueError, OSError) as err:
-            error = err
-        # The main process's index can fail there alone while the others would go on to the next model.
-        if (error := cli.shared_error(error)) is not None:
-            print(f"error: {name}: {error}", file=sys.stderr)
+            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,
+                                  output)
+        except cli.COMMAND_ERRORS as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
             return 2
         if index is not None:
             print(f"{name}: {index}")

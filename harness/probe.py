@@ -23,9 +23,13 @@ Writes, per model, into the run folder (see harness/runfolder.py):
 Cached features (or parts) are reused only when features.json says they come from the same data and
 weights; without a features.json nothing says where they come from, so they are recomputed.
 
-Cells with fewer than --min-images images with or without the location are not trained and shown as
-"too small": a probe tested on a handful of images says little, and its interval would show it.
-Images of the class without the location (including those whose location is "none") are the negatives.
+Every cell that a balanced split can hold is trained and shown with its n and Wilson interval, as the
+paper's Table 5 shows cells of a few images (ship/indoors has 3 with the location): that takes
+MIN_SPLIT_IMAGES (2) images with the location and as many without, one of each to train and one to
+test. Cells with fewer than --min-images on either side are marked "small" (shown, in parentheses): a
+probe tested on a handful of images says little, and its interval shows it. Only cells that cannot be
+split are "too small" and not trained. Images of the class without the location (including those
+whose location is "none") are the negatives.
 """
 
 from __future__ import annotations
@@ -39,18 +43,17 @@ if __package__ in (None, ""):  # run as a script (python harness/probe.py, accel
 import argparse
 import hashlib
 import logging
-import time
 from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import timm.data
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -58,7 +61,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import cli, labels, models, runfolder
+from harness import cli, labels, models, passes, preprocess, runfolder
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -67,10 +70,7 @@ from harness.cli import (
     library_versions,
     now,
     open_dataset,
-    read_parts,
-    write_part,
 )
-from harness.data import FocusImages
 
 logger = logging.getLogger("focus-probe")
 
@@ -82,10 +82,12 @@ PROBES_JSON = "probes.json"
 PROBES_HEATMAP = "probes_heatmap.png"
 POOLING = "forward_features + forward_head(pre_logits=True)"
 # Settings that change the features: cached features are reused only when all of these match.
-FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "data_config", "precision",
+FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "preprocessing", "precision",
                          "pooling")
 # The probe targets: every location except "none" (ambiguous, or none of these places).
 PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
+# The fewest images with the location, and without, that a balanced split holds: one of each to train, one to test.
+MIN_SPLIT_IMAGES = 2
 INTERVAL_CONFIDENCE = 0.95  # of the probe accuracies' Wilson intervals
 ACCURACY_DECIMALS = 1  # percent, in probes.md
 COSINE_DECIMALS = 2  # as Table 6
@@ -95,18 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
     add_runtime_arguments(parser)
     probes = parser.add_argument_group("probes")
     probes.add_argument("--min-images", type=int, default=20,
-                        help="train a (class, location) probe only with at least this many images with the "
-                             "location and as many without; smaller cells are reported as too small")
+                        help="mark a probe 'small' when its cell has fewer images than this with the location or "
+                             "without (it is still trained and shown); cells that cannot be split into a balanced "
+                             f"train and test set (fewer than {MIN_SPLIT_IMAGES} on a side) are 'too small'")
     probes.add_argument("--test-size", type=float, default=0.3, help="fraction of the balanced images held out")
     probes.add_argument("--C", type=float, default=1.0, dest="C",
                         help="inverse L2 regularisation of the logistic regression (on standardised features)")
     probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
                         help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
-    probes.add_argument("--top-k", type=int, default=5, help="ImageNet classes listed per probe in Table 6")
+    probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
+                                                            "paper lists 3)")
     probes.add_argument("--seed", type=int, default=0, help="seed of the sampling and splits (and of --random-init)")
 
     output = parser.add_argument_group("output")
@@ -157,21 +162,35 @@ def check_feature_cache(model_dir: Path, config: dict[str, Any], resume: bool, *
                     is_main=main_process)
 
 
+def feature_step(model: nn.Module, preprocessing: dict[str, Any], name: str) -> passes.Step:
+    """The model on a batch: its pooled penultimate features, float32."""
+    dim = model.num_features
+
+    def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
+        images = preprocess.normalize(batch.images, preprocessing)
+        features = model.forward_head(model.forward_features(images), pre_logits=True)
+        if features.ndim != 2 or features.shape[1] != dim:
+            raise ValueError(f"{name}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
+                             f"expected (batch, {dim}); this architecture has no pooled penultimate features")
+        return {"features": features.float()}
+    return step
+
+
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
-                     model: nn.Module, info: dict[str, Any], sha256: str, args: argparse.Namespace,
-                     model_dir: Path) -> pa.Table:
+                     model: nn.Module, info: dict[str, Any], sha256: str, preprocessing: dict[str, Any],
+                     args: argparse.Namespace, model_dir: Path) -> pa.Table:
     """Penultimate features of every decodable image (file_name order), from the cache when it matches."""
-    data_config = timm.data.resolve_data_config(model=model)
     config = {
         "model": info["model"], "weights": info["weights"], "sha256": sha256,
         "random_init": args.random_init, "pooling": POOLING, "dim": model.num_features,
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "precision": args.precision, "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+        "preprocessing": preprocessing, "precision": args.precision, "dataset_fingerprint": fingerprint,
+        "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
-    model_dir.mkdir(parents=True, exist_ok=True)
-    check_feature_cache(model_dir, config, resume=not args.no_resume, main_process=accelerator.is_main_process)
-    accelerator.wait_for_everyone()
+    cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
+    # Every process checks (and raises alike); the main process deletes stale files before any reads them.
+    cli.run_shared(accelerator, lambda: check_feature_cache(model_dir, config, resume=not args.no_resume,
+                                                            main_process=accelerator.is_main_process))
     features_path = model_dir / FEATURES_FILE
     if features_path.exists():
         logger.info("%s: features from the cache %s", info["model"], features_path)
@@ -179,69 +198,37 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
 
     dim = model.num_features
     file_names = annotations.column("file_name").to_pylist()
-    done = set(read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim)).column("file_name").to_pylist())
-    remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
-    error = None
-    if accelerator.is_main_process:
+    parts_dir = model_dir / FEATURES_PARTS_DIR
+    pending = passes.pending_rows(file_names, parts_dir, features_schema(dim))
+
+    def start() -> None:
         config["started"] = now()
-        try:
-            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-        except OSError as err:
-            error = err
-        logger.info("%s: %d-d features, input %s, %d of %d images to go", info["model"], dim,
-                    data_config["input_size"], len(remaining), len(file_names))
-    if (error := cli.shared_error(error)) is not None:
-        raise error
-    model = model.to(accelerator.device)
-    loader = torch.utils.data.DataLoader(
-        FocusImages(dataset, timm.data.create_transform(**data_config), remaining, data_config["input_size"]),
-        batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
-        pin_memory=accelerator.device.type == "cuda",
-    )
-    loader = accelerator.prepare_data_loader(loader)
-    buffer: list[pa.Table] = []
-    buffered = 0
-    start = time.perf_counter()
-    progress = tqdm(total=len(remaining), desc=f"{info['model']} features", unit="img",
-                    disable=args.quiet or not accelerator.is_local_main_process)
-    with torch.inference_mode():
-        for indices, images, ok in loader:
-            with accelerator.autocast():
-                features = model.forward_head(model.forward_features(images), pre_logits=True)
-            if features.ndim != 2 or features.shape[1] != dim:
-                raise ValueError(f"{info['model']}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
-                                 f"expected (batch, {dim}); this architecture has no pooled penultimate features")
-            indices, features, ok = accelerator.gather_for_metrics(
-                (indices.to(accelerator.device), features.float(), ok.to(accelerator.device)))
-            progress.update(len(indices))
-            if accelerator.is_main_process:
-                ok, indices = ok.cpu().numpy(), indices.cpu().numpy()
-                for i in indices[~ok]:
-                    logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
-                buffer.append(feature_rows([file_names[i] for i in indices], features.cpu().numpy(), ok))
-                buffered += len(indices)
-                if buffered >= args.save_every:
-                    write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
-                    buffer, buffered = [], 0
-    progress.close()
-    error = None
-    if accelerator.is_main_process:
-        try:
-            if buffer:
-                write_part(model_dir / FEATURES_PARTS_DIR, pa.concat_tables(buffer))
-            failed_images = merge_feature_parts(model_dir, file_names, dim)
-            config.update(finished=now(), seconds=round(time.perf_counter() - start, 1), failed_images=failed_images)
-            runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
-        except (OSError, ValueError, RuntimeError) as err:
-            error = err
-    if (error := cli.shared_error(error)) is not None:
-        raise error
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+        logger.info("%s: %d-d features, preprocessing %s, %d of %d images to go", info["model"], dim,
+                    runfolder.preprocessing_summary(preprocessing), len(pending), len(file_names))
+    cli.run_shared(accelerator, start, main_only=True)
+
+    def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        for i in gathered["index"][~gathered["ok"]]:
+            logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
+        return feature_rows([file_names[i] for i in gathered["index"]], gathered["features"], gathered["ok"])
+
+    result = passes.run_pass(
+        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        feature_step(model.to(accelerator.device), preprocessing, info["model"]), to_rows, schema=features_schema(dim),
+        parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size, workers=args.workers,
+        desc=f"{info['model']} features", quiet=args.quiet)
+
+    def finish() -> None:
+        failed_images = merge_feature_parts(result.rows, model_dir, file_names)
+        config.update(finished=now(), seconds=round(result.seconds, 1), failed_images=failed_images)
+        runfolder.write_json(model_dir / FEATURES_CONFIG_FILE, config)
+    cli.run_shared(accelerator, finish, main_only=True)
     return pq.read_table(features_path)
 
 
-def merge_feature_parts(model_dir: Path, file_names: list[str], dim: int) -> list[str]:
-    """features-parts/ as features.parquet (decodable images, file_name order); the images left out."""
-    parts = read_parts(model_dir / FEATURES_PARTS_DIR, features_schema(dim))
+def merge_feature_parts(parts: pa.Table, model_dir: Path, file_names: list[str]) -> list[str]:
+    """The part rows as features.parquet (decodable images, file_name order); the images left out."""
     # A part rewritten after a kill between write and bookkeeping would repeat rows: keep one.
     parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
                                           return_index=True)[1]))
@@ -282,9 +269,9 @@ def balanced_split(present: np.ndarray, *, test_size: float = 0.3, seed: int = 0
     present = np.asarray(present, dtype=bool)
     positives, negatives = np.flatnonzero(present), np.flatnonzero(~present)
     n = min(len(positives), len(negatives))
-    if n < 2:
-        raise ValueError(f"a balanced split needs at least 2 images with and 2 without the location, "
-                         f"got {len(positives)} with and {len(negatives)} without")
+    if n < MIN_SPLIT_IMAGES:
+        raise ValueError(f"a balanced split needs at least {MIN_SPLIT_IMAGES} images with and {MIN_SPLIT_IMAGES} "
+                         f"without the location, got {len(positives)} with and {len(negatives)} without")
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
     rng = np.random.default_rng(seed)
@@ -314,7 +301,7 @@ def fit_probe(features: np.ndarray, present: np.ndarray, *, test_size: float = 0
 
 
 def check_probe_options(min_images: int, test_size: float) -> None:
-    if min_images < 2:
+    if min_images < MIN_SPLIT_IMAGES:
         raise ValueError(f"--min-images must be at least 2 (one image each side to train and to test), "
                          f"got {min_images}")
     if not 0 < test_size < 1:
@@ -325,8 +312,10 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
                 test_size: float = 0.3, seed: int = 0, C: float = 1.0, progress: bool = False) -> list[dict[str, Any]]:
     """Table 5: one record per (class, location) pair, in CLASS_NAMES x PROBE_LOCATIONS order.
 
-    Every record has class, location, n_with, n_without and status ("trained" or "too small"); trained
-    ones add accuracy, n_correct, n_train, n_test, interval (95% Wilson) and weights.
+    Every record has class, location, n_with, n_without and status: "trained" for every cell a balanced
+    split can hold (MIN_SPLIT_IMAGES a side), "too small" for the others. Trained ones add small
+    (fewer than `min_images` on a side), accuracy, n_correct, n_train, n_test, interval (95% Wilson)
+    and weights.
     """
     check_probe_options(min_images, test_size)
     cells = []
@@ -336,13 +325,14 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
         present = presence[rows, focus_dataset.LOCATION_NAMES.index(PROBE_LOCATIONS[location_id])]
         cell = {"class": focus_dataset.CLASS_NAMES[class_id], "location": PROBE_LOCATIONS[location_id],
                 "n_with": int(present.sum()), "n_without": int((~present).sum())}
-        if min(cell["n_with"], cell["n_without"]) < min_images:
+        fewest = min(cell["n_with"], cell["n_without"])
+        if fewest < MIN_SPLIT_IMAGES:
             cells.append(cell | {"status": "too small"})
             continue
         # One stream per cell: a cell's split does not depend on which other cells were trained.
         cell_seed = int(np.random.default_rng([seed, class_id, location_id]).integers(2**31))
-        cells.append(cell | {"status": "trained", **fit_probe(features[rows], present, test_size=test_size,
-                                                                 seed=cell_seed, C=C)})
+        cells.append(cell | {"status": "trained", "small": fewest < min_images,
+                             **fit_probe(features[rows], present, test_size=test_size, seed=cell_seed, C=C)})
     trained = [cell for cell in cells if cell["status"] == "trained"]
     if trained:
         # The metric's Wilson interval (one implementation): the harness uses the metric's code.
@@ -429,21 +419,44 @@ def accuracy_grid(cells: list[dict[str, Any]]) -> np.ndarray:
     return grid
 
 
+def cell_text(cell: dict[str, Any] | None) -> str:
+    """A Table 5 cell: the accuracy in percent, in parentheses when small, — when too small (or absent).
+
+    >>> [cell_text(c) for c in ({"status": "trained", "small": False, "accuracy": 0.75},
+    ...                         {"status": "trained", "small": True, "accuracy": 0.5}, {"status": "too small"})]
+    ['75.0', '(50.0)', '—']
+    """
+    if cell is None or cell["status"] != "trained":
+        return "—"
+    return f"({format_percent(cell['accuracy'])})" if cell["small"] else format_percent(cell["accuracy"])
+
+
+def cell_status(cell: dict[str, Any]) -> str:
+    return "trained (small)" if cell.get("small") else cell["status"]
+
+
+def text_grid(cells: list[dict[str, Any]]) -> list[list[str]]:
+    """Table 5's cells as text, (classes x locations)."""
+    by_pair = {(cell["class"], cell["location"]): cell for cell in cells}
+    return [[cell_text(by_pair.get((class_name, location))) for location in PROBE_LOCATIONS]
+            for class_name in focus_dataset.CLASS_NAMES]
+
+
 def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
     """probes.md: Table 5 (grid and per-cell n and interval) and Table 6."""
-    grid = accuracy_grid(cells)
     lines = [f"# Feature probes: {header['model']}", "",
              f"Weights: {header['weights']}. Features: {header['dim']}-d, {POOLING}, of {header['num_images']} "
              f"images (dataset fingerprint {header['dataset_fingerprint']}).",
              f"Probes: logistic regression (C={header['C']}) per class and location, as many images with the "
              f"location as without, {header['test_size']:.0%} held out, seed {header['seed']}; chance is 50%. "
-             f"Cells with fewer than {header['min_images']} images on either side are not trained (—).", ""]
+             f"Every cell with at least {MIN_SPLIT_IMAGES} images on each side (one to train, one to test) is "
+             f"trained; those with fewer than {header['min_images']} on a side are small, shown in parentheses: "
+             f"read them with their interval. Cells that cannot be split are not trained (—).", ""]
     if header.get("random_init"):
         lines += ["**Random weights**: these numbers say nothing about the model.", ""]
     lines += ["## Table 5: probe test accuracy (%)", "",
               "| class | " + " | ".join(PROBE_LOCATIONS) + " |", "|---" * (len(PROBE_LOCATIONS) + 1) + "|"]
-    for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
-        values = ["—" if np.isnan(v) else format_percent(v) for v in grid[class_id]]
+    for class_name, values in zip(focus_dataset.CLASS_NAMES, text_grid(cells)):
         lines.append(f"| {class_name} | " + " | ".join(values) + " |")
     lines += ["", "## Every cell", "",
               "| class | location | with | without | status | n_train | n_test | accuracy (%) "
@@ -457,7 +470,7 @@ def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
         else:
             numbers = "— | — | — | —"
         lines.append(f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | "
-                     f"{cell['status']} | {numbers} |")
+                     f"{cell_status(cell)} | {numbers} |")
     similar = [cell for cell in cells if "similar_classes" in cell]
     lines += ["", "## Table 6: classes closest to each probe", "",
               "Cosine similarity between the probe's weights with its bias and each row of the model's "
@@ -466,7 +479,7 @@ def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
         lines += ["| class | location | most similar classes (cosine) |", "|---|---|---|"]
         for cell in similar:
             names = ", ".join(f"{c['name']} {c['cosine']:.{COSINE_DECIMALS}f}" for c in cell["similar_classes"])
-            lines.append(f"| {cell['class']} | {cell['location']} | {names} |")
+            lines.append(f"| {cell['class']} | {cell['location']}{' (small)' if cell['small'] else ''} | {names} |")
     else:
         lines.append(header.get("table6_note") or "No trained probe among the chosen pairs.")
     return "\n".join(lines) + "\n"
@@ -478,7 +491,7 @@ def probes_json(cells: list[dict[str, Any]], header: dict[str, Any]) -> dict[str
 
 
 def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
-    """Table 5 as a class x location heatmap; too small cells left grey."""
+    """Table 5 as a class x location heatmap; small cells hatched, their values in parentheses; too small grey."""
     grid = accuracy_grid(cells)
     figure = Figure(figsize=(1.0 + 0.8 * len(PROBE_LOCATIONS), 1.2 + 0.45 * len(focus_dataset.CLASS_NAMES)),
                     layout="constrained")
@@ -486,9 +499,13 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
     axes.set_facecolor("#e6e6e6")
     # Centred on chance (50%): above chance red, below blue.
     image = axes.imshow(np.ma.masked_invalid(100 * grid), cmap="coolwarm", vmin=0, vmax=100, aspect="auto")
-    for (row, column), value in np.ndenumerate(grid):
-        axes.text(column, row, "—" if np.isnan(value) else format_percent(value), ha="center", va="center",
-                  fontsize=8)
+    for row, values in enumerate(text_grid(cells)):
+        for column, text in enumerate(values):
+            axes.text(column, row, text, ha="center", va="center", fontsize=8)
+    for cell in cells:
+        if cell.get("small"):
+            xy = (PROBE_LOCATIONS.index(cell["location"]) - 0.5, focus_dataset.CLASS_NAMES.index(cell["class"]) - 0.5)
+            axes.add_patch(Rectangle(xy, 1, 1, fill=False, hatch="///", edgecolor="#555555", linewidth=0))
     axes.set_xticks(range(len(PROBE_LOCATIONS)), PROBE_LOCATIONS, rotation=45, ha="right")
     axes.set_yticks(range(len(focus_dataset.CLASS_NAMES)), focus_dataset.CLASS_NAMES)
     axes.set_title(title, fontsize=10)
@@ -501,16 +518,24 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
 # --------------------------------------------------------------------------------------------
 
 def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
-                name: str, checkpoint: str | None, args: argparse.Namespace,
+                name: str, checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
                 pairs: list[tuple[str, str]] | None) -> Path | None:
-    """Features (all processes), then probes and their report (main process); the probes.md path."""
+    """Features (all processes), then probes and their report (main process); the probes.md path there."""
     model_dir = runfolder.model_dir(args.output, name)
     set_seed(args.seed)  # the same random weights in every process and every run
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
     sha256 = weights_sha256(model, info)
-    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, args, model_dir)
-    if not accelerator.is_main_process:
-        return None
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
+    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, preprocessing,
+                             args, model_dir)
+    return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
+                                                            args, pairs, model_dir), main_only=True)
+
+
+def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model: nn.Module, info: dict[str, Any],
+                 sha256: str, args: argparse.Namespace, pairs: list[tuple[str, str]] | None, model_dir: Path) -> Path:
+    """The probes on the features `table`, and probes.json, probes.md and the heatmap; the probes.md path."""
+    name = info["model"]
     # Features are in file_name order; the annotations are taken in the same order.
     position = {file_name: i for i, file_name in enumerate(annotations.column("file_name").to_pylist())}
     rows = annotations.take(pa.array([position[f] for f in table.column("file_name").to_pylist()], pa.int64()))
@@ -525,8 +550,8 @@ def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations
     untrained = [f"{c}/{l}" for c, l in pairs or () if next(
         cell["status"] for cell in cells if (cell["class"], cell["location"]) == (c, l)) != "trained"]
     if untrained:
-        logger.warning("%s: no Table 6 row for %s: too few images (--min-images %d)", name, ", ".join(untrained),
-                       args.min_images)
+        logger.warning("%s: no Table 6 row for %s: too few images to split (fewer than %d with or without the "
+                       "location)", name, ", ".join(untrained), MIN_SPLIT_IMAGES)
     try:
         classifier = classifier_matrix(model)
         add_similar_classes(cells, classifier, labels.class_names(classifier.shape[0]), args.top_k, pairs)
@@ -535,10 +560,12 @@ def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations
         header["table6_note"] = f"No Table 6: {err}"
     runfolder.write_json(model_dir / PROBES_JSON, probes_json(cells, header))
     (model_dir / PROBES_MD).write_text(format_probes(cells, header))
-    figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location")
+    figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location\n"
+                                 f"(in parentheses, hatched: fewer than {args.min_images} images on a side)")
     figure.savefig(model_dir / PROBES_HEATMAP, dpi=120)
-    trained = sum(cell["status"] == "trained" for cell in cells)
-    logger.info("%s: %d of %d probes trained; %s", name, trained, len(cells), model_dir / PROBES_MD)
+    trained = [cell for cell in cells if cell["status"] == "trained"]
+    logger.info("%s: %d of %d probes trained, %d of them small; %s", name, len(trained), len(cells),
+                sum(cell["small"] for cell in trained), model_dir / PROBES_MD)
     return model_dir / PROBES_MD
 
 
@@ -550,6 +577,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     """Probe every model of the command line; 0 on success, 2 on bad input."""
     try:
         names, checkpoints = check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         pairs = parse_pairs(args.pairs)
         check_probe_options(args.min_images, args.test_size)
         dataset = open_dataset(args)
@@ -559,15 +587,11 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = focus_dataset.dataset_fingerprint(annotations)
     for name in names:
-        error, report = None, None
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
-                                 pairs)
-        except (ValueError, OSError) as err:
-            error = err
-        # The main process's report can fail there alone while the others would go on to the next model.
-        if (error := cli.shared_error(error)) is not None:
-            print(f"error: {name}: {error}", file=sys.stderr)
+                                 overrides, pairs)
+        except cli.COMMAND_ERRORS as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
             return 2
         if report is not None:
             print(report.read_text())

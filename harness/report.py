@@ -32,6 +32,7 @@ from harness.runfolder import (
     REPORT_FILE,
     RUN_FILE,
     model_slug,
+    preprocessing_summary,
     read_json,
 )
 
@@ -223,17 +224,19 @@ def _models_table(results: Sequence[ModelResult]) -> str:
             weights = DASH if result.weights is None else f"`{result.weights}`"
             if result.config.get("sha256"):
                 weights += f" sha256 `{result.config['sha256'][:12]}`"
+        preprocessing = result.config.get("preprocessing")
         rows.append([
             _row_label(result),
             weights,
+            DASH if preprocessing is None else preprocessing_summary(preprocessing),
             result.paper_name or DASH,
             str(result.metrics["n"]),
             str(result.n_failed),
             _percent(result.metrics.get("top1"), ACCURACY_DECIMALS, bold=i in top1),
             _percent(result.metrics.get("top5"), ACCURACY_DECIMALS, bold=i in top5),
         ])
-    header = ["model", "weights", "paper model", "images scored", "failed to decode (left out of the metrics)",
-              "top-1 (%)", "top-5 (%)"]
+    header = ["model", "weights", "preprocessing", "paper model", "images scored",
+              "failed to decode (left out of the metrics)", "top-1 (%)", "top-5 (%)"]
     return _table(header, rows)
 
 

@@ -21,22 +21,19 @@ import argparse
 import importlib.metadata
 import logging
 import shlex
-import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import timm.data
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import cli, labels, models, report, runfolder
-from harness.data import FocusImages, decode_error
+from harness import cli, labels, models, passes, preprocess, report, runfolder
+from harness.data import decode_error
 
 logger = logging.getLogger("focus-eval")
 
@@ -45,7 +42,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # a checkout used without installing
     HARNESS_VERSION = "source"
 # Settings that change predictions: a resumed run must match them exactly.
-IDENTITY_KEYS = ("model", "weights", "sha256", "data_config", "label_space", "mapping", "precision",
+IDENTITY_KEYS = ("model", "weights", "sha256", "preprocessing", "label_space", "mapping", "precision",
                  "dataset_fingerprint", "num_images")
 PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 
@@ -54,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cli.add_data_arguments(parser)
+    cli.add_preprocessing_arguments(parser)
     model = cli.add_model_arguments(parser)
     model.add_argument("--label-space", choices=labels.LABEL_SPACES, default="imagenet",
                        help="'imagenet': 1000-way heads mapped to FOCUS; 'focus': 10-way FOCUS heads")
@@ -74,12 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------
-# Predictions: written in parts as they come, merged when a model is done
+# Predictions: written in parts as they come, checked and written whole when a model is done
 # --------------------------------------------------------------------------------------------
-
-def read_parts(model_dir: Path) -> pa.Table:
-    return cli.read_parts(model_dir / runfolder.PARTS_DIR, PART_SCHEMA)
-
 
 def prediction_rows(annotations: pa.Table, indices: np.ndarray, predicted: np.ndarray, top_ids: np.ndarray,
                     top_probs: np.ndarray, ok: np.ndarray, errors: list[str | None], label_space: str) -> pa.Table:
@@ -102,9 +96,8 @@ def prediction_rows(annotations: pa.Table, indices: np.ndarray, predicted: np.nd
     return pa.table({field.name: columns[field.name].cast(field.type) for field in PART_SCHEMA}, schema=PART_SCHEMA)
 
 
-def merge_parts(model_dir: Path, num_images: int) -> pa.Table:
+def check_parts(parts: pa.Table, model_dir: Path, num_images: int) -> pa.Table:
     """Every image's part row, by file_name; an image missing or predicted twice is an error."""
-    parts = read_parts(model_dir)
     counts = pc.value_counts(parts.column("file_name")).to_pylist()
     repeated = [c["values"] for c in counts if c["counts"] > 1]
     if repeated:
@@ -159,19 +152,46 @@ def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) ->
     return settings.get("n_bootstrap") == args.n_bootstrap and settings.get("seed") == args.seed
 
 
+def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], args: argparse.Namespace) -> passes.Step:
+    """The model on a batch: FOCUS predictions and the top-5 of its own classes."""
+    def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
+        images = preprocess.normalize(batch.images, preprocessing)
+        if args.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        logits = model(images)
+        top_ids, top_probs = labels.topk_predictions(logits, k=5)
+        return {"prediction": labels.focus_predictions(logits, args.label_space, args.mapping),
+                "top_ids": top_ids, "top_probs": top_probs}
+    return step
+
+
+def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space: str) -> passes.ToRows:
+    """Gathered step outputs as PART_SCHEMA rows; images that could not be decoded are named in the log."""
+    file_names = annotations.column("file_name").to_pylist()
+
+    def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        errors = [None if good else decode_error(dataset, int(i)) for i, good in zip(gathered["index"], gathered["ok"])]
+        for i, error in zip(gathered["index"], errors):
+            if error is not None:
+                logger.warning("%s: %s cannot be decoded (%s); left out of the metrics", name, file_names[i], error)
+        return prediction_rows(annotations, gathered["index"], gathered["prediction"], gathered["top_ids"],
+                               gathered["top_probs"], gathered["ok"], errors, label_space)
+    return to_rows
+
+
 def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
-                   checkpoint: str | None, args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+                   checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
+                   run_dir: Path) -> dict[str, Any] | None:
+    """Predictions and metrics of one model (every process takes part); its metrics on the main process."""
     model_dir = runfolder.model_dir(run_dir, name)
     num_classes = len(focus_dataset.CLASS_NAMES) if args.label_space == "focus" else None
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init,
                                       num_classes=num_classes)
-    data_config = timm.data.resolve_data_config(model=model)
-    transform = timm.data.create_transform(**data_config)
+    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     config = {
         "model": info["model"], "paper_name": models.PAPER_DISPLAY_NAMES.get(info["model"]),
         "weights": info["weights"], "sha256": info["sha256"], "random_init": args.random_init,
-        "num_params": info["num_params"], "input_size": list(data_config["input_size"]),
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+        "num_params": info["num_params"], "input_size": preprocessing["input_size"], "preprocessing": preprocessing,
         "label_space": args.label_space,
         "mapping": args.mapping if args.label_space == "imagenet" else None, "precision": args.precision,
         "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
@@ -179,94 +199,55 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "harness_version": HARNESS_VERSION, "versions": cli.library_versions(),
     }
-    if accelerator.is_main_process:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    check_resumable(model_dir, config, not args.no_resume, accelerator.is_main_process)
-    accelerator.wait_for_everyone()
+    cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
+    # Every process checks (and raises alike); the main process deletes stale files before any reads parts.
+    cli.run_shared(accelerator, lambda: check_resumable(model_dir, config, not args.no_resume,
+                                                        accelerator.is_main_process))
     if (model_dir / runfolder.METRICS_FILE).exists():
         metrics = runfolder.read_json(model_dir / runfolder.METRICS_FILE)
         if metrics_settings_match(metrics, args):
             logger.info("%s: already evaluated in %s", name, model_dir)
             return metrics
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
+
+        def recompute() -> dict[str, Any]:
             logger.info("%s: recomputing the metrics with --n-bootstrap %d --seed %d", name, args.n_bootstrap,
                         args.seed)
-            metrics = write_metrics(model_dir, runfolder.read_predictions(model_dir / runfolder.PREDICTIONS_FILE),
-                                    args)
-        accelerator.wait_for_everyone()
-        return metrics
-    done = set(read_parts(model_dir).column("file_name").to_pylist())
-    file_names = annotations.column("file_name").to_pylist()
-    remaining = [i for i, file_name in enumerate(file_names) if file_name not in done]
-    if accelerator.is_main_process:
-        previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if done else {}
+            return write_metrics(model_dir, runfolder.read_predictions(model_dir / runfolder.PREDICTIONS_FILE), args)
+        return cli.run_shared(accelerator, recompute, main_only=True)
+
+    parts_dir = model_dir / runfolder.PARTS_DIR
+    num_images = annotations.num_rows
+    pending = passes.pending_rows(annotations.column("file_name").to_pylist(), parts_dir, PART_SCHEMA)
+
+    def start() -> None:
+        previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if len(pending) < num_images else {}
         config["started"] = previous.get("started", cli.now())
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
-        logger.info("%s: %s weights, input %s, %d of %d images to go", name, info["weights"],
-                    data_config["input_size"], len(remaining), len(file_names))
+        logger.info("%s: %s weights, preprocessing %s, %d of %d images to go", name, info["weights"],
+                    runfolder.preprocessing_summary(preprocessing), len(pending), num_images)
+    cli.run_shared(accelerator, start, main_only=True)
 
     model = model.to(accelerator.device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
         model = torch.compile(model)
-    loader = torch.utils.data.DataLoader(
-        FocusImages(dataset, transform, remaining, data_config["input_size"]),
-        batch_size=args.batch_size, num_workers=args.workers, shuffle=False,
-        pin_memory=accelerator.device.type == "cuda", persistent_workers=False,
-    )
-    loader = accelerator.prepare_data_loader(loader)
-    buffer: list[pa.Table] = []
-    buffered = 0
-    seen = 0
-    start = time.perf_counter()
-    progress = tqdm(total=len(remaining), desc=name, unit="img",
-                    disable=args.quiet or not accelerator.is_local_main_process)
-    with torch.inference_mode():
-        for indices, images, ok in loader:
-            if args.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with accelerator.autocast():
-                logits = model(images)
-            predicted = labels.focus_predictions(logits, args.label_space, args.mapping)
-            top_ids, top_probs = labels.topk_predictions(logits, k=5)
-            indices, predicted, top_ids, top_probs, ok = accelerator.gather_for_metrics(
-                (indices.to(accelerator.device), predicted, top_ids, top_probs, ok.to(accelerator.device)))
-            seen += len(indices)
-            progress.update(len(indices))
-            if accelerator.is_main_process:
-                ok = ok.cpu().numpy()
-                indices = indices.cpu().numpy()
-                errors = [None if good else decode_error(dataset, int(i)) for i, good in zip(indices, ok)]
-                for i, error in zip(indices, errors):
-                    if error is not None:
-                        logger.warning("%s: %s cannot be decoded (%s); left out of the metrics",
-                                       name, file_names[i], error)
-                buffer.append(prediction_rows(annotations, indices, predicted.cpu().numpy(), top_ids.cpu().numpy(),
-                                              top_probs.cpu().numpy(), ok, errors, args.label_space))
-                buffered += len(indices)
-                if buffered >= args.save_every:
-                    cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
-                    buffer, buffered = [], 0
-    progress.close()
-    seconds = time.perf_counter() - start
-    if accelerator.is_main_process and buffer:
-        cli.write_part(model_dir / runfolder.PARTS_DIR, pa.concat_tables(buffer))
-    accelerator.wait_for_everyone()
-    parts = merge_parts(model_dir, len(file_names))  # on every process: a bad merge fails them all
-    metrics: dict[str, Any] = {}
-    if accelerator.is_main_process:
-        predictions = write_predictions(model_dir, parts)
+    result = passes.run_pass(
+        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+        prediction_step(model, preprocessing, args), prediction_part_rows(dataset, annotations, name, args.label_space),
+        schema=PART_SCHEMA, parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size,
+        workers=args.workers, desc=name, quiet=args.quiet)
+
+    def finish() -> dict[str, Any]:
+        predictions = write_predictions(model_dir, check_parts(result.rows, model_dir, num_images))
         config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
-            "finished": cli.now(), "images_per_second": seen / seconds if seconds and seen else None})
+            "finished": cli.now(), "images_per_second": result.images_per_second})
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
         metrics = write_metrics(model_dir, predictions, args)
         logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", name, 100 * metrics["top1"],
                     metrics["n_failed_images"])
-    accelerator.wait_for_everyone()
-    return metrics
+        return metrics
+    return cli.run_shared(accelerator, finish, main_only=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +264,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     set_seed(args.seed)
     try:
         names, checkpoints = cli.check_models(args)
+        overrides = cli.preprocessing_overrides(args)
         dataset = cli.open_dataset(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -290,7 +272,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = focus_dataset.dataset_fingerprint(annotations)
     run_dir = Path(args.output)
-    if accelerator.is_main_process:
+
+    def start() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         earlier = runfolder.read_json(run_dir / runfolder.RUN_FILE) if (run_dir / runfolder.RUN_FILE).exists() else {}
         # The report covers every model evaluated in this folder, this command's and earlier ones'.
@@ -303,15 +286,29 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         })
         logger.info("FOCUS: %d images (fingerprint %s) from %s; %d process(es) on %s",
                     annotations.num_rows, fingerprint, args.data, accelerator.num_processes, accelerator.device)
+
+    def write_report() -> Path:
+        return report.write_report(run_dir, report.load_results(run_dir),
+                                   run_info=runfolder.read_json(run_dir / runfolder.RUN_FILE))
+
+    try:
+        cli.run_shared(accelerator, start, main_only=True)
+    except cli.COMMAND_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for name in names:
         try:
-            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, run_dir)
-        except (ValueError, OSError, RuntimeError) as err:
+            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, overrides,
+                           run_dir)
+        except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2
-    if accelerator.is_main_process:
-        report_path = report.write_report(run_dir, report.load_results(run_dir),
-                                          run_info=runfolder.read_json(run_dir / runfolder.RUN_FILE))
+    try:
+        report_path = cli.run_shared(accelerator, write_report, main_only=True)
+    except cli.COMMAND_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if report_path is not None:
         print(report_path.read_text())
         print(f"run folder: {run_dir}")
     return 0

@@ -9,6 +9,19 @@
         predictions.parquet         all predictions, ordered by file_name, once the model is done
         failed_images.json          images that could not be decoded: left out of the metrics
         metrics.json                the focus_generalization metric's output, plus top1/top5
+
+config.json["preprocessing"] (also in focus-probe's features.json and focus-gradcam's gradcam.json) says
+how an image became the model's input (harness/preprocess.py); a resume must match it:
+
+    protocol        "paper" (the authors' resize and centre crop) or "timm" (the model's timm data config)
+    custom          true when a timm validate.py override (--img-size, --crop-pct, ...) was given
+    input_size      [3, H, W], the crop
+    resize          the size resized to before the crop, floor(crop / crop_pct): the shorter side
+                    (crop_mode center), the longer (border), or both sides (squash); [h, w] when not square
+    crop_pct        crop / resize (1.0 under the paper protocol: no 0.875 crop)
+    crop_mode       "center", "squash" or "border"
+    interpolation   the resize filter: "bilinear", "bicubic", ...
+    mean, std       the normalisation, 3 values each
 """
 
 from __future__ import annotations
@@ -71,6 +84,32 @@ PREDICTION_SCHEMA = pa.schema([
 # The dataset columns copied into every prediction row.
 ANNOTATION_COLUMNS = ["file_name", "label", "time", "weather", "locations", "uncommon_time", "uncommon_weather",
                       "uncommon_location", "uncommon_locations", "num_uncommon", "partition"]
+
+
+def preprocessing_summary(preprocessing: dict[str, Any]) -> str:
+    """A preprocessing dict in a few words (reports, logs): protocol, resize→crop, filter, what is not usual.
+
+    >>> preprocessing_summary({"protocol": "timm", "custom": False, "input_size": [3, 224, 224], "resize": 256,
+    ...                        "crop_pct": 0.875, "crop_mode": "center", "interpolation": "bicubic",
+    ...                        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    'timm: 256→224 bicubic'
+    """
+    height, width = preprocessing["input_size"][-2:]
+    resize = preprocessing["resize"]
+    words = [f"{_size(resize)}→{_size([height, width])} {preprocessing['interpolation']}"]
+    if preprocessing["crop_mode"] != "center":
+        words.append(preprocessing["crop_mode"])
+    if preprocessing["custom"]:
+        words.append(f"mean {_values(preprocessing['mean'])} std {_values(preprocessing['std'])}")
+    return f"{preprocessing['protocol']}{' (custom)' if preprocessing['custom'] else ''}: " + ", ".join(words)
+
+
+def _size(size: int | list[int]) -> str:
+    return str(size) if isinstance(size, int) else str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
+
+
+def _values(values: list[float]) -> str:
+    return f"{values[0]:g}" if len(set(values)) == 1 else ",".join(f"{v:g}" for v in values)
 
 
 def model_slug(model_name: str) -> str:

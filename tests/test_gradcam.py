@@ -115,6 +115,19 @@ def test_maps_have_the_input_size():
     assert guided_backprop(guided_model(model), inputs[:1], 3).shape == (HEIGHT, WIDTH, 3)
 
 
+def test_smoothed_maps_average_over_horizontal_flips():
+    # The authors' aug_smooth averages the maps of an image and of its mirror (mapped back), so the
+    # smoothed map of a mirrored image is the mirrored map; a plain map need not be.
+    model = timm.create_model("test_resnet").eval()
+    inputs = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0))
+    _, layer = find_target_layer(model)
+    smoothed, mirrored = (gradcam_maps(model, layer, x, [3])[0] for x in (inputs, inputs.flip(-1)))
+    np.testing.assert_allclose(mirrored, smoothed[:, ::-1], atol=1e-5)
+    plain, plain_mirrored = (gradcam_maps(model, layer, x, [3], aug_smooth=False)[0] for x in (inputs, inputs.flip(-1)))
+    assert not np.allclose(plain_mirrored, plain[:, ::-1], atol=1e-3)
+    assert not np.allclose(plain, smoothed, atol=1e-3)
+
+
 @pytest.mark.parametrize("activation", [nn.ReLU, nn.ReLU6, nn.SiLU])
 def test_maps_peak_where_the_only_signal_is(activation):
     model = TwoClassConvNet(activation).eval()
@@ -190,6 +203,7 @@ def test_named_images_give_panels_an_index_and_records(converted, tmp_path):
     out = runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR
     records = json.loads((out / RECORDS_FILE).read_text())
     assert records["target_layer"] == "layer4" and records["input_size"] == [3, 160, 160]
+    assert records["aug_smooth"] is True and "smoothed as the authors did (aug_smooth" in (out / INDEX_FILE).read_text()
     assert [r["file_name"] for r in records["images"]] == names[:2]
     index = (out / INDEX_FILE).read_text()
     for record in records["images"]:
@@ -200,6 +214,32 @@ def test_named_images_give_panels_an_index_and_records(converted, tmp_path):
         assert f"{record['file_name']}   true: {record['true_class']}" in index
         assert f"predicted: {record['predicted_name']} (ImageNet {record['predicted_id']}" in index
     assert sorted(p.name for p in out.glob("*.png")) == sorted(r["panel"] for r in records["images"])
+
+
+def test_maps_follow_the_preprocessing_recorded_in_the_header(converted, tmp_path):
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names,
+                 "--preprocess", "timm", "--img-size", "128"]) == 0
+    records = json.loads((runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR / RECORDS_FILE).read_text())
+    assert records["preprocessing"]["protocol"] == "timm" and records["preprocessing"]["custom"] is True
+    assert records["input_size"] == [3, 128, 128] and records["images"][0]["map_size"] == [128, 128]
+
+
+def test_no_aug_smooth_gives_plain_maps_and_says_so(converted, tmp_path, monkeypatch):
+    smoothing = []
+    plain_maps = gradcam.gradcam_maps
+
+    def recording_maps(*args, aug_smooth=True):
+        smoothing.append(aug_smooth)
+        return plain_maps(*args, aug_smooth=aug_smooth)
+
+    monkeypatch.setattr(gradcam, "gradcam_maps", recording_maps)
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:2]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names,
+                 "--no-aug-smooth"]) == 0
+    out = runfolder.model_dir(tmp_path, "test_resnet") / GRADCAM_DIR
+    assert smoothing == [False] and json.loads((out / RECORDS_FILE).read_text())["aug_smooth"] is False
+    assert "without test-time smoothing (--no-aug-smooth)" in (out / INDEX_FILE).read_text()
 
 
 def test_each_panel_starts_with_the_original_image_as_decoded(converted, tmp_path, monkeypatch):
@@ -229,12 +269,7 @@ def test_undecodable_image_is_named(broken_release, tmp_path, capsys):
 def test_an_error_in_another_process_stops_this_one_too(converted, tmp_path, capsys, monkeypatch):
     # gather_object as in a two-process run whose other process could not decode its image.
     other = OSError("cat-snow/9.jpg cannot be decoded on process 1")
-
-    def two_process_gather(objects):
-        return [*objects, ([], other) if isinstance(objects[0], tuple) else other]
-
-    monkeypatch.setattr(gradcam, "gather_object", two_process_gather)
-    monkeypatch.setattr(cli, "gather_object", two_process_gather)
+    monkeypatch.setattr(cli, "gather_object", lambda objects: [*objects, other])
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
     assert "error: test_resnet: cat-snow/9.jpg cannot be decoded on process 1" in capsys.readouterr().err

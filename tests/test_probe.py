@@ -28,6 +28,7 @@ from harness.probe import (
     INTERVAL_CONFIDENCE,
     add_similar_classes,
     balanced_split,
+    probes_json,
     check_feature_cache,
     classifier_matrix,
     cosine_similarities,
@@ -126,7 +127,8 @@ def test_location_presence_counts_every_location_of_an_image():
     assert presence.sum(axis=1).tolist() == [1, 2, 1, 0] and presence[1, 7] and presence[2, 8]
 
 
-def test_cells_below_min_images_are_too_small_and_not_trained():
+def test_cells_below_min_images_are_trained_and_marked_small_only_unsplittable_cells_are_too_small():
+    # Before issue 9, cells below --min-images were not trained; now they are trained and marked small.
     features, present, _ = planted(n_per_side=30, dim=8, strength=10.0)
     label = np.full(60, fd.CLASS_NAMES.index("car"))
     snow = fd.LOCATION_NAMES.index("snow")
@@ -135,12 +137,63 @@ def test_cells_below_min_images_are_too_small_and_not_trained():
     assert len(cells) == len(fd.CLASS_NAMES) * len(PROBE_LOCATIONS)
     by_pair = {(c["class"], c["location"]): c for c in cells}
     assert by_pair["car", "snow"]["status"] == "trained" and by_pair["car", "snow"]["accuracy"] > 0.9
+    assert by_pair["car", "snow"]["small"] is False
     assert by_pair["car", "water"] == {"class": "car", "location": "water", "n_with": 0, "n_without": 60,
                                        "status": "too small"}
     assert by_pair["cat", "snow"]["n_with"] == by_pair["cat", "snow"]["n_without"] == 0
     assert [c["status"] for c in cells].count("trained") == 1
-    stricter = probe_cells(features, label, location_presence(locations), min_images=31)
-    assert all(c["status"] == "too small" for c in stricter)
+    stricter = {(c["class"], c["location"]): c for c in probe_cells(features, label, location_presence(locations),
+                                                                      min_images=31)}
+    assert stricter["car", "snow"]["status"] == "trained" and stricter["car", "snow"]["small"] is True
+    assert stricter["car", "snow"]["accuracy"] == by_pair["car", "snow"]["accuracy"]
+    assert [c["status"] for c in stricter.values()].count("trained") == 1
+
+
+@pytest.mark.parametrize("n_with, n_without, status, n_train, n_test", [
+    (1, 40, "too small", None, None),  # no image with the location left for the test set
+    (2, 40, "trained", 2, 2),  # the fewest: one of each side to train, one of each to test
+    (3, 40, "trained", 4, 2),  # the paper's ship/indoors
+    (40, 2, "trained", 2, 2),
+])
+def test_every_cell_a_balanced_split_can_hold_is_trained_with_its_interval(n_with, n_without, status, n_train,
+                                                                           n_test):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(n_with + n_without, 4)).astype(np.float32)
+    label = np.full(n_with + n_without, fd.CLASS_NAMES.index("ship"))
+    indoors, none = fd.LOCATION_NAMES.index("indoors"), fd.LOCATION_NAMES.index("none")
+    locations = [[indoors]] * n_with + [[none]] * n_without
+    cell = next(c for c in probe_cells(features, label, location_presence(locations))
+                if (c["class"], c["location"]) == ("ship", "indoors"))
+    assert (cell["status"], cell["n_with"], cell["n_without"]) == (status, n_with, n_without)
+    if status == "trained":
+        assert (cell["n_train"], cell["n_test"], cell["small"]) == (n_train, n_test, True)
+        low, high = cell["interval"]
+        assert 0 <= low <= cell["accuracy"] <= high <= 1
+    assert probe.MIN_SPLIT_IMAGES == 2
+
+
+def test_small_cells_are_shown_in_parentheses_and_hatched_not_hidden():
+    cells = [{"class": "car", "location": "snow", "n_with": 30, "n_without": 30, "status": "trained", "small": False,
+              "accuracy": 0.75, "n_correct": 15, "n_train": 40, "n_test": 20, "interval": [0.5, 0.9]},
+             {"class": "ship", "location": "indoors", "n_with": 3, "n_without": 40, "status": "trained", "small": True,
+              "accuracy": 0.5, "n_correct": 1, "n_train": 4, "n_test": 2, "interval": [0.1, 0.9]},
+             {"class": "frog", "location": "snow", "n_with": 1, "n_without": 9, "status": "too small"}]
+    header = {"model": "m", "weights": "w", "dim": 8, "num_images": 60, "dataset_fingerprint": "f", "C": 1.0,
+              "test_size": 0.3, "seed": 0, "min_images": 20}
+    markdown = probe.format_probes(cells, header)
+    table5 = markdown.split("## Table 5")[1].split("## Every cell")[0]
+    grid = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in table5.splitlines()
+            if line.count("|") == len(PROBE_LOCATIONS) + 2}
+    snow, indoors = PROBE_LOCATIONS.index("snow"), PROBE_LOCATIONS.index("indoors")
+    assert grid["car"][snow].strip(" |") == "75.0" and grid["ship"][indoors].strip(" |") == "(50.0)"
+    assert grid["frog"][snow].strip(" |") == "—"
+    assert "| ship | indoors | 3 | 40 | trained (small) | 4 | 2 | 50.0 | 10.0–90.0 |" in markdown
+    assert "| frog | snow | 1 | 9 | too small | — | — | — | — |" in markdown
+    assert "those with fewer than 20 on a side are small, shown in parentheses" in markdown
+    assert probes_json(cells, header)["cells"][1]["small"] is True
+    axes = probe.plot_heatmap(cells, "t").axes[0]
+    assert [p.get_hatch() for p in axes.patches] == ["///"]
+    assert "(50.0)" in [t.get_text() for t in axes.texts]
 
 
 def test_cosine_ranking_puts_the_planted_classifier_row_first():
@@ -187,6 +240,17 @@ def probe_run(converted, tmp_path_factory):
     return output
 
 
+def test_default_min_images_still_trains_the_cells_of_a_small_sample_and_marks_them(probe_run, converted, tmp_path):
+    # Before issue 9 the 48-image sample trained no probe at the default --min-images 20 and exited 0.
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    assert main(["--data", str(converted), "--output", str(run), *FAST[:-2]]) == 0
+    results = json.loads((runfolder.model_dir(run, "test_resnet") / PROBES_JSON).read_text())
+    trained = [c for c in results["cells"] if c["status"] == "trained"]
+    assert results["min_images"] == 20 and trained and all(c["small"] for c in trained)
+    assert all(min(c["n_with"], c["n_without"]) >= 2 for c in trained)
+    assert all(min(c["n_with"], c["n_without"]) < 2 for c in results["cells"] if c["status"] == "too small")
+
+
 def test_features_are_cached_as_fixed_size_float32_lists_per_file_name(probe_run, converted):
     model_dir = runfolder.model_dir(probe_run, "test_resnet")
     table = pq.read_table(model_dir / FEATURES_FILE)
@@ -218,7 +282,7 @@ def test_probes_md_shows_the_numbers_of_probes_json(probe_run):
             assert cell["n_test"] % 2 == 0 and cell["n_train"] % 2 == 0
             names = ", ".join(f"{c['name']} {c['cosine']:.2f}" for c in cell["similar_classes"])
             assert f"| {cell['class']} | {cell['location']} | {names} |" in markdown
-            assert len(cell["similar_classes"]) == 5
+            assert len(cell["similar_classes"]) == 3  # --top-k: the paper's 3 (issue 9; it was 5)
         else:
             assert f"| {cell['class']} | {cell['location']} | {cell['n_with']} | {cell['n_without']} | too small |" \
                    in markdown
@@ -235,7 +299,8 @@ def test_second_run_reads_the_cached_features(probe_run, converted, caplog):
         assert main(["--data", str(converted), "--output", str(probe_run), *FAST, "--pairs", "dog/indoors",
                      "horse/rocks"]) == 0
     assert "features from the cache" in caplog.text and features.stat().st_mtime_ns == before
-    assert "no Table 6 row for horse/rocks: too few images (--min-images 2)" in caplog.text
+    assert "no Table 6 row for horse/rocks: too few images to split (fewer than 2 with or without the location)" \
+        in caplog.text
     results = json.loads((features.parent / PROBES_JSON).read_text())
     assert [c for c in results["cells"] if "similar_classes" in c] == [
         c for c in results["cells"] if (c["class"], c["location"]) == ("dog", "indoors") and c["status"] == "trained"]
@@ -254,6 +319,17 @@ def test_killed_extraction_resumes_from_its_parts(probe_run, converted, tmp_path
     assert np.allclose(features_matrix(resumed), original, atol=1e-5)
 
 
+def test_parts_that_do_not_merge_are_an_error_message_not_a_traceback(probe_run, converted, tmp_path, capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    (model_dir / FEATURES_FILE).unlink()
+    stranger = pq.read_table(next((model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"))).slice(0, 1)
+    stranger = stranger.set_column(0, "file_name", pa.array(["not-in-the-dataset.jpg"]))
+    cli.write_part(model_dir / FEATURES_PARTS_DIR, stranger)
+    assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2  # returned, not raised
+    assert f"error: test_resnet: {model_dir}: features for 49 of 48 images; rerun to resume" in capsys.readouterr().err
+
+
 def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, converted, tmp_path, capsys):
     run = shutil.copytree(probe_run, tmp_path / "run")
     args = ["--data", str(converted), "--output", str(run), *FAST, "--limit", "40"]
@@ -264,6 +340,16 @@ def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, co
     assert main([*args, "--no-resume"]) == 0
     table = pq.read_table(runfolder.model_dir(run, "test_resnet") / FEATURES_FILE)
     assert table.num_rows == 40
+
+
+def test_cached_features_of_other_preprocessing_are_refused(probe_run, converted, tmp_path, capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    config = json.loads((runfolder.model_dir(run, "test_resnet") / FEATURES_CONFIG_FILE).read_text())
+    assert config["preprocessing"]["protocol"] == "paper" and "preprocessing" in probe.FEATURE_IDENTITY_KEYS
+    assert main(["--data", str(converted), "--output", str(run), *FAST, "--img-size", "128"]) == 2
+    error = capsys.readouterr().err
+    assert "holds features made with other settings (preprocessing: cached {'protocol': 'paper'" in error
+    assert "'input_size': [3, 128, 128]" in error
 
 
 def test_features_and_parts_without_their_config_are_recomputed(probe_run, converted, tmp_path, caplog):
@@ -345,6 +431,18 @@ def test_unknown_model_is_reported_with_close_names(converted, tmp_path, capsys)
     args[args.index("test_resnet")] = "test_resnt"
     assert main(args) == 2
     assert "Unknown timm model 'test_resnt'. Close timm names: test_resnet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_make_demos_sample_trains_probes(tmp_path, capsys):
+    # `make demo`'s data: focus-dataset sample --num-images 200 --seed 0, converted. Before, no probe was trained.
+    release = fd.write_sample_release(tmp_path / "release", 200, seed=0)
+    fd.convert(release, tmp_path / "focus")
+    assert main(["--data", str(tmp_path / "focus"), "--output", str(tmp_path / "run"), *FAST[:-2]]) == 0
+    results = json.loads((runfolder.model_dir(tmp_path / "run", "test_resnet") / PROBES_JSON).read_text())
+    trained = [c for c in results["cells"] if c["status"] == "trained"]
+    assert len(trained) >= 20  # 51, every one of them small (fewer than 20 images on a side)
+    assert "## Table 6" in capsys.readouterr().out and all(len(c["similar_classes"]) == 3 for c in trained)
 
 
 def two_processes(*args, timeout=600):

@@ -15,7 +15,7 @@ import pytest
 
 import focus_dataset as fd
 from harness import runfolder
-from harness.run import main
+from harness.run import IDENTITY_KEYS, main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "8", "--workers", "0",
@@ -88,6 +88,20 @@ def test_two_processes_give_identical_predictions(one_process_run, converted, tm
 
 
 @pytest.mark.slow
+def test_an_error_on_the_main_process_after_the_loop_ends_every_process(converted, tmp_path):
+    # Before, the other process waited for ever at the barrier after the main process's failed write.
+    output = tmp_path / "unwritable"
+    blocked = runfolder.model_dir(output, "test_resnet") / (runfolder.PREDICTIONS_FILE + ".tmp")
+    blocked.mkdir(parents=True)  # predictions.parquet cannot be written through it
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(REPO / "harness" / "run.py"), *run_args(converted, output, "--limit", "12")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode != 0 and "exitcode  : 2" in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("error: test_resnet: ") == 2 and blocked.name in result.stderr, result.stderr[-3000:]
+    assert 'harness/run.py", line' not in result.stderr  # a message, not a traceback
+
+
+@pytest.mark.slow
 def test_a_run_killed_midway_resumes_to_the_same_results(one_process_run, converted, tmp_path):
     output = tmp_path / "killed"
     parts = runfolder.model_dir(output, "test_resnet") / runfolder.PARTS_DIR
@@ -130,6 +144,36 @@ def test_resume_with_other_settings_is_refused(one_process_run, converted, tmp_p
     assert config["mapping"] == "restricted"
 
 
+def test_config_records_the_paper_preprocessing_and_the_report_shows_it(one_process_run):
+    config = json.loads((runfolder.model_dir(one_process_run, "test_resnet") / "config.json").read_text())
+    assert config["preprocessing"] == {
+        "protocol": "paper", "custom": False, "input_size": [3, 160, 160], "resize": 160, "crop_pct": 1.0,
+        "crop_mode": "center", "interpolation": "bilinear", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    assert "preprocessing" in IDENTITY_KEYS and "data_config" not in config
+    report = (one_process_run / runfolder.REPORT_FILE).read_text()
+    assert "| model | weights | preprocessing |" in report
+    assert "| `test_resnet` **random weights** | **random (untrained)** | paper: 160→160 bilinear |" in report
+
+
+def test_resume_with_other_preprocessing_is_refused(one_process_run, converted, tmp_path, capsys):
+    output = tmp_path / "preprocessing"
+    shutil.copytree(one_process_run, output)
+    assert main(run_args(converted, output, "--preprocess", "timm")) == 2
+    assert "holds predictions made with other settings (preprocessing: cached {'protocol': 'paper'" in \
+        capsys.readouterr().err
+    assert main(run_args(converted, output, "--preprocess", "timm", "--crop-pct", "0.8", "--no-resume")) == 0
+    config = json.loads((runfolder.model_dir(output, "test_resnet") / "config.json").read_text())
+    assert config["preprocessing"]["protocol"] == "timm" and config["preprocessing"]["custom"] is True
+    assert config["preprocessing"]["resize"] == 200 and config["input_size"] == [3, 160, 160]
+    assert "timm (custom): 200→160 bilinear, mean 0.5 std 0.5" in (output / runfolder.REPORT_FILE).read_text()
+
+
+def test_bad_preprocessing_override_is_reported_before_anything_runs(converted, tmp_path, capsys):
+    assert main(run_args(converted, tmp_path / "bad", "--mean", "0.5", "0.5")) == 2
+    assert "error: --mean takes 1 value (for every channel) or 3 (R G B), got 2: [0.5, 0.5]" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_corrupt_image_is_named_left_out_of_the_metrics_and_counted_in_the_report(tmp_path, sample_release, caplog):
     release = Path(shutil.copytree(sample_release, tmp_path / "release"))
     broken = sorted(p.relative_to(release).as_posix() for p in release.rglob("*.jpg"))[3]
@@ -144,7 +188,7 @@ def test_corrupt_image_is_named_left_out_of_the_metrics_and_counted_in_the_repor
     assert json.loads((model_dir / runfolder.METRICS_FILE).read_text())["n"] == 47
     report = (output / runfolder.REPORT_FILE).read_text()
     models_row = next(line for line in report.splitlines() if line.startswith("| `test_resnet`"))
-    assert models_row.split("|")[4:6] == [" 47 ", " 1 "]  # images scored, failed to decode
+    assert models_row.split("|")[5:7] == [" 47 ", " 1 "]  # images scored, failed to decode
 
 
 def test_bf16_and_channels_last_run_on_cpu(converted, tmp_path):

@@ -1,0 +1,140 @@
+"""One pass over the data, for focus-eval, focus-probe and focus-gradcam alike.
+
+`run_pass` owns everything about it but the model: a DataLoader over the chosen rows (decoding and
+the geometry in its workers, see harness.preprocess), accelerate's sharding across processes,
+autocast, `gather_for_metrics` (the padding of the last batches never counts), rows written to
+part files on the main process as they come (a killed pass resumes from them), the final merge, the
+progress bar and the timing. Each tool supplies two small functions:
+
+    step(batch) -> {name: tensor}       the model on one process's batch (normalisation included)
+    to_rows({name: array}) -> pa.Table   gathered results as rows, on the main process
+
+An exception on any process, in the step, in `to_rows` or while the main process writes parts or
+merges them, ends the pass on every process with the same error (cli.run_shared), instead of
+leaving the others waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from harness import cli
+from harness.data import FocusImages
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One process's batch, on its device."""
+
+    indices: torch.Tensor  # dataset rows
+    images: torch.Tensor  # uint8 (batch, 3, H, W): decoded, resized and cropped, not normalised
+    ok: torch.Tensor  # bool: False where the file could not be decoded (its image is zeros)
+
+
+Step = Callable[[Batch], dict[str, torch.Tensor]]
+# Receives the gathered step outputs plus "index" (dataset rows) and "ok", as numpy arrays.
+ToRows = Callable[[dict[str, np.ndarray]], pa.Table]
+
+
+@dataclass(frozen=True)
+class PassResult:
+    rows: pa.Table | None  # every row, earlier parts' included, in the order written; main process only
+    num_images: int  # images passed this time (over all processes)
+    seconds: float  # the loop's wall time
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.num_images / self.seconds if self.num_images and self.seconds else None
+
+
+def pending_rows(file_names: Sequence[str], parts_dir: Path, schema: pa.Schema) -> list[int]:
+    """Rows whose file_name has no row in the part files yet (all of them when there are none)."""
+    done = set(cli.read_parts(parts_dir, schema).column("file_name").to_pylist())
+    return [row for row, file_name in enumerate(file_names) if file_name not in done]
+
+
+def run_pass(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence[int],
+             geometry: Callable, input_size: Sequence[int], step: Step, to_rows: ToRows, *, schema: pa.Schema,
+             parts_dir: Path | None = None, save_every: int = 1024, batch_size: int = 64, workers: int = 0,
+             grad: bool = False, desc: str = "", quiet: bool = False) -> PassResult:
+    """Pass `rows` of `dataset` through `step` on every process; `to_rows` makes rows of `schema`.
+
+    With `parts_dir`, rows go to part files every `save_every` images and the result holds every
+    part there; without, they are kept in memory. The step runs under autocast, and under inference
+    mode unless `grad` (then it chooses where gradients flow). Every process calls this; an error on
+    any of them is raised on all.
+    """
+    buffer: list[pa.Table] = []  # rows not yet in a part file (without parts_dir: every row)
+    error: Exception | None = None
+
+    def keep(gathered: dict[str, np.ndarray]) -> None:
+        buffer.append(to_rows(gathered))
+        if parts_dir is not None and sum(t.num_rows for t in buffer) >= save_every:
+            cli.write_part(parts_dir, pa.concat_tables(buffer))
+            buffer.clear()
+
+    num_images = 0
+    start = time.perf_counter()
+    progress = tqdm(total=len(rows), desc=desc, unit="img", disable=quiet or not accelerator.is_local_main_process)
+    batches = iter(_loader(accelerator, dataset, rows, geometry, input_size, batch_size, workers)) if rows else iter(())
+    while True:
+        batch = outputs = None
+        if error is None:
+            try:
+                batch = next(batches, None)
+                if batch is not None:
+                    outputs = _run_step(accelerator, step, Batch(*batch), grad)
+            except Exception as err:  # noqa: BLE001 - shared below, whatever it is
+                error = err
+        if (error := cli.shared_error(error)) is not None:
+            progress.close()
+            raise error
+        if batch is None:
+            break
+        indices, _, ok = batch
+        gathered = accelerator.gather_for_metrics({"index": indices, "ok": ok, **outputs})
+        num_images += len(gathered["index"])
+        progress.update(len(gathered["index"]))
+        if accelerator.is_main_process:
+            try:  # the error, if any, is shared at the next batch
+                keep({name: value.cpu().numpy() for name, value in gathered.items()})
+            except Exception as err:  # noqa: BLE001
+                error = err
+    progress.close()
+    seconds = time.perf_counter() - start
+
+    def merge() -> pa.Table:
+        if parts_dir is None:
+            return pa.concat_tables(buffer) if buffer else schema.empty_table()
+        if buffer:
+            cli.write_part(parts_dir, pa.concat_tables(buffer))
+        return cli.read_parts(parts_dir, schema)
+
+    rows_out = cli.run_shared(accelerator, merge, main_only=True)
+    return PassResult(rows=rows_out, num_images=num_images, seconds=seconds)
+
+
+def _loader(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence[int], geometry: Callable,
+            input_size: Sequence[int], batch_size: int, workers: int) -> torch.utils.data.DataLoader:
+    loader = torch.utils.data.DataLoader(
+        FocusImages(dataset, geometry, rows, input_size), batch_size=batch_size, num_workers=workers,
+        shuffle=False, pin_memory=accelerator.device.type == "cuda",
+    )
+    # Sharded across processes (each gets whole batches), and placed on each process's device.
+    return accelerator.prepare_data_loader(loader)
+
+
+def _run_step(accelerator: Accelerator, step: Step, batch: Batch, grad: bool) -> dict[str, torch.Tensor]:
+    with accelerator.autocast(), (contextlib.nullcontext() if grad else torch.inference_mode()):
+        return step(batch)

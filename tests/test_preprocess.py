@@ -1,0 +1,173 @@
+"""harness/preprocess.py: the harness's input tensor is exactly the authors' (paper) or timm's, on real photos."""
+
+import io
+import types
+from pathlib import Path
+
+import datasets
+import PIL.Image
+import pytest
+import skimage
+import timm
+import timm.data
+import torch
+import torchvision.transforms as T
+
+from harness import preprocess, runfolder
+from harness.data import FocusImages
+from harness.models import PAPER_MODELS
+
+PHOTOS = Path(skimage.__file__).parent / "data"
+# Real photos, neither of them square: a cat (PNG, 451x300) and a rocket (JPEG, 640x427).
+PHOTO_FILES = ("chelsea.png", "rocket.jpg")
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+KEYS = ["protocol", "custom", "input_size", "resize", "crop_pct", "crop_mode", "interpolation", "mean", "std"]
+
+
+def pretrained(name):
+    """A stand-in for the model: its timm pretrained config is all the preprocessing reads."""
+    return types.SimpleNamespace(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+
+
+def harness_tensor(path, preprocessing):
+    """The tensor the harness feeds the model: decoded and cropped in FocusImages, normalised as a step does."""
+    features = datasets.Features({"image": datasets.Image()})
+    dataset = datasets.Dataset.from_dict({"image": [{"bytes": path.read_bytes(), "path": None}]}, features=features)
+    images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0], preprocessing["input_size"])
+    index, image, ok = images[0]
+    assert ok and image.dtype == torch.uint8
+    return preprocess.normalize(image[None], preprocessing)[0]
+
+
+def authors_tensor(path, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, **resize):
+    """The authors' evaluation transform, built here from torchvision."""
+    transform = T.Compose([T.Resize(size, **resize), T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)])
+    return transform(PIL.Image.open(path).convert("RGB"))
+
+
+@pytest.mark.parametrize("photo", PHOTO_FILES)
+@pytest.mark.parametrize("model, size", [("resnet50.tv_in1k", 224), ("tf_efficientnet_b4.aa_in1k", 380)])
+def test_paper_protocol_gives_exactly_the_authors_tensor(photo, model, size):
+    preprocessing = preprocess.resolve_preprocessing(pretrained(model), "paper")
+    expected = authors_tensor(PHOTOS / photo, size)
+    assert torch.equal(harness_tensor(PHOTOS / photo, preprocessing), expected)
+    with PIL.Image.open(PHOTOS / photo) as image:
+        assert torch.equal(preprocess.model_input(image.convert("RGB"), preprocessing), expected)
+
+
+def test_paper_protocol_is_the_authors_geometry_for_the_five_paper_models():
+    sizes = {name: preprocess.resolve_preprocessing(pretrained(name))["input_size"][1] for name in PAPER_MODELS}
+    assert sizes == dict(zip(PAPER_MODELS, (224, 224, 224, 380, 600)))
+    for name in PAPER_MODELS:
+        preprocessing = preprocess.resolve_preprocessing(pretrained(name))
+        assert list(preprocessing) == KEYS
+        assert preprocessing | {"input_size": None, "resize": None} == {
+            "protocol": "paper", "custom": False, "input_size": None, "resize": None, "crop_pct": 1.0,
+            "crop_mode": "center", "interpolation": "bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+        assert preprocessing["resize"] == preprocessing["input_size"][1]  # no 0.875 crop
+
+
+def test_paper_protocol_at_600_pixels_is_the_authors_tensor():
+    preprocessing = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b7.aa_in1k"))
+    expected = authors_tensor(PHOTOS / "chelsea.png", 600)
+    assert torch.equal(harness_tensor(PHOTOS / "chelsea.png", preprocessing), expected)
+
+
+@pytest.mark.parametrize("model", ["resnet50.tv_in1k", "mobilenetv3_large_100.ra_in1k", "tf_efficientnet_b4.aa_in1k"])
+def test_timm_protocol_reproduces_timms_transform(model):
+    stand_in = pretrained(model)
+    data_config = timm.data.resolve_data_config(model=stand_in)
+    preprocessing = preprocess.resolve_preprocessing(stand_in, "timm")
+    assert {key: preprocessing[key] for key in ("crop_pct", "crop_mode", "interpolation")} == {
+        key: data_config[key] for key in ("crop_pct", "crop_mode", "interpolation")}
+    assert preprocessing["input_size"] == list(data_config["input_size"]) and not preprocessing["custom"]
+    with PIL.Image.open(PHOTOS / "rocket.jpg") as image:
+        expected = timm.data.create_transform(**data_config)(image.convert("RGB"))
+    assert torch.equal(harness_tensor(PHOTOS / "rocket.jpg", preprocessing), expected)
+
+
+def test_timm_protocol_records_its_resize_then_crop():
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "timm")
+    assert (preprocessing["resize"], preprocessing["input_size"]) == (256, [3, 224, 224])
+    assert runfolder.preprocessing_summary(preprocessing) == "timm: 256→224 bilinear"
+    b4 = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "timm")
+    assert runfolder.preprocessing_summary(b4) == "timm: 412→380 bicubic"
+    paper = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "paper")
+    assert runfolder.preprocessing_summary(paper) == "paper: 380→380 bilinear"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"img_size": 300}, {"input_size": [3, 300, 300], "resize": 300}),
+    ({"crop_pct": 0.875}, {"resize": 256, "crop_pct": 0.875}),
+    ({"interpolation": "bicubic"}, {"interpolation": "bicubic"}),
+    ({"crop_mode": "squash"}, {"crop_mode": "squash"}),
+    ({"mean": [0.5], "std": [0.25, 0.5, 0.75]}, {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.75]}),
+])
+def test_each_override_changes_its_own_key_only(overrides, expected):
+    model = pretrained("resnet50.tv_in1k")
+    plain = preprocess.resolve_preprocessing(model, "paper")
+    changed = preprocess.resolve_preprocessing(model, "paper", **overrides)
+    assert changed == plain | expected | {"custom": True}
+
+
+@pytest.mark.parametrize("overrides, resize, size, normalize", [
+    ({"img_size": 300}, 300, 300, {}),
+    ({"crop_pct": 0.875}, 256, 224, {}),
+    ({"interpolation": "bicubic"}, 224, 224, {}),
+    ({"mean": [0.5], "std": [0.25]}, 224, 224, {"mean": [0.5] * 3, "std": [0.25] * 3}),
+])
+def test_overrides_change_the_tensor_as_torchvision_would(overrides, resize, size, normalize):
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides)
+    interpolation = T.InterpolationMode(overrides.get("interpolation", "bilinear"))
+    transform = T.Compose([T.Resize(resize, interpolation=interpolation), T.CenterCrop(size), T.ToTensor(),
+                           T.Normalize(normalize.get("mean", IMAGENET_MEAN), normalize.get("std", IMAGENET_STD))])
+    with PIL.Image.open(PHOTOS / "chelsea.png") as image:
+        expected = transform(image.convert("RGB"))
+    assert torch.equal(harness_tensor(PHOTOS / "chelsea.png", preprocessing), expected)
+
+
+def test_squash_resizes_both_sides_and_loses_the_aspect():
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", crop_mode="squash")
+    transform = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    with PIL.Image.open(PHOTOS / "rocket.jpg") as image:
+        assert torch.equal(harness_tensor(PHOTOS / "rocket.jpg", preprocessing), transform(image.convert("RGB")))
+
+
+def test_overrides_apply_on_top_of_the_timm_protocol_as_in_timms_validate():
+    stand_in = pretrained("mobilenetv3_large_100.ra_in1k")
+    overrides = {"img_size": 256, "crop_pct": 0.95}
+    preprocessing = preprocess.resolve_preprocessing(stand_in, "timm", **overrides)
+    validate = timm.data.resolve_data_config(args=overrides, model=stand_in)
+    assert preprocessing["input_size"] == list(validate["input_size"]) == [3, 256, 256]
+    assert (preprocessing["crop_pct"], preprocessing["interpolation"]) == (0.95, "bicubic")
+    with PIL.Image.open(PHOTOS / "rocket.jpg") as image:
+        expected = timm.data.create_transform(**validate)(image.convert("RGB"))
+    assert torch.equal(harness_tensor(PHOTOS / "rocket.jpg", preprocessing), expected)
+
+
+def test_an_undecodable_image_is_a_zero_uint8_tensor_of_the_input_size():
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"))
+    features = datasets.Features({"image": datasets.Image()})
+    broken = io.BytesIO(b"\xff\xd8\xff\xe0 this is no JPEG").getvalue()
+    dataset = datasets.Dataset.from_dict({"image": [{"bytes": broken, "path": None}]}, features=features)
+    _, image, ok = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0],
+                               preprocessing["input_size"])[0]
+    assert not ok and image.dtype == torch.uint8 and image.shape == (3, 224, 224) and not image.any()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"img_size": 0}, "--img-size must be a positive number of pixels, got 0"),
+    ({"crop_pct": 0.0}, r"--crop-pct must be a positive fraction \(crop size / resize size, e.g. 0.875\), got 0.0"),
+    ({"crop_mode": "middle"}, r"--crop-mode must be one of \['center', 'squash', 'border'\], got 'middle'"),
+    ({"interpolation": "cubic"}, "--interpolation must be one of .*, got 'cubic'"),
+    ({"mean": [0.5, 0.5]}, r"--mean takes 1 value \(for every channel\) or 3 \(R G B\), got 2: \[0.5, 0.5\]"),
+    ({"std": [0.0]}, r"--std must be positive, got \[0.0\]"),
+])
+def test_bad_overrides_are_named_with_the_offending_value(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides)
+
+
+def test_unknown_protocol_is_refused():
+    with pytest.raises(ValueError, match=r"--preprocess must be one of \['paper', 'timm'\], got 'tf'"):
+        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "tf")
