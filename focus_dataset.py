@@ -416,7 +416,16 @@ def load_focus(
             # A damaged shard is named here, not deep inside datasets' generation.
             from focus_tools.parquet import converted_shards, open_shard
 
-            for shard in converted_shards(Path(path)):
+            shards = converted_shards(Path(path))
+            if not shards:
+                # datasets would read whatever Parquet, JSON or CSV files the folder holds (a run
+                # folder's predictions, say) as if they were FOCUS.
+                found = "a focus-eval run folder" if (Path(path) / "run.json").is_file() else "no FOCUS dataset"
+                raise FocusDataError(
+                    f"{path}: {found}: it holds no data/*.parquet shards and no {ANNOTATIONS_DB}. Pass a folder "
+                    f"written by `focus-dataset convert`, the release folder or focus.zip, or a Hub dataset id"
+                )
+            for shard in shards:
                 open_shard(shard)
         dataset = datasets.load_dataset(str(path), split="test", cache_dir=cache_dir)
     return filter_focus(dataset, categories=categories, times=times, weathers=weathers,

@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, set_seed
 
-from harness import models, preprocess
-from harness.runfolder import read_json
-from harness.data import open_focus
+from harness import labels, models, preprocess, runfolder
+from harness.runfolder import CONFIG_FILE, RUN_FILE, model_dir, read_json
+from harness.data import SUBSETS, open_focus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,27 +35,49 @@ LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     data = parser.add_argument_group("dataset")
-    data.add_argument("--data", required=True,
-                      help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip")
-    data.add_argument("--limit", type=int, help="use the first N images (by file_name) only")
+    data.add_argument("--data",
+                      help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip "
+                           "(with --run: the run's, by default)")
+    data.add_argument("--limit", type=int, metavar="N", help="evaluate N images only, chosen by --subset")
+    data.add_argument("--subset", choices=SUBSETS, default="first",
+                      help="which --limit images: the first by file_name (class-skewed: the first ones are all "
+                           "birds), random ones, or stratified (each class's share kept), random ones drawn with "
+                           "--seed")
     data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only")
     data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only")
     data.add_argument("--weathers", nargs="+", metavar="WEATHER", help="keep these weathers only")
     data.add_argument("--locations", nargs="+", metavar="LOCATION", help="keep images with these locations")
-    data.add_argument("--locations-match", choices=("any", "all"), default="any")
+    data.add_argument("--locations-match", choices=("any", "all"), default="any",
+                      help="with --locations: keep images with any of them, or with all of them")
     data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people")
     data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion")
     return data
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    model = parser.add_argument_group("models")
-    model.add_argument("--models", nargs="+", required=True, metavar="NAME",
-                       help="timm model names; 'paper' = the paper's five models")
+    model = parser.add_argument_group(
+        "models", "a model is a spec (see harness/models/specs.py): a timm name (resnet50.tv_in1k, 'convnext_*'), "
+                  "hf-hub:ORG/NAME, local-dir:PATH, torchvision:NAME[/WEIGHTS], open_clip:ARCH/TAG or "
+                  "open_clip:hf-hub:ORG/NAME, transformers:ORG/NAME or transformers:PATH; 'paper' = the paper's five")
+    model.add_argument("--models", nargs="+", default=[], metavar="SPEC", help="the models to evaluate")
+    model.add_argument("--models-file", metavar="FILE",
+                       help="more model specs, one per line ('#' starts a comment)")
+    model.add_argument("--pretrained-only", action="store_true",
+                       help="a timm wildcard ('convnext_*') expands to every pretrained tag it matches")
     model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
-                       help="weights file for a model (.pth/.safetensors, timm or EfficientNet-PyTorch names)")
-    model.add_argument("--random-init", action="store_true",
-                       help="random weights (tests and throughput only: results are meaningless)")
+                       help="weights for a model: a .pth/.safetensors file (timm or EfficientNet-PyTorch names) or a "
+                            "folder saved by timm.models.save_for_hf")
+    model.add_argument("--random-init", nargs="*", metavar="MODEL",
+                       help="random weights for these models, or for every model when none is named (tests and "
+                            "throughput only: results are meaningless)")
+    model.add_argument("--label-space", choices=labels.LABEL_SPACES,
+                       help="'imagenet': a 1000-way ImageNet-1k head, mapped to FOCUS; 'focus': a 10-way head in "
+                            "FOCUS's class order (a checkpoint fine-tuned on FOCUS). Default: the model's own "
+                            "(imagenet for timm and torchvision models, focus for CLIP, from the labels for "
+                            "transformers)")
+    model.add_argument("--prompts", metavar="FILE",
+                       help="prompt templates for CLIP models, one per line with {} for the class name (default: "
+                            "CLIP's 80 ImageNet templates)")
     return model
 
 
@@ -63,10 +85,12 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._Ar
     group = parser.add_argument_group(
         "preprocessing", "how an image becomes the model's input; the overrides (as in timm's validate.py) apply "
                          "on top of either protocol")
-    group.add_argument("--preprocess", choices=preprocess.PROTOCOLS, default="paper",
+    group.add_argument("--preprocess", choices=preprocess.PROTOCOLS,
                        help="'paper': the authors' protocol: shorter side resized to the model's input size s "
-                            "(bilinear), center crop s, the model's mean/std; 'timm': the model's timm data config "
-                            "(e.g. 256->224 bicubic)")
+                            "(bilinear), center crop s, the model's mean/std; 'timm': the model's own config (timm's "
+                            "data config, e.g. 256->224 bicubic; torchvision's weights' transforms; a CLIP or "
+                            "transformers model's own). Default: paper for timm and torchvision models, the model's "
+                            "own for CLIP and transformers")
     group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (None: the model's)")
     group.add_argument("--crop-pct", type=float, metavar="FRACTION",
                        help="crop size / resize size (None: 1.0 with paper, the model's with timm)")
@@ -95,17 +119,21 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int = 64,
     runtime.add_argument("--batch-size", type=int, default=batch_size, help="images per batch per process")
     if workers:
         runtime.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
-    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                         help="numeric precision of the forward pass (bf16/fp16: autocast mixed precision)")
     runtime.add_argument("--cpu", action="store_true", help="run on the CPU even where a GPU is available")
     return runtime
 
 
-def open_dataset(args: argparse.Namespace) -> datasets.Dataset:
-    """The dataset named by the data options (see add_data_arguments)."""
+def open_dataset(args: argparse.Namespace) -> tuple[datasets.Dataset, dict | None]:
+    """The dataset named by the data options (see add_data_arguments), and its --limit subset (or None)."""
+    if not args.data:
+        raise ValueError("--data: name the dataset (a folder written by focus-dataset convert, the release folder "
+                         "or focus.zip, or a Hub dataset id)")
     return open_focus(
-        args.data, limit=args.limit, cache_dir=args.cache_dir, categories=args.categories, times=args.times,
-        weathers=args.weathers, locations=args.locations, locations_match=args.locations_match,
-        humans=None if args.humans is None else args.humans == "yes",
+        args.data, limit=args.limit, subset=args.subset, seed=args.seed, cache_dir=args.cache_dir,
+        categories=args.categories, times=args.times, weathers=args.weathers, locations=args.locations,
+        locations_match=args.locations_match, humans=None if args.humans is None else args.humans == "yes",
     )
 
 
@@ -123,12 +151,94 @@ def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str
 
 
 def check_models(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The model names of --models (presets expanded, each checked) and their --checkpoint files."""
-    names = models.expand_model_names(args.models)
-    with_checkpoint = {item.partition("=")[0] for item in args.checkpoint}
+    """The specs of --models and --models-file (presets and wildcards expanded, each checked) and their
+    --checkpoint files; the names given to --random-init must be among them."""
+    given = [*args.models, *(models.read_models_file(args.models_file) if args.models_file else [])]
+    if not given:
+        raise ValueError("no model to evaluate: name them with --models SPEC ... or --models-file FILE")
+    names = models.expand_specs(given, pretrained_only=args.pretrained_only)
+    unknown = [name for name in args.random_init or () if name not in names]
+    if unknown:
+        raise ValueError(f"--random-init {unknown}: not among the models {names}")
+    checkpoints = parse_checkpoints(args.checkpoint, names)
     for name in names:
-        models.check_model_name(name, pretrained=not args.random_init and name not in with_checkpoint)
-    return names, parse_checkpoints(args.checkpoint, names)
+        models.check_model_name(name, pretrained=not random_init(args, name) and name not in checkpoints)
+    return names, checkpoints
+
+
+def models_of_run(args: argparse.Namespace) -> tuple[list[str], dict[str, str], dict[str, dict]]:
+    """With --run RUN: the models to analyse (--models among the run's, else all of them), their --checkpoint
+    files, and each one's config.json, which says which weights and preprocessing the run used.
+
+    --data defaults to the run's dataset. A model the run did not finish is named.
+    """
+    run_dir = Path(args.run)
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise ValueError(f"--run {run_dir}: no {RUN_FILE}; pass a run folder written by focus-eval")
+    run_info = read_json(run_file)
+    names = models.expand_specs([*args.models, *(models.read_models_file(args.models_file) if args.models_file
+                                                 else [])]) or run_info.get("models", [])
+    configs = {}
+    for name in names:
+        config_file = model_dir(run_dir, name) / CONFIG_FILE
+        if not config_file.is_file():
+            raise ValueError(f"--run {run_dir}: no {CONFIG_FILE} for {name!r}; the run evaluated "
+                             f"{run_info.get('models', [])}")
+        configs[name] = read_json(config_file)
+    if args.data is None:
+        args.data = run_info.get("data")
+    return names, parse_checkpoints(args.checkpoint, names), configs
+
+
+def random_init(args: argparse.Namespace, name: str) -> bool:
+    """Whether --random-init applies to this model (given alone, it applies to every model)."""
+    return args.random_init is not None and (not args.random_init or name in args.random_init)
+
+
+def prepare_model(name: str, args: argparse.Namespace, checkpoint: str | None, overrides: dict,
+                  run_config: dict | None = None) -> tuple[torch.nn.Module, dict, dict]:
+    """A model of the command line, in eval mode, with where its weights came from and its preprocessing.
+
+    Random weights are drawn after seeding with --seed, so every process (and every run with that
+    seed) builds the same ones; info["init_seed"] records it. With `run_config` (a focus-eval run's
+    config.json for this model), the model gets the run's weights (its checkpoint, or its random
+    weights from its seed), label space and preprocessing, and weights that differ from the run's are
+    refused: they would explain predictions they did not make.
+    """
+    randomly, seed, label_space = random_init(args, name), args.seed, args.label_space
+    if run_config is not None:
+        ran_random = run_config.get("weights") == "random-init"
+        if randomly and not ran_random:
+            raise ValueError(f"--random-init {name}: the run evaluated {name} with trained weights "
+                             f"({run_config.get('weights')}); random weights would explain predictions they did not "
+                             f"make. Drop --random-init to use the run's weights.")
+        randomly, seed = ran_random, run_config.get("init_seed", args.seed)
+        label_space = run_config.get("label_space", label_space)
+        recorded = str(run_config.get("weights") or "")
+        if checkpoint is None and recorded.startswith("checkpoint:"):
+            checkpoint = recorded.removeprefix("checkpoint:")
+        if ran_random and seed is None:
+            raise ValueError(f"the run evaluated {name} with random weights but did not record their seed; rerun "
+                             f"focus-eval (it records init_seed), or name the images with --images")
+    if randomly:
+        set_seed(seed)
+    model, info = models.create_model(name, checkpoint=checkpoint, random_init=randomly, label_space=label_space,
+                                      prompts=args.prompts)
+    info["init_seed"] = seed if randomly else None
+    if run_config is not None:
+        if run_config.get("sha256") not in (None, info["sha256"]):
+            raise ValueError(f"{name}: these weights ({info['weights']}, sha256 {str(info['sha256'])[:12]}) are not "
+                             f"the ones the run used ({run_config.get('weights')}, sha256 "
+                             f"{run_config['sha256'][:12]}); drop --checkpoint to use the run's")
+        if run_config.get("preprocessing"):
+            if args.preprocess or overrides:
+                raise ValueError(f"--run {args.run}: the run's preprocessing applies to {name} "
+                                 f"({runfolder.preprocessing_summary(run_config['preprocessing'])}); drop "
+                                 f"--preprocess and its overrides")
+            return model, info, run_config["preprocessing"]
+    protocol = args.preprocess or preprocess.DEFAULT_PROTOCOL[info["source"]]
+    return model, info, preprocess.resolve_preprocessing(info["data_config"], protocol, **overrides)
 
 
 def accelerator_available() -> bool:

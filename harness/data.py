@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import datasets
+import numpy as np
 import PIL.Image
 import PIL.ImageFile
 import torch
@@ -21,27 +22,66 @@ logger = logging.getLogger(__name__)
 PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 
+SUBSETS = ("first", "random", "stratified")
+
+
+def subset_rows(labels: np.ndarray, limit: int, how: str = "first", seed: int = 0) -> np.ndarray:
+    """The rows (ascending) of a `limit`-image subset: the first ones, random ones, or per class in proportion.
+
+    "first" takes the first rows in file_name order, which makes a class-skewed subset (the first 20 of
+    FOCUS are all birds); "random" draws rows uniformly; "stratified" keeps each class's share (largest
+    remainders), drawn at random within the class. Random draws follow `seed`.
+
+    >>> labels = np.array([0] * 6 + [1] * 3 + [2])
+    >>> subset_rows(labels, 4).tolist(), np.bincount(labels[subset_rows(labels, 5, "stratified")]).tolist()
+    ([0, 1, 2, 3], [3, 2])
+    """
+    if how not in SUBSETS:
+        raise ValueError(f"--subset must be one of {list(SUBSETS)}, got {how!r}")
+    if limit >= labels.size:
+        return np.arange(labels.size)
+    if how == "first":
+        return np.arange(limit)
+    rng = np.random.default_rng(seed)
+    if how == "random":
+        return np.sort(rng.choice(labels.size, size=limit, replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = counts * limit / labels.size
+    take = np.floor(quotas).astype(int)
+    remainders = np.argsort(-(quotas - take), kind="stable")[: limit - take.sum()]
+    take[remainders] += 1
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
 def open_focus(
     data: str | Path,
     *,
     limit: int | None = None,
+    subset: str = "first",
+    seed: int = 0,
     cache_dir: str | None = None,
     **filters: Any,
-) -> datasets.Dataset:
+) -> tuple[datasets.Dataset, dict[str, Any] | None]:
     """FOCUS from a converted folder, a Hub repo id, or a raw release (converted on the fly), filtered.
 
     `filters` are focus_dataset.filter_focus's (categories, times, weathers, locations,
-    locations_match, humans); `limit` keeps the first N images in file_name order.
+    locations_match, humans); `limit` keeps `limit` images chosen by `subset` (see subset_rows).
+    Returns the dataset and what the subset was (None without a limit), for the run's records.
     """
     dataset = focus_dataset.load_focus(data, cache_dir=cache_dir, **filters)
+    chosen = None
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be a positive number of images, got {limit}")
-        dataset = dataset.select(range(min(limit, dataset.num_rows)))
+        labels = np.asarray(dataset.with_format("arrow", columns=["label"])[:]["label"])
+        dataset = dataset.select(subset_rows(labels, limit, subset, seed))
+        chosen = {"how": subset, "limit": limit, "seed": None if subset == "first" else seed,
+                  "num_images": dataset.num_rows}
     if dataset.num_rows == 0:
         active = {k: v for k, v in filters.items() if v is not None and k != "locations_match"}
         raise ValueError(f"{data}: no image is left after filtering with {active}; loosen the filters")
-    return dataset
+    return dataset, chosen
 
 
 def decode_image(data: bytes | None) -> PIL.Image.Image:

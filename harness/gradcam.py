@@ -53,7 +53,6 @@ import pyarrow.compute as pc
 import timm.layers
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
 from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
@@ -62,6 +61,8 @@ from torch import nn
 
 import focus_dataset
 from harness import cli, labels, models, passes, preprocess, runfolder
+from harness.models.adapters import LinearHeadClassifier
+from harness.models.open_clip_models import ZeroShotClassifier
 from harness.data import decode_error, decode_image
 from harness.cli import (
     add_data_arguments,
@@ -87,6 +88,9 @@ TARGET_LAYER_CANDIDATES = (
     ("stages", "ConvNeXt and other staged models: the last stage"),
     ("blocks", "MobileNet-v3 and other block lists: the last block"),
 )
+# Where harness.models' adapters keep the network they wrap: a torchvision or transformers classifier
+# (LinearHeadClassifier.model), a CLIP image tower (ZeroShotClassifier.visual).
+WRAPPED_NETWORKS = ((LinearHeadClassifier, "model"), (ZeroShotClassifier, "visual"))
 # Guided backpropagation lets only positive gradients through each activation. pytorch_grad_cam's
 # GuidedBackpropReLUModel does so for nn.ReLU; these are wrapped to get the same rule, so that
 # EfficientNet-Lite (ReLU6), EfficientNet (SiLU) and MobileNet-v3 (Hardswish) get guided maps too.
@@ -106,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     images = parser.add_argument_group("images")
     source = images.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="RUN_DIR",
-                        help="take the misclassified images with an uncommon attribute from this run's predictions")
+                        help="take the misclassified images with an uncommon attribute from this run's predictions, "
+                             "and each model's weights and preprocessing (and by default the models and --data) "
+                             "from the run")
     source.add_argument("--images", nargs="+", metavar="FILE_NAME", help="these images (file names as in the dataset)")
     images.add_argument("--max-images", type=int, default=16, help="at most this many images per model")
     images.add_argument("--target-layer", metavar="MODULE",
@@ -187,6 +193,11 @@ def find_target_layer(model: nn.Module, name: str | None = None) -> tuple[str, n
     >>> import timm
     >>> [find_target_layer(timm.create_model(name))[0] for name in ("test_resnet", "test_efficientnet")]
     ['layer4', 'bn2']
+    >>> from harness import models
+    >>> find_target_layer(models.create_model("torchvision:resnet18", random_init=True)[0])[0]
+    'model.layer4'
+    >>> find_target_layer(models.create_model("torchvision:mobilenet_v3_small", random_init=True)[0])[0]
+    'model.features'
     """
     if name is not None:
         try:
@@ -199,20 +210,25 @@ def find_target_layer(model: nn.Module, name: str | None = None) -> tuple[str, n
                 f"{close or '(none)'}; top-level modules: {[n for n, _ in model.named_children()]}. "
                 f"Give a dotted path as in model.named_modules(), e.g. 'layer4' or 'blocks.5'."
             ) from None
+    # A model from another library sits inside an adapter: search the network it wraps.
+    prefix, network = next(((f"{attribute}.", getattr(model, attribute)) for kind, attribute in WRAPPED_NETWORKS
+                            if isinstance(model, kind)), ("", model))
     for attribute, _ in TARGET_LAYER_CANDIDATES:
-        if attribute == "bn2" and not hasattr(model, "conv_head"):
+        if attribute == "bn2" and not hasattr(network, "conv_head"):
             continue
-        if isinstance(getattr(model, attribute, None), nn.Module):
-            return attribute, getattr(model, attribute)
-    feature_info = getattr(model, "feature_info", None)
-    if feature_info:
+        if isinstance(getattr(network, attribute, None), nn.Module):
+            return prefix + attribute, getattr(network, attribute)
+    feature_info = getattr(network, "feature_info", None)
+    if feature_info and isinstance(feature_info[-1], dict):
         name = feature_info[-1]["module"]
-        return name, model.get_submodule(name)
-    with_convolution = [(n, m) for n, m in model.named_children()
+        return prefix + name, network.get_submodule(name)
+    with_convolution = [(n, m) for n, m in network.named_children()
                         if any(isinstance(sub, nn.Conv2d) for sub in m.modules())]
     if not with_convolution:
-        raise ValueError(f"{type(model).__name__} has no convolutional layer to explain; name one with --target-layer.")
-    return with_convolution[-1]
+        raise ValueError(f"{type(network).__name__} has no convolutional layer to explain; name one with "
+                         f"--target-layer.")
+    name, layer = with_convolution[-1]
+    return prefix + name, layer
 
 
 class GuidedActivation(nn.Module):
@@ -298,7 +314,10 @@ def read_image(images: datasets.Dataset, annotations: pa.Table, row: int) -> PIL
 def image_record(annotation: dict[str, Any], rank: int, target: int, probability: float, cam: np.ndarray,
                  names: list[str]) -> dict[str, Any]:
     """What a panel shows, for gradcam.json: the image's classes, the prediction, the map's size and peak."""
-    focus_id = int(labels.imagenet_to_focus_index()[target]) if len(names) == labels.NUM_IMAGENET_CLASSES else -1
+    if len(names) == labels.NUM_IMAGENET_CLASSES:
+        focus_id = int(labels.imagenet_to_focus_index()[target])
+    else:  # a head in FOCUS's own label space (a CLIP zero-shot head, a head fine-tuned on FOCUS)
+        focus_id = target if len(names) == len(focus_dataset.CLASS_NAMES) else -1
     return {
         "file_name": annotation["file_name"], "true_class": focus_dataset.CLASS_NAMES[annotation["label"]],
         "partition": focus_dataset.PARTITION_NAMES[annotation["partition"]],
@@ -421,7 +440,7 @@ def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int],
 
 def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
                   checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
-                  output: Path) -> Path | None:
+                  output: Path, run_config: dict[str, Any] | None = None) -> Path | None:
     """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there."""
     if args.run:
         file_names = failures_from_run(Path(args.run), name, args.max_images)
@@ -430,19 +449,12 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
         file_names = args.images[:args.max_images]
         source = "named on the command line"
     rows = list(dict.fromkeys(find_rows(annotations, file_names)))  # an image named twice gets one panel
-    set_seed(args.seed)  # the same random weights in every process
-    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
-    run_config = runfolder.model_dir(args.run, name) / runfolder.CONFIG_FILE if args.run else None
-    if run_config is not None and run_config.is_file():
-        previous = runfolder.read_json(run_config)  # on every process: a bad file stops them all alike
-        if (accelerator.is_main_process and info["sha256"] is not None
-                and previous.get("sha256") not in (None, info["sha256"])):
-            logger.warning("%s: the weights differ from those of the run's predictions (%s); the maps explain "
-                           "this model's own predictions", name, previous.get("weights"))
+    # The run's weights and preprocessing when the images come from it (built on every process alike).
+    model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
+        name, args, checkpoint, overrides, run_config))
     layer_name, layer = find_target_layer(model, args.target_layer)
     model = model.to(accelerator.device)
     guided = guided_model(model)
-    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
 
     def start() -> None:
@@ -461,7 +473,7 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
 
     def finish() -> Path:
         records = result.rows.to_pylist()
-        header = {"model": info["model"], "weights": info["weights"], "random_init": args.random_init,
+        header = {"model": info["model"], "weights": info["weights"], "random_init": info["weights"] == "random-init",
                   "target_layer": layer_name, "aug_smooth": args.aug_smooth,
                   "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
                   "precision": args.precision, "date": now()}
@@ -482,17 +494,17 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     try:
         if args.max_images < 1:
             raise ValueError(f"--max-images must be a positive number of images, got {args.max_images}")
-        names, checkpoints = check_models(args)
+        names, checkpoints, configs = cli.models_of_run(args) if args.run else (*check_models(args), {})
         overrides = cli.preprocessing_overrides(args)
-        dataset = open_dataset(args)
-    except (ValueError, OSError) as err:
+        dataset, _ = open_dataset(args)
+    except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
     for name in names:
         try:
             index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,
-                                  output)
+                                  output, configs.get(name))
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

@@ -139,11 +139,14 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 
 def class_names(num_classes: int) -> list[str]:
-    """Return a name per output of a classifier head: ImageNet-1k names for 1000 classes, else 'class i'.
+    """Return a name per output of a classifier head: ImageNet-1k names for 1000 classes, the FOCUS classes for
+    a head in the "focus" label space (10), else 'class i'.
 
-    >>> class_names(1000)[282], class_names(3)
-    ('tiger cat', ['class 0', 'class 1', 'class 2'])
+    >>> class_names(1000)[282], class_names(10)[2], class_names(3)
+    ('tiger cat', 'plane', ['class 0', 'class 1', 'class 2'])
     """
     if num_classes == NUM_IMAGENET_CLASSES:
         return list(imagenet_class_names())
+    if num_classes == len(CLASS_NAMES):
+        return list(CLASS_NAMES)
     return [f"class {i}" for i in range(num_classes)]

@@ -8,6 +8,11 @@ stands in for each is the business of harness/models.py.
 
 from __future__ import annotations
 
+from focus_dataset import PUBLISHED_VERSIONS
+
+# The version of FOCUS (its number of images) that Tables 3 and 4 were measured on: 23,902.
+MEASURED_ON = next(images for images, version in PUBLISHED_VERSIONS.items() if version["tables_3_and_4"])
+
 MODEL_NAMES: tuple[str, ...] = (
     "ResNet50",
     "Wide-ResNet50-2",

@@ -6,10 +6,14 @@ Two protocols, with timm validate.py's overrides on top of either (`--img-size`,
 - ``paper``: how the authors evaluated every model (their public evaluation code): the image
   converted to RGB, torchvision ``Resize(s)`` (shorter side to s, bilinear, antialiased, on the PIL
   image), ``CenterCrop(s)``, ``ToTensor``, ``Normalize(mean, std)``, with no 0.875 crop. s is the
-  model's input size and mean/std its own, both from its timm pretrained config (224 and ImageNet's
+  model's input size and mean/std its own, both from its own preprocessing config (224 and ImageNet's
   mean/std for ResNet50, Wide-ResNet50-2 and MobileNet-v3-large; 380 and 600 for EfficientNet-b4
-  and -b7), so the paper's five models get exactly the authors' tensors.
-- ``timm``: the model's timm data config (``resolve_data_config``), e.g. 256→224 bicubic.
+  and -b7), so the paper's five models get exactly the authors' tensors. The default for ImageNet
+  classifiers (timm, torchvision).
+- ``timm``: the model's own preprocessing config, in timm's data-config terms: timm's
+  ``resolve_data_config`` for a timm model (e.g. 256→224 bicubic), the weights' own transforms for
+  torchvision, the preprocess config of a CLIP model, a transformers image processor. The default
+  for CLIP zero-shot and transformers classifiers, which are evaluated as their authors preprocess.
 
 The resolved preprocessing is one dict (keys in harness/runfolder.py), recorded in config.json. The
 tensor is made in two halves that the harness keeps apart:
@@ -31,9 +35,10 @@ from typing import Any
 import PIL.Image
 import timm.data
 import torch
-from torch import nn
 
 PROTOCOLS = ("paper", "timm")
+# The protocol a model gets when --preprocess is not given, by the library it comes from.
+DEFAULT_PROTOCOL = {"timm": "paper", "torchvision": "paper", "open_clip": "timm", "transformers": "timm"}
 CROP_MODES = ("center", "squash", "border")  # timm's eval crop modes
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")  # timm's names for PIL's filters
 # The authors' geometry; the input size, mean and std stay the model's own.
@@ -63,18 +68,27 @@ def check_overrides(overrides: dict[str, Any]) -> None:
         raise ValueError(f"--std must be positive, got {overrides['std']}")
 
 
-def resolve_preprocessing(model: nn.Module, protocol: str = "paper", **overrides: Any) -> dict[str, Any]:
-    """The preprocessing of `model` under `protocol`, overrides applied as timm's validate.py does.
+def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", **overrides: Any) -> dict[str, Any]:
+    """A model's preprocessing under `protocol`, overrides applied as timm's validate.py does.
 
-    `overrides` are OVERRIDES' keys; None means not given. Returns the dict recorded in config.json:
-    protocol, custom (any override given), input_size [3, H, W], resize (see resize_size), crop_pct,
-    crop_mode, interpolation, mean, std.
+    `data_config` is the model's own preprocessing in timm's data-config terms (input_size,
+    interpolation, mean, std, crop_pct, crop_mode): harness.models' info["data_config"], which for a
+    timm model is ``timm.data.resolve_data_config(model=model)``. `overrides` are OVERRIDES' keys;
+    None means not given. Returns the dict recorded in config.json: protocol, custom (any override
+    given), input_size [3, H, W], resize (see resize_size), crop_pct, crop_mode, interpolation, mean,
+    std.
+
+    >>> own = {"input_size": (3, 224, 224), "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3,
+    ...        "crop_pct": 0.875, "crop_mode": "center"}
+    >>> paper = resolve_preprocessing(own, "paper")
+    >>> paper["resize"], paper["interpolation"], paper["mean"], resolve_preprocessing(own, "timm")["resize"]
+    (224, 'bilinear', [0.5, 0.5, 0.5], 256)
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"--preprocess must be one of {list(PROTOCOLS)}, got {protocol!r}")
     overrides = {key: value for key, value in overrides.items() if value is not None}
     check_overrides(overrides)
-    config = timm.data.resolve_data_config(model=model)
+    config = dict(data_config)
     if protocol == "paper":
         config |= PAPER_GEOMETRY
     # timm's own resolution, the model's config standing in for its pretrained config: the overrides

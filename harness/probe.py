@@ -51,7 +51,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.linear_model import LogisticRegression
@@ -115,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("--seed", type=int, default=0, help="seed of the sampling and splits (and of --random-init)")
 
     output = parser.add_argument_group("output")
-    output.add_argument("--output", default="runs/focus", help="the run folder")
+    output.add_argument("--run", metavar="RUN_DIR",
+                        help="a focus-eval run: probe its models (or those of --models) with the weights and "
+                             "preprocessing it used, on its data unless --data says otherwise")
+    output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
     output.add_argument("--no-resume", action="store_true", help="discard cached features and recompute them")
     output.add_argument("--save-every", type=int, default=1024, help="images per features part file")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -182,7 +184,7 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
     """Penultimate features of every decodable image (file_name order), from the cache when it matches."""
     config = {
         "model": info["model"], "weights": info["weights"], "sha256": sha256,
-        "random_init": args.random_init, "pooling": POOLING, "dim": model.num_features,
+        "random_init": info["weights"] == "random-init", "pooling": POOLING, "dim": model.num_features,
         "preprocessing": preprocessing, "precision": args.precision, "dataset_fingerprint": fingerprint,
         "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
@@ -519,13 +521,13 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
 
 def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                 name: str, checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
-                pairs: list[tuple[str, str]] | None) -> Path | None:
+                pairs: list[tuple[str, str]] | None, run_config: dict[str, Any] | None = None) -> Path | None:
     """Features (all processes), then probes and their report (main process); the probes.md path there."""
     model_dir = runfolder.model_dir(args.output, name)
-    set_seed(args.seed)  # the same random weights in every process and every run
-    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init)
+    # Built on every process alike (random weights from --seed); with --run, the run's weights and preprocessing.
+    model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
+        name, args, checkpoint, overrides, run_config))
     sha256 = weights_sha256(model, info)
-    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
     table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, preprocessing,
                              args, model_dir)
     return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
@@ -543,7 +545,8 @@ def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model
                         location_presence(rows.column("locations").to_pylist()), min_images=args.min_images,
                         test_size=args.test_size, seed=args.seed, C=args.C, progress=not args.quiet)
     header = {"model": info["model"], "weights": info["weights"], "sha256": sha256,
-              "random_init": args.random_init, "dim": model.num_features, "num_images": table.num_rows,
+              "random_init": info["weights"] == "random-init", "dim": model.num_features,
+              "num_images": table.num_rows,
               "dataset_fingerprint": fingerprint, "min_images": args.min_images, "test_size": args.test_size,
               "C": args.C, "seed": args.seed, "top_k": args.top_k, "pairs": None if pairs is None else
               [f"{c}/{l}" for c, l in pairs], "locations": PROBE_LOCATIONS, "date": now()}
@@ -575,13 +578,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     """Probe every model of the command line; 0 on success, 2 on bad input."""
+    args.output = args.output or args.run or "runs/focus"
     try:
-        names, checkpoints = check_models(args)
+        names, checkpoints, configs = cli.models_of_run(args) if args.run else (*check_models(args), {})
         overrides = cli.preprocessing_overrides(args)
         pairs = parse_pairs(args.pairs)
         check_probe_options(args.min_images, args.test_size)
-        dataset = open_dataset(args)
-    except (ValueError, OSError) as err:
+        dataset, _ = open_dataset(args)
+    except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
@@ -589,7 +593,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
     for name in names:
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
-                                 overrides, pairs)
+                                 overrides, pairs, configs.get(name))
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

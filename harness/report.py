@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import matplotlib
 import numpy as np
@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 
 import focus_dataset
 from harness import paper
+from harness import results as results_table
 from harness.runfolder import (
     CONFIG_FILE,
     FAILED_FILE,
@@ -80,6 +81,11 @@ class ModelResult:
         return bool(self.config.get("random_init")) or self.weights == "random-init"
 
     @property
+    def row(self) -> dict[str, Any]:
+        """The model's row of the results table (harness.results)."""
+        return results_table.result_row(self.config | {"model": self.name}, self.metrics, self.n_failed)
+
+    @property
     def label(self) -> str:
         """The model's name in legends and titles, with random weights said plainly."""
         return f"{self.name} (random weights)" if self.random_init else self.name
@@ -114,9 +120,12 @@ def render_report(
     for result in results:
         if result.paper_name is not None:
             paper.published(result.paper_name)  # raises on a name the paper does not have
+    rows = results_table.sort_rows([result.row for result in results])
     sections = [
         f"# {title}",
         _header(results, run_info or {}),
+        "## Results\n\nOne row per model, best top-1 first (as in results.csv; accuracies and gaps in %, gaps "
+        "smaller is better).\n\n" + results_table.markdown_results(rows),
         "## Models\n\n" + _models_table(results),
         "## Table 3: generalization gaps (%)\n\n"
         "G_a = accuracy on images whose attribute a has a common value − accuracy where it is uncommon "
@@ -160,7 +169,7 @@ def _header(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
         lines.append(
             "Rows labelled *paper* give the published numbers (Kattakinda & Feizi, ICML 2022, Tables 3 and 4, "
             f"in percent as printed) for the model above them; the paper states the overall gap only for {stated}, "
-            "as A(P0) − A(P1 ∪ P2)."
+            "as A(P0) − A(P1 ∪ P2). " + _paper_version_note(run_info.get("version"))
         )
     failed = [f"`{result.name}` {result.n_failed}" for result in results if result.n_failed]
     if failed:
@@ -187,10 +196,35 @@ def _dataset_line(results: Sequence[ModelResult], run_info: dict[str, Any]) -> s
     if run_info.get("data"):
         line += f", from `{run_info['data']}`"
     line += "."
+    subset = run_info.get("subset")
+    if subset:
+        drawn = "" if subset["how"] == "first" else f", drawn with seed {subset['seed']}"
+        line += (f" A subset: --limit {subset['limit']} --subset {subset['how']} ({subset['how']} images by "
+                 f"file_name{drawn}).")
+    version = run_info.get("version")
+    if version:
+        line += (f" Closest published version of the release (by Table 1): the {version['version']:,}-image "
+                 f"version ({version['description']}); Table 1 differs from it in {version['table1_differences']} "
+                 f"cell(s), Table 2 in {version['table2_differences']}.")
     if len({value for value in fingerprints.values() if value is not None}) > 1:
         listed = ", ".join(f"`{name}` `{value}`" for name, value in fingerprints.items())
         line += f" **The models were scored on different data** ({listed}): their rows do not compare."
     return line
+
+
+def _paper_version_note(version: dict[str, Any] | None) -> str:
+    """Which data the paper's Tables 3 and 4 come from, and whether this run's data is that."""
+    measured = f"They were measured on the {paper.MEASURED_ON:,}-image version of FOCUS"
+    if version is None:
+        return measured + "; this run did not record which version its data is."
+    if version["version"] == paper.MEASURED_ON and not version["table1_differences"]:
+        return measured + ", which is this run's data: the rows compare."
+    if version["version"] == paper.MEASURED_ON:
+        return (measured + f"; this run's data is closest to it but differs in {version['table1_differences']} "
+                f"Table 1 cell(s) (a subset, a filter or another release): **the rows are a reference, not a "
+                f"like-for-like comparison.**")
+    return (measured + f"; this run's data is closest to the {version['version']:,}-image version: **the rows are a "
+            f"reference, not a like-for-like comparison.**")
 
 
 def _settings_line(results: Sequence[ModelResult]) -> str:
@@ -526,16 +560,44 @@ def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: 
     return path
 
 
+class WrittenReport(NamedTuple):
+    """What write_run_report wrote: report.md's path and text, and the results table as printed."""
+
+    path: Path
+    markdown: str
+    table: str
+
+
+def write_run_report(run_dir: str | Path) -> WrittenReport:
+    """A run folder's report.md, figures, results.csv and results.json, from what the folder holds."""
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    run_info = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else None
+    rows = results_table.sort_rows([result.row for result in results])
+    _write_text(run_dir / results_table.RESULTS_CSV, results_table.results_csv(rows))
+    _write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows))
+    path = write_report(run_dir, results, run_info)
+    return WrittenReport(path, path.read_text(), results_table.format_results(rows))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Written to a temporary name beside it, then renamed: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a FOCUS run folder's report.md and figures from its metrics.")
     parser.add_argument("run_dir", type=Path, help="a run folder written by harness/run.py")
     args = parser.parse_args(argv)
     try:
-        path = write_report(args.run_dir, load_results(args.run_dir))
+        written = write_run_report(args.run_dir)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(path.read_text())
+    print(written.markdown)
+    print(written.table)
     return 0
 
 

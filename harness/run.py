@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script (python harness/run.py, acceler
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import contextlib
 import importlib.metadata
 import logging
 import shlex
@@ -42,8 +43,8 @@ try:
 except importlib.metadata.PackageNotFoundError:  # a checkout used without installing
     HARNESS_VERSION = "source"
 # Settings that change predictions: a resumed run must match them exactly.
-IDENTITY_KEYS = ("model", "weights", "sha256", "preprocessing", "label_space", "mapping", "precision",
-                 "dataset_fingerprint", "num_images")
+IDENTITY_KEYS = ("model", "weights", "sha256", "init_seed", "preprocessing", "label_space", "mapping", "zero_shot",
+                 "precision", "dataset_fingerprint", "num_images")
 PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 
 
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_data_arguments(parser)
     cli.add_preprocessing_arguments(parser)
     model = cli.add_model_arguments(parser)
-    model.add_argument("--label-space", choices=labels.LABEL_SPACES, default="imagenet",
-                       help="'imagenet': 1000-way heads mapped to FOCUS; 'focus': 10-way FOCUS heads")
     model.add_argument("--mapping", choices=labels.MAPPINGS, default="paper",
-                       help="'paper': top-1 of all classes, unmapped = wrong; 'restricted': argmax over mapped classes")
+                       help="ImageNet-1k heads: 'paper': top-1 of all classes, unmapped = wrong; 'restricted': argmax "
+                            "over the mapped classes")
+    model.add_argument("--keep-going", action="store_true",
+                       help="a model that fails (missing weights, a bad checkpoint) is reported and the run goes on; "
+                            "the run then exits 1 and lists the failures")
     runtime = cli.add_runtime_arguments(parser)
     runtime.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     runtime.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -152,24 +155,35 @@ def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) ->
     return settings.get("n_bootstrap") == args.n_bootstrap and settings.get("seed") == args.seed
 
 
-def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], args: argparse.Namespace) -> passes.Step:
-    """The model on a batch: FOCUS predictions and the top-5 of its own classes."""
+def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], label_space: str,
+                    args: argparse.Namespace) -> passes.Step:
+    """The model on a batch: FOCUS predictions, the top-5 of its own classes, and whether its logits are finite."""
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
         images = preprocess.normalize(batch.images, preprocessing)
         if args.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         logits = model(images)
         top_ids, top_probs = labels.topk_predictions(logits, k=5)
-        return {"prediction": labels.focus_predictions(logits, args.label_space, args.mapping),
-                "top_ids": top_ids, "top_probs": top_probs}
+        return {"prediction": labels.focus_predictions(logits, label_space, args.mapping),
+                "top_ids": top_ids, "top_probs": top_probs, "finite": torch.isfinite(logits).all(dim=1)}
     return step
 
 
 def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space: str) -> passes.ToRows:
-    """Gathered step outputs as PART_SCHEMA rows; images that could not be decoded are named in the log."""
+    """Gathered step outputs as PART_SCHEMA rows; images that could not be decoded are named in the log.
+
+    Logits that are not finite (NaN or infinite: broken weights, or an fp16 overflow) are an error
+    naming the first image, never a silent 0% (checked here on the main process, without making the
+    device wait for each batch).
+    """
     file_names = annotations.column("file_name").to_pylist()
 
     def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        broken = np.flatnonzero(~gathered["finite"] & gathered["ok"])
+        if broken.size:
+            raise ValueError(f"{name} gave non-finite logits (NaN or infinity) for {broken.size} image(s) of a batch, "
+                             f"the first {file_names[gathered['index'][broken[0]]]}: its weights are broken, or the "
+                             f"precision overflows (try --precision bf16 or fp32)")
         errors = [None if good else decode_error(dataset, int(i)) for i, good in zip(gathered["index"], gathered["ok"])]
         for i, error in zip(gathered["index"], errors):
             if error is not None:
@@ -182,29 +196,45 @@ def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space:
 def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
                    checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
                    run_dir: Path) -> dict[str, Any] | None:
-    """Predictions and metrics of one model (every process takes part); its metrics on the main process."""
+    """Predictions and metrics of one model (every process takes part); its metrics on the main process.
+
+    The main process holds the model folder's lock throughout, so a second run of the same model
+    into the same --output stops at once, naming this one.
+    """
     model_dir = runfolder.model_dir(run_dir, name)
-    num_classes = len(focus_dataset.CLASS_NAMES) if args.label_space == "focus" else None
-    model, info = models.create_model(name, checkpoint=checkpoint, random_init=args.random_init,
-                                      num_classes=num_classes)
-    preprocessing = preprocess.resolve_preprocessing(model, args.preprocess, **overrides)
+    # Built on every process; an error in any of them (missing weights) is raised on all.
+    model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(name, args, checkpoint,
+                                                                                       overrides))
+    label_space = info["label_space"]
     config = {
-        "model": info["model"], "paper_name": models.PAPER_DISPLAY_NAMES.get(info["model"]),
-        "weights": info["weights"], "sha256": info["sha256"], "random_init": args.random_init,
+        "model": name, "source": info["source"], "paper_name": models.PAPER_DISPLAY_NAMES.get(name),
+        "architecture": info["architecture"], "weights": info["weights"], "sha256": info["sha256"],
+        "random_init": info["weights"] == "random-init", "init_seed": info["init_seed"],
         "num_params": info["num_params"], "input_size": preprocessing["input_size"], "preprocessing": preprocessing,
-        "label_space": args.label_space,
-        "mapping": args.mapping if args.label_space == "imagenet" else None, "precision": args.precision,
+        "label_space": label_space, "mapping": args.mapping if label_space == "imagenet" else None,
+        "zero_shot": info.get("zero_shot"), "precision": args.precision,
         "channels_last": args.channels_last, "compile": args.compile, "batch_size": args.batch_size,
         "num_processes": accelerator.num_processes, "device": str(accelerator.device),
         "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "harness_version": HARNESS_VERSION, "versions": cli.library_versions(),
     }
-    cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
+    with contextlib.ExitStack() as held:
+        def lock() -> None:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(runfolder.folder_lock(model_dir, f"focus-eval of {name}"))
+        cli.run_shared(accelerator, lock, main_only=True)
+        return _evaluate_locked(accelerator, dataset, annotations, name, model, info, preprocessing, config, args,
+                                model_dir)
+
+
+def _evaluate_locked(accelerator: Accelerator, dataset, annotations: pa.Table, name: str, model: torch.nn.Module,
+                     info: dict[str, Any], preprocessing: dict[str, Any], config: dict[str, Any],
+                     args: argparse.Namespace, model_dir: Path) -> dict[str, Any] | None:
     # Every process checks (and raises alike); the main process deletes stale files before any reads parts.
     cli.run_shared(accelerator, lambda: check_resumable(model_dir, config, not args.no_resume,
                                                         accelerator.is_main_process))
     if (model_dir / runfolder.METRICS_FILE).exists():
-        metrics = runfolder.read_json(model_dir / runfolder.METRICS_FILE)
+        metrics = cli.run_shared(accelerator, lambda: runfolder.read_json(model_dir / runfolder.METRICS_FILE))
         if metrics_settings_match(metrics, args):
             logger.info("%s: already evaluated in %s", name, model_dir)
             return metrics
@@ -232,9 +262,11 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
         model = torch.compile(model)
+    label_space = config["label_space"]
     result = passes.run_pass(
         accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
-        prediction_step(model, preprocessing, args), prediction_part_rows(dataset, annotations, name, args.label_space),
+        prediction_step(model, preprocessing, label_space, args),
+        prediction_part_rows(dataset, annotations, name, label_space),
         schema=PART_SCHEMA, parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size,
         workers=args.workers, desc=name, quiet=args.quiet)
 
@@ -260,13 +292,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[str] | None) -> int:
-    """Evaluate every model of the command line; 0 on success, 2 on bad input."""
+    """Evaluate every model of the command line: 0 when all were, 1 when --keep-going left some out, 2 on a
+    command that cannot run (bad input, or a model that failed without --keep-going)."""
     set_seed(args.seed)
     try:
         names, checkpoints = cli.check_models(args)
         overrides = cli.preprocessing_overrides(args)
-        dataset = cli.open_dataset(args)
-    except (ValueError, OSError) as err:
+        dataset, subset = cli.open_dataset(args)
+    except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
@@ -281,36 +314,44 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         runfolder.write_json(run_dir / runfolder.RUN_FILE, {
             "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
             "data": str(args.data), "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
-            "models": names_so_far, "random_init": args.random_init, "num_processes": accelerator.num_processes,
+            "subset": subset, "version": focus_dataset.closest_published_version(annotations),
+            "models": names_so_far, "num_processes": accelerator.num_processes,
             "versions": cli.library_versions(), "date": cli.now(),
         })
         logger.info("FOCUS: %d images (fingerprint %s) from %s; %d process(es) on %s",
                     annotations.num_rows, fingerprint, args.data, accelerator.num_processes, accelerator.device)
-
-    def write_report() -> Path:
-        return report.write_report(run_dir, report.load_results(run_dir),
-                                   run_info=runfolder.read_json(run_dir / runfolder.RUN_FILE))
 
     try:
         cli.run_shared(accelerator, start, main_only=True)
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    failures: dict[str, str] = {}
     for name in names:
         try:
             evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, overrides,
                            run_dir)
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
-            return 2
+            if not args.keep_going:
+                return 2
+            failures[name] = f"{type(err).__name__}: {err}"
+    evaluated = [name for name in names if name not in failures]
     try:
-        report_path = cli.run_shared(accelerator, write_report, main_only=True)
+        written = cli.run_shared(accelerator, lambda: report.write_run_report(run_dir), main_only=True) if evaluated \
+            else None
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if report_path is not None:
-        print(report_path.read_text())
+    if written is not None:
+        print(written.markdown)
+        print(written.table)
         print(f"run folder: {run_dir}")
+    if failures:
+        print(f"{len(failures)} of {len(names)} model(s) failed (--keep-going):", file=sys.stderr)
+        for name, error in failures.items():
+            print(f"  {name}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

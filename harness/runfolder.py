@@ -26,13 +26,20 @@ how an image became the model's input (harness/preprocess.py); a resume must mat
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import math
+import os
 import re
+import socket
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +47,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _METRIC_DIR = Path("metrics") / "focus_generalization"
@@ -192,6 +201,47 @@ def write_json(path: str | Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, holder: str) -> Iterator[None]:
+    """Hold `folder`/.lock while a command writes in the folder; a second command stops at once.
+
+    The lock is the kernel's (flock), so a killed holder never leaves it held: the file keeps the
+    holder's description, and the next command that takes the lock finds the description of one
+    that did not let go (logged as a stale lock from a killed run). The error for a lock held names
+    the holder: command, pid, host, since when.
+    """
+    path = Path(folder) / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        held_by = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(f"{folder} is in use by {held_by}: wait for it to finish, or write to another --output "
+                           f"(two commands writing one model's results at once would each redo the other's work)")
+    try:
+        handle.seek(0)
+        left = handle.read().strip()
+        if left:
+            logger.warning("%s: a stale lock of %s, which no longer runs (killed?): taking it", folder, left)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})")
+        handle.flush()
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()  # let go cleanly: an empty lock file is not stale
+        handle.flush()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def read_json(path: str | Path) -> Any:

@@ -187,7 +187,8 @@ def test_corrupt_image_is_named_left_out_of_the_metrics_and_counted_in_the_repor
     assert predictions(output).num_rows == 47
     assert json.loads((model_dir / runfolder.METRICS_FILE).read_text())["n"] == 47
     report = (output / runfolder.REPORT_FILE).read_text()
-    models_row = next(line for line in report.splitlines() if line.startswith("| `test_resnet`"))
+    models_section = report.split("## Models", 1)[1]
+    models_row = next(line for line in models_section.splitlines() if line.startswith("| `test_resnet`"))
     assert models_row.split("|")[5:7] == [" 47 ", " 1 "]  # images scored, failed to decode
 
 
