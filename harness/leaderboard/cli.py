@@ -1,0 +1,151 @@
+"""The FOCUS leaderboard: pack a run into a submission, verify it by recomputation, render, push to the Hub.
+
+The focus-leaderboard command, a thin layer over the package's modules: only this module prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from harness import runfolder
+from harness.leaderboard.errors import LeaderboardError
+from harness.leaderboard.hub import DEFAULT_DATASET_ID, push
+from harness.leaderboard.packing import pack
+from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, _percent, render
+from harness.leaderboard.strict import Limits
+from harness.leaderboard.submission import GAPS, SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
+from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
+
+
+def _limits(args) -> Limits:
+    return Limits(predictions_bytes=int(args.max_predictions_mb * 2**20), json_bytes=int(args.max_json_mb * 2**20))
+
+
+def _summary(metrics: dict) -> str:
+    values = headline(metrics)
+    return ", ".join(f"{name} {_percent(value)}" + ("" if name in GAPS else "%") for name, value in values.items())
+
+
+def _print_verification(verification: Verification, truth: GroundTruth) -> None:
+    if verification.accepted:
+        metadata, metric = verification.metadata, verification.metadata["metric"]
+        print(f"{verification.submission}: accepted")
+        print(f"  every claimed metric matches the recomputation: {verification.compared_fields:,} fields (points "
+              f"within {POINT_TOLERANCE:g}, intervals exact with seed {metric['seed']} and {metric['n_bootstrap']} "
+              f"bootstrap replicates)")
+        print(f"  {display_name(metadata)} on {truth.num_images:,} images (dataset {truth.fingerprint}): "
+              f"{_summary(verification.recomputed)}")
+        return
+    print(f"{verification.submission}: rejected, {len(verification.problems)} problem(s)")
+    for problem in verification.problems:
+        print(f"  - {problem}")
+    if verification.recomputed is None and verification.problems:
+        print("  (the claimed metrics were not compared: fix the problems above first)")
+
+
+def _cmd_pack(args) -> int:
+    output = pack(args.run_dir, args.model, args.output, overwrite=args.overwrite)
+    metadata = runfolder.read_json(output / SUBMISSION_FILE)
+    print(f"wrote {output}")
+    for name in SUBMITTED_FILES:
+        print(f"  {name:<20} {(output / name).stat().st_size:>10,} bytes")
+    print(f"  {display_name(metadata)}, {metadata['dataset']['num_images']:,} images, dataset "
+          f"{metadata['dataset']['fingerprint']}")
+    print(f"next: focus-leaderboard verify {output} --data DATASET")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    truth = ground_truth(args.data)
+    verification = verify(args.submission, truth, limits=_limits(args))
+    _print_verification(verification, truth)
+    return 0 if verification.accepted else 1
+
+
+def _cmd_render(args) -> int:
+    truth = ground_truth(args.data)
+    try:
+        verifications = render(args.submissions_dir, args.out, truth, strict=args.strict, limits=_limits(args))
+    except StrictRenderError as err:
+        for verification in err.skipped:
+            _print_verification(verification, truth)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    accepted = [v for v in verifications if v.accepted]
+    print(f"wrote {Path(args.out) / MARKDOWN_FILE} and {Path(args.out) / HTML_FILE}: {len(accepted)} model(s)")
+    for verification in verifications:
+        if not verification.accepted:
+            print(f"not shown: {verification.submission.name}, {len(verification.problems)} problem(s)")
+            for problem in verification.problems:
+                print(f"  - {problem}")
+    return 0
+
+
+def _cmd_push(args) -> int:
+    push(args.submission, args.repo, ground_truth(args.data), dry_run=args.dry_run, model_repo=args.model_repo,
+         dataset_id=args.dataset_id)
+    return 0
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("size limits (checked before a file is parsed)")
+    group.add_argument("--max-predictions-mb", type=float, default=Limits.predictions_bytes / 2**20,
+                       help="largest predictions.parquet accepted (default: %(default)g)")
+    group.add_argument("--max-json-mb", type=float, default=Limits.json_bytes / 2**20,
+                       help="largest submission.json or metrics.json accepted (default: %(default)g)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="focus-leaderboard", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pack_parser = commands.add_parser("pack", help="run folder -> submission folder")
+    pack_parser.add_argument("run_dir", metavar="RUN_DIR", help="the harness's run folder")
+    pack_parser.add_argument("--model", required=True, help="the model of the run to submit (timm name)")
+    pack_parser.add_argument("--output", metavar="DIR",
+                             help="the submission folder to write (default: submissions/<model>-<precision>-<weights>)")
+    pack_parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    pack_parser.set_defaults(func=_cmd_pack)
+
+    verify_parser = commands.add_parser("verify", help="recompute a submission's metrics and check its claims")
+    verify_parser.add_argument("submission", metavar="SUBMISSION", help="a submission folder")
+    verify_parser.add_argument("--data", required=True, metavar="DATASET",
+                               help="the ground truth: converted folder, release folder or zip, or Hub id")
+    _add_limits(verify_parser)
+    verify_parser.set_defaults(func=_cmd_verify)
+
+    render_parser = commands.add_parser("render", help="verified submissions -> leaderboard.md and index.html")
+    render_parser.add_argument("submissions_dir", metavar="SUBMISSIONS_DIR", help="a folder of submission folders")
+    render_parser.add_argument("out", metavar="OUT", help="the folder to write leaderboard.md and index.html to")
+    render_parser.add_argument("--data", required=True, metavar="DATASET", help="the ground truth, as for verify")
+    render_parser.add_argument("--strict", action="store_true",
+                               help="write nothing and exit 1 if any submission fails verification")
+    _add_limits(render_parser)
+    render_parser.set_defaults(func=_cmd_render)
+
+    push_parser = commands.add_parser("push", help="open a pull request with the submission on a Hub dataset repo")
+    push_parser.add_argument("submission", metavar="SUBMISSION", help="a submission folder")
+    push_parser.add_argument("--repo", required=True, metavar="REPO_ID",
+                             help="the leaderboard's Hub dataset repository")
+    push_parser.add_argument("--data", required=True, metavar="DATASET",
+                             help="the ground truth, as for verify: only a verified submission is pushed")
+    push_parser.add_argument("--model-repo", metavar="REPO_ID",
+                             help="also open a pull request adding the model-index block to this model's card")
+    push_parser.add_argument("--dataset-id", default=DEFAULT_DATASET_ID,
+                             help="the Hub id of FOCUS that the model-index names (default: %(default)s)")
+    push_parser.add_argument("--dry-run", action="store_true", help="print the operations; touch no network")
+    push_parser.set_defaults(func=_cmd_push)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The focus-leaderboard command: 0 success, 1 a rejected submission, 2 a command that cannot run."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LeaderboardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

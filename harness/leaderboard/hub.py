@@ -1,0 +1,96 @@
+"""push: a verified submission as a pull request on the leaderboard's Hub dataset, and its model-index block."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCardData, metadata_update
+
+from harness.leaderboard.errors import LeaderboardError
+from harness.leaderboard.submission import MODEL_INDEX_FILE, SUBMITTED_FILES, display_name, headline, submission_id
+from harness.leaderboard.verification import GroundTruth, verify
+
+FOCUS_DATASET_NAME = "FOCUS"
+DEFAULT_DATASET_ID = "focus"
+
+MODEL_INDEX_METRICS = [
+    ("accuracy", "accuracy", "all", "FOCUS accuracy"),
+    ("P0", "accuracy", "P0", "FOCUS accuracy, common settings (P0)"),
+    ("P1", "accuracy", "P1", "FOCUS accuracy, one uncommon attribute (P1)"),
+    ("P2", "accuracy", "P2", "FOCUS accuracy, two uncommon attributes (P2)"),
+    ("P3", "accuracy", "P3", "FOCUS accuracy, three uncommon attributes (P3)"),
+    ("G_t", "generalization_gap", "G_t", "FOCUS generalization gap, time"),
+    ("G_w", "generalization_gap", "G_w", "FOCUS generalization gap, weather"),
+    ("G_l", "generalization_gap", "G_l", "FOCUS generalization gap, locations"),
+    ("gap_overall", "generalization_gap", "gap_overall", "FOCUS overall gap A(P0) - A(P1 or P2 or P3)"),
+]
+
+
+def model_index(metadata: dict, metrics: dict, *, dataset_id: str = DEFAULT_DATASET_ID,
+                source_url: str | None = None) -> str:
+    """The model-index block for the model card's YAML header (percentages, as the paper reports them)."""
+    values = headline(metrics)
+    results = [
+        EvalResult(task_type="image-classification", task_name="Image Classification", dataset_type=dataset_id,
+                   dataset_name=FOCUS_DATASET_NAME, dataset_split="test", metric_type=metric_type,
+                   metric_name=name, metric_config=config, metric_value=round(100 * values[key], 2),
+                   verified=False, source_name="FOCUS leaderboard", source_url=source_url)
+        for key, metric_type, config, name in MODEL_INDEX_METRICS if values[key] is not None
+    ]
+    return ModelCardData(model_name=display_name(metadata), eval_results=results).to_yaml() + "\n"
+
+
+def push_operations(submission: Path, metadata: dict) -> list[CommitOperationAdd]:
+    """The files of a pull request on the leaderboard repository: submissions/<id>/<file>."""
+    folder = f"submissions/{submission_id(metadata)}"
+    return [CommitOperationAdd(path_in_repo=f"{folder}/{name}", path_or_fileobj=str(submission / name))
+            for name in SUBMITTED_FILES]
+
+
+def push(
+    submission: str | os.PathLike,
+    repo_id: str,
+    truth: GroundTruth,
+    *,
+    dry_run: bool = False,
+    model_repo: str | None = None,
+    dataset_id: str = DEFAULT_DATASET_ID,
+) -> str | None:
+    """Verify the submission, write its model_index.yaml, and open a pull request on the Hub dataset `repo_id`.
+
+    Only a submission that verify accepts is pushed, and the model-index holds the recomputed numbers.
+    `dry_run` prints the operations and constructs no Hub client. Returns the pull request's URL (None
+    in a dry run).
+    """
+    submission = Path(submission)
+    verification = verify(submission, truth)
+    if not verification.accepted:
+        raise LeaderboardError(f"{submission}: not pushed, the submission has {len(verification.problems)} "
+                               f"problem(s):\n" + "\n".join(f"  - {p}" for p in verification.problems))
+    metadata = verification.metadata
+    block = model_index(metadata, verification.recomputed, dataset_id=dataset_id,
+                        source_url=f"https://huggingface.co/datasets/{repo_id}")
+    (submission / MODEL_INDEX_FILE).write_text(block)
+    operations = push_operations(submission, metadata)
+    title = f"Add FOCUS submission {submission_id(metadata)}"
+    if dry_run:
+        print(f"dry run, nothing sent: a pull request on the dataset repository {repo_id} would add")
+        for op in operations:
+            print(f"  {op.path_in_repo}  {op.upload_info.size:,} bytes  sha256 {op.upload_info.sha256.hex()}")
+        if model_repo:
+            print(f"and a pull request on the model repository {model_repo} would add the model-index block")
+        print(f"model-index block for the model card, in {submission / MODEL_INDEX_FILE}:\n{block}", end="")
+        return None
+    api = HfApi()
+    commit = api.create_commit(repo_id, repo_type="dataset", operations=operations, commit_message=title,
+                               commit_description=f"{display_name(metadata)} on FOCUS, packed by focus-leaderboard.",
+                               create_pr=True)
+    print(f"opened {commit.pr_url}")
+    if model_repo:
+        card_url = metadata_update(model_repo, yaml.safe_load(block), repo_type="model", create_pr=True,
+                                   commit_message=f"Add FOCUS results ({repo_id})")
+        print(f"opened {card_url}")
+    print(f"model-index block for the model card, in {submission / MODEL_INDEX_FILE}:\n{block}", end="")
+    return commit.pr_url

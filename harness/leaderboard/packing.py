@@ -1,0 +1,148 @@
+"""pack: one model of a harness run folder becomes a submission folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness import runfolder
+from harness.leaderboard.errors import LeaderboardError, SubmissionError
+from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
+from harness.leaderboard.submission import (
+    FAILED_COUNT, METRICS_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, SUBMISSION_FILE, file_records, submission_id,
+)
+from harness.leaderboard.verification import compare_claims, recompute_metrics, verify
+
+
+def _weights(config: dict) -> dict:
+    """{source, sha256} from a run's config, which records `weights` (the source) and `sha256`.
+
+    A checkpoint's source keeps only the file name: the folder it sat in says nothing about the weights.
+
+    >>> _weights({"weights": "checkpoint:/home/me/lite0.pth", "sha256": "ab"})
+    {'source': 'checkpoint:lite0.pth', 'sha256': 'ab'}
+    """
+    source = config.get("weights")
+    if isinstance(source, str) and source.startswith("checkpoint:"):
+        source = "checkpoint:" + Path(source.removeprefix("checkpoint:")).name
+    return {"source": source, "sha256": config.get("sha256")}
+
+
+def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: datetime | None = None) -> dict:
+    """submission.json from the run's config.json and metrics.json (the files block is added by pack)."""
+    metric_config = claimed.get("config") if isinstance(claimed.get("config"), dict) else {}
+    metadata = {
+        "schema_version": SCHEMA_VERSION,
+        "model": config.get("model"),
+        "paper_name": config.get("paper_name"),
+        "weights": _weights(config),
+        "random_init": config.get("random_init"),
+        "num_params": config.get("num_params"),
+        "input_size": config.get("input_size"),
+        "data_config": config.get("data_config"),
+        "precision": config.get("precision"),
+        "label_space": config.get("label_space"),
+        "mapping": config.get("mapping"),
+        "harness_version": config.get("harness_version"),
+        "versions": config.get("versions"),
+        "dataset": {"fingerprint": config.get("dataset_fingerprint"), "num_images": num_images},
+        "metric": {key: metric_config.get(key) for key in ("gap_unit", "confidence", "n_bootstrap", "seed")},
+        "evaluated": {"started": config.get("started"), "finished": config.get("finished")},
+        "submitted": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+    }
+    # Optional fields the run did not record are left out rather than written as null.
+    return {key: value for key, value in metadata.items()
+            if value is not None or key not in ("paper_name", "data_config", "versions")}
+
+
+def pack(
+    run_dir: str | os.PathLike,
+    model: str,
+    output: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    now: datetime | None = None,
+) -> Path:
+    """Write a submission folder for one model of a run; return its path.
+
+    It appears only when complete and when every check that needs no dataset passes.
+    """
+    run_dir, folder = Path(run_dir), runfolder.model_dir(run_dir, model)
+    if not folder.is_dir():
+        available = sorted(p.name for p in run_dir.iterdir() if (p / runfolder.CONFIG_FILE).is_file()) \
+            if run_dir.is_dir() else []
+        raise LeaderboardError(f"{run_dir}: no model {model!r} (folder {folder.name}); the run holds "
+                               f"{available or 'no model'}. Pass --model with a model of this run.")
+    for name in (runfolder.CONFIG_FILE, runfolder.PREDICTIONS_FILE, runfolder.METRICS_FILE):
+        if not (folder / name).is_file():
+            raise LeaderboardError(f"{folder}: no {name}; the model's evaluation has not finished (run the "
+                                   f"harness again: it resumes)")
+    try:
+        failed_file = folder / runfolder.FAILED_FILE
+        failed = read_json_strict(failed_file, Limits.json_bytes) if failed_file.is_file() else []
+        config = read_json_strict(folder / runfolder.CONFIG_FILE, Limits.json_bytes)
+        claimed = read_json_strict(folder / runfolder.METRICS_FILE, Limits.json_bytes)
+        predictions = pq.read_table(folder / runfolder.PREDICTIONS_FILE, columns=SUBMISSION_SCHEMA.names)
+    except (SubmissionError, pa.ArrowException, OSError) as err:
+        raise LeaderboardError(f"{folder}: {err}; is this a finished harness run?") from err
+    if failed or (isinstance(claimed, dict) and claimed.get(FAILED_COUNT)):
+        raise LeaderboardError(f"{folder}: {len(failed) or claimed.get(FAILED_COUNT)} image(s) could not be decoded "
+                               f"in this run ({runfolder.FAILED_FILE}); a submission needs a prediction for every "
+                               f"image of the dataset")
+    if not isinstance(config, dict) or not isinstance(claimed, dict):
+        raise LeaderboardError(f"{folder}: {runfolder.CONFIG_FILE} and {runfolder.METRICS_FILE} must each hold "
+                               f"a JSON object; is this a harness run folder?")
+    claimed = {key: value for key, value in claimed.items() if key != FAILED_COUNT}
+    stale = _stale_claims(folder, claimed)
+    if stale:
+        raise LeaderboardError(f"{folder}: {runfolder.METRICS_FILE} does not match {runfolder.PREDICTIONS_FILE} "
+                               f"(was the run changed after it finished?):\n" + "\n".join(f"  - {p}" for p in stale))
+    metadata = submission_metadata(config, claimed, predictions.num_rows, now=now)
+    if output is None:
+        output = Path("submissions") / (submission_id(metadata) if _has_id_fields(metadata)
+                                        else runfolder.model_slug(model))
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+        raise LeaderboardError(f"{output}: already exists; choose another --output or pass --overwrite")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
+                       compression="zstd")
+        runfolder.write_json(staging / METRICS_FILE, claimed)
+        metadata["files"] = file_records(staging)
+        runfolder.write_json(staging / SUBMISSION_FILE, metadata)
+        problems = verify(staging, None, now=now).problems
+        if problems:
+            raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +
+                                   "\n".join(f"  - {problem}" for problem in problems))
+        if output.exists():
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+def _stale_claims(folder: Path, claimed: dict) -> list[str]:
+    """Where the run's metrics.json differs from its own predictions (labels included), recomputed."""
+    metric = claimed.get("config")
+    if not isinstance(metric, dict) or not {"gap_unit", "confidence", "n_bootstrap", "seed"} <= metric.keys():
+        return [f"{METRICS_FILE} $.config: {_shown(metric)} does not record gap_unit, confidence, n_bootstrap and "
+                f"seed, so its intervals cannot be recomputed"]
+    try:
+        recomputed = recompute_metrics(runfolder.read_predictions(folder / runfolder.PREDICTIONS_FILE), metric)
+    except (ValueError, TypeError, pa.ArrowException) as err:
+        return [f"{runfolder.PREDICTIONS_FILE}: cannot recompute the metrics ({err})"]
+    return [f"{METRICS_FILE} {problem}" for problem in compare_claims(claimed, recomputed)]
+
+
+def _has_id_fields(metadata: dict) -> bool:
+    return (isinstance(metadata.get("model"), str) and isinstance(metadata.get("precision"), str)
+            and isinstance(metadata["weights"]["sha256"], str))

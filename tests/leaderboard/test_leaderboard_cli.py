@@ -1,0 +1,48 @@
+"""harness.leaderboard.cli: focus-leaderboard's output and exit codes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import leaderboard
+
+from .fabricate import edit_json
+
+
+def test_cli_verify_exit_codes_and_output(submission, converted, capsys):
+    assert leaderboard.main(["verify", str(submission), "--data", str(converted)]) == 0
+    output = capsys.readouterr().out
+    assert f"{submission}: accepted\n  every claimed metric matches the recomputation: " in output
+    assert "intervals exact with seed 0 and 1000 bootstrap replicates" in output
+    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m["G_w"].update(ci_low=-1.0))
+    assert leaderboard.main(["verify", str(submission), "--data", str(converted)]) == 1
+    output = capsys.readouterr().out
+    assert f"{submission}: rejected, 1 problem(s)\n  - metrics.json $.G_w.ci_low: claimed -1.0, recomputed " in output
+
+
+def test_cli_pack_says_what_it_wrote_and_what_comes_next(run_dir, tmp_path, capsys):
+    assert leaderboard.main(["pack", str(run_dir), "--model", "model_b.in1k", "--output", str(tmp_path / "b")]) == 0
+    output = capsys.readouterr().out
+    assert output.startswith(f"wrote {tmp_path / 'b'}\n  submission.json ")
+    assert "  model_b.in1k, 48 images, dataset " in output
+    assert output.endswith(f"next: focus-leaderboard verify {tmp_path / 'b'} --data DATASET\n")
+
+
+def test_module_runs_as_a_script():
+    result = subprocess.run([sys.executable, "-m", "harness.leaderboard", "--help"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 0 and "{pack,verify,render,push}" in result.stdout
+
+
+def test_cli_reports_an_unloadable_dataset(submission, tmp_path, capsys):
+    assert leaderboard.main(["verify", str(submission), "--data", str(tmp_path / "nowhere")]) == 2
+    assert f"error: --data {tmp_path / 'nowhere'}: cannot load the FOCUS dataset" in capsys.readouterr().err
+
+
+def test_cli_render_strict_exits_1_and_prints_the_problems(site, converted, tmp_path, capsys):
+    submissions_dir = site[0].parent / "submissions"
+    assert leaderboard.main(["render", str(submissions_dir), str(tmp_path / "out"), "--data", str(converted),
+                             "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "zz_tampered: rejected, 1 problem(s)" in captured.out
+    assert "nothing was written (--strict)" in captured.err

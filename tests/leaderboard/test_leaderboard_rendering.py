@@ -1,0 +1,291 @@
+"""harness.leaderboard.rendering: the Markdown and the page, one table per protocol; the page in headless Chromium."""
+
+import base64
+import doctest
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import leaderboard
+
+from .fabricate import fabricate_run
+
+
+CHROMIUM = next((path for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(path).exists()), None)
+
+
+def _order(page: str) -> list[str]:
+    return re.findall(r'<tr data-rank="\d+" data-submission="([^"]+)"', page)
+
+
+def _expected_order(verifications, key: str, descending: bool) -> list[str]:
+    """Submission names sorted by a column's recomputed value; ties keep the published (accuracy) order."""
+    def value(v):
+        if key == "num_params":
+            return v.metadata["num_params"]
+        if key in v.recomputed["partitions"]:
+            return v.recomputed["partitions"][key]["accuracy"]
+        return v.recomputed[key]["value"] if isinstance(v.recomputed[key], dict) else v.recomputed[key]
+
+    accepted = sorted((v for v in verifications if v.accepted), key=lambda v: -v.recomputed["accuracy"])
+    return [v.submission.name for v in sorted(accepted, key=lambda v: -value(v) if descending else value(v))]
+
+
+def test_render_shows_recomputed_numbers_best_accuracy_first(site):
+    out, verifications = site
+    page = (out / leaderboard.HTML_FILE).read_text()
+    assert _order(page) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]
+    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    a = next(v for v in verifications if v.submission.name == "model_a.in1k").recomputed
+    row = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
+    assert f"| {100 * a['accuracy']:.2f} | {100 * a['partitions']['P0']['accuracy']:.2f} |" in row
+    assert f"| {100 * a['G_t']['value']:.2f} [" in row and "| 50.00 M | fp32 | 224×224 |" in row
+    assert markdown.count("\n| ") == 4  # header and three models: the tampered claim is not shown
+
+
+def test_render_lists_skipped_submissions_with_their_reason(site):
+    out, verifications = site
+    assert [v.submission.name for v in verifications if not v.accepted] == ["zz_tampered"]
+    for name in (leaderboard.MARKDOWN_FILE, leaderboard.HTML_FILE):
+        text = (out / name).read_text()
+        assert "Not shown" in text and "zz" in text and "$.accuracy: claimed 0.99, recomputed" in text
+
+
+def test_render_escapes_user_strings(site):
+    out, _ = site
+    page = (out / leaderboard.HTML_FILE).read_text()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#x27;C&#x27;)&lt;/script&gt; | *C*" in page
+    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    assert r"&lt;script&gt;alert('C')&lt;/script&gt; \| \*C\* (model\_c.in1k)" in markdown
+
+
+def test_render_page_is_self_contained(site):
+    page = (site[0] / leaderboard.HTML_FILE).read_text()
+    assert not re.search(r'(src|href)=["\']?(https?:)?//', page)
+    assert "<svg" in page and page.count('<circle class="common"') == 4  # legend and three models
+
+
+def test_render_shows_only_the_papers_mapping_table_when_no_other_protocol_is_submitted(site):
+    markdown = (site[0] / leaderboard.MARKDOWN_FILE).read_text()
+    assert "## ImageNet-1k models, the paper's mapping\n" in markdown
+    assert "restricted" not in markdown and "FOCUS heads" not in markdown
+
+
+@pytest.fixture(scope="module")
+def protocols_site(tmp_path_factory, submissions, truth) -> Path:
+    """Models A and B (paper's mapping), a restricted-mapping model and a FOCUS head, rendered.
+
+    The restricted model and the head have a better accuracy than A, so a single table would rank them first.
+    """
+    board = tmp_path_factory.mktemp("protocols")
+    for model in ("model_a.in1k", "model_b.in1k"):
+        shutil.copytree(submissions / model, board / "submissions" / model)
+    run = board / "run"
+    fabricate_run(run, truth.table, "model_r.in1k", accuracy=0.9, num_params=10, paper_name=None, seed=5,
+                  mapping="restricted")
+    fabricate_run(run, truth.table, "head_f", accuracy=0.95, num_params=10, paper_name=None, seed=6,
+                  label_space="focus", mapping=None)
+    for model in ("model_r.in1k", "head_f"):
+        leaderboard.pack(run, model, board / "submissions" / model)
+    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    assert all(v.accepted for v in verifications)
+    return board / "site"
+
+
+def _table_order(page: str, table_id: str) -> list[str]:
+    return _order(page.split(f'<table id="{table_id}"', 1)[1].split("</table>", 1)[0])
+
+
+def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
+    markdown = (protocols_site / leaderboard.MARKDOWN_FILE).read_text()
+    sections = re.split(r"^## ", markdown, flags=re.MULTILINE)[1:]
+    assert [section.splitlines()[0] for section in sections[:3]] == [
+        "ImageNet-1k models, the paper's mapping",
+        "ImageNet-1k models, restricted mapping (not comparable)",
+        "FOCUS heads (10 classes, no mapping)",
+    ]
+    ranked = [[line.split(" | ")[1] for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+              for section in sections[:3]]
+    assert ranked == [["Model A (model\\_a.in1k)", "model\\_b.in1k"], ["model\\_r.in1k"], ["head\\_f"]]
+    assert ("Submissions with mapping \"restricted\" take the argmax over the mapped ImageNet classes only: they "
+            "never predict none of the FOCUS classes, which scores higher than the paper's mapping. Ranked against "
+            "each other only, never against the paper's mapping.") in markdown
+    assert ("Submissions with label\\_space \"focus\" (mapping null): models whose head predicts the ten FOCUS "
+            "classes directly. Ranked against each other only, never against ImageNet-1k models.") in markdown
+    page = (protocols_site / leaderboard.HTML_FILE).read_text()
+    assert _table_order(page, "leaderboard") == ["model_a.in1k", "model_b.in1k"]
+    assert _table_order(page, "leaderboard-restricted") == ["model_r.in1k"]
+    assert _table_order(page, "leaderboard-focus-head") == ["head_f"]
+    assert "<h2>ImageNet-1k models, restricted mapping (not comparable)</h2>" in page
+    assert 'data-rank="1" data-submission="model_r.in1k"' in page  # ranked first among its own kind only
+
+
+def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
+    submissions_dir = site[0].parent / "submissions"
+    with pytest.raises(leaderboard.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
+        leaderboard.render(submissions_dir, tmp_path / "site", truth, strict=True)
+    assert not (tmp_path / "site").exists() or not any((tmp_path / "site").iterdir())
+
+
+def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, truth, monkeypatch):
+    out = Path(shutil.copytree(site[0], tmp_path / "site"))
+    before = (out / leaderboard.HTML_FILE).read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(leaderboard.rendering, "render_html", broken)
+    with pytest.raises(RuntimeError):
+        leaderboard.render(site[0].parent / "submissions", out, truth)
+    assert (out / leaderboard.HTML_FILE).read_text() == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([leaderboard.HTML_FILE, leaderboard.MARKDOWN_FILE])
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe): stdlib only.
+
+    Chromium reads NUL-terminated JSON commands on fd 3 and writes replies on fd 4.
+    """
+
+    def __init__(self, profile: Path, timeout: float = 30):
+        command_read, self._commands = os.pipe()
+        self._replies, reply_write = os.pipe()
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1280,1000", "about:blank"]
+        # bash moves the pipe ends to the descriptors 3 and 4 that Chromium expects.
+        self.process = subprocess.Popen(
+            ["bash", "-c", f'exec 3<&{command_read} 4>&{reply_write} "$@"', "bash", CHROMIUM, *flags],
+            pass_fds=(command_read, reply_write), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(command_read)
+        os.close(reply_write)
+        self.timeout, self._buffer, self._id, self.session = timeout, b"", 0, None
+
+    def send(self, method: str, **params):
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if self.session and not method.startswith(("Target.", "Browser.")):
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            while b"\0" not in self._buffer:
+                if not select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    raise TimeoutError(f"no reply from Chromium to {method}")
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed the pipe during {method}")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+        raise TimeoutError(f"no reply from Chromium to {method}")
+
+    def open(self, url: str) -> None:
+        target = self.send("Target.createTarget", url=url)["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.wait_for("document.readyState === 'complete' && location.protocol === 'file:'")
+
+    def evaluate(self, expression: str):
+        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited for {expression}")
+            time.sleep(0.05)
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (pressed, released) at the middle of the element."""
+        x, y = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                             f"e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); "
+                             f"return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.close(self._commands)
+        os.close(self._replies)
+
+
+ROW_ORDER = "Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(row => row.dataset.submission)"
+
+
+SORTED_BY = "document.querySelector('th[data-key=\"{key}\"]').getAttribute('aria-sort') === '{order}'"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
+def test_page_sorts_rows_when_a_column_header_is_clicked_in_headless_chromium(site, tmp_path):
+    out, verifications = site
+    page = Path(shutil.copy(out / leaderboard.HTML_FILE, tmp_path / "index.html"))
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        assert browser.evaluate(ROW_ORDER) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]
+        # Parameters: fewest first on the first click (B 5M, C 20M, A 50M), the reverse on the second.
+        browser.click('th[data-key="num_params"] button')
+        browser.wait_for(SORTED_BY.format(key="num_params", order="ascending"))
+        assert browser.evaluate(ROW_ORDER) == ["model_b.in1k", "model_c.in1k", "model_a.in1k"]
+        assert browser.evaluate("location.hash") == "#sort=num_params:asc"  # a link to this view
+        browser.click('th[data-key="num_params"] button')
+        browser.wait_for(SORTED_BY.format(key="num_params", order="descending"))
+        assert browser.evaluate(ROW_ORDER) == ["model_a.in1k", "model_c.in1k", "model_b.in1k"]
+        # Each numeric column sorts by the recomputed values: accuracies best first, gaps smallest first.
+        for key in ("P0", "P1", "G_t", "G_w", "G_l", "gap_overall", "accuracy"):
+            descending = key in ("accuracy", "P0", "P1")
+            browser.click(f'th[data-key="{key}"] button')
+            browser.wait_for(SORTED_BY.format(key=key, order="descending" if descending else "ascending"))
+            assert browser.evaluate(ROW_ORDER) == _expected_order(verifications, key, descending), key
+        # A linked sort (#sort=...) applies on load.
+        browser.open(page.as_uri() + "#sort=accuracy:asc")
+        assert browser.evaluate(ROW_ORDER) == ["model_c.in1k", "model_b.in1k", "model_a.in1k"]
+        data = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
+    finally:
+        browser.close()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width == 1280 and height > 600 and len(data) > 20_000  # the window's viewport, drawn (not blank)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
+def test_page_sorts_every_protocols_table_by_the_clicked_column_in_headless_chromium(protocols_site, tmp_path):
+    page = Path(shutil.copy(protocols_site / leaderboard.HTML_FILE, tmp_path / "index.html"))
+    rows = "Array.from(document.querySelectorAll('table.board')).map(t => Array.from(t.tBodies[0].rows).map(r => " \
+           "r.dataset.submission))"
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        assert browser.evaluate(rows) == [["model_a.in1k", "model_b.in1k"], ["model_r.in1k"], ["head_f"]]
+        browser.click('#leaderboard th[data-key="num_params"] button')
+        browser.wait_for(SORTED_BY.format(key="num_params", order="ascending"))
+        assert browser.evaluate(rows) == [["model_b.in1k", "model_a.in1k"], ["model_r.in1k"], ["head_f"]]
+        assert browser.evaluate("Array.from(document.querySelectorAll('th[data-key=\"num_params\"]'))"
+                                ".map(th => th.getAttribute('aria-sort'))") == ["ascending"] * 3
+    finally:
+        browser.close()
+
+
+def test_doctests_pass():
+    assert doctest.testmod(leaderboard.rendering, optionflags=doctest.ELLIPSIS).failed == 0
