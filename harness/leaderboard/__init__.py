@@ -31,15 +31,16 @@ from harness.leaderboard.hub import DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, mode
 from harness.leaderboard.packing import pack, submission_metadata
 from harness.leaderboard.rendering import (
     COLUMNS, HTML_FILE, MARKDOWN_FILE, NOTES, TEMPLATE_PATH, Column, StrictRenderError, common_uncommon_chart,
-    leaderboard_rows, ranked_tables, render, render_html, render_markdown,
+    leaderboard_rows, preprocessing_text, ranked_tables, render, render_html, render_markdown,
 )
 from harness.leaderboard.strict import (
     SUBMISSION_SCHEMA, TOP_K, Limits, loads_strict, read_json_strict, read_submitted_predictions,
 )
 from harness.leaderboard.submission import (
-    COUNT_PARTITIONS, FAILED_COUNT, GAPS, HASHED_FILES, METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES, PREDICTIONS_FILE,
-    PROTOCOLS, SCHEMA_PATH, SCHEMA_VERSION, SUBMISSION_FILE, SUBMITTED_FILES, UNCOMMON_PARTITIONS, Protocol,
-    display_name, file_records, headline, metadata_problems, protocol_of, submission_id, submission_schema,
+    COUNT_PARTITIONS, FAILED_COUNT, GAPS, HASHED_FILES, LATER_METRICS, METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES,
+    PREDICTIONS_FILE, PREPROCESSINGS, PROTOCOLS, SCHEMA_PATH, SCHEMA_VERSION, SCORINGS, SUBMISSION_FILE,
+    SUBMITTED_FILES, UNCOMMON_PARTITIONS, Protocol, Scoring, display_name, file_records, headline, metadata_problems,
+    preprocessing_kind, protocol_of, submission_id, submission_schema,
 )
 from harness.leaderboard.verification import (
     INTERVAL_TOLERANCE, POINT_TOLERANCE, GroundTruth, Verification, compare_claims, ground_truth, recompute_metrics,

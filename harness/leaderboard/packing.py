@@ -34,6 +34,25 @@ def _weights(config: dict) -> dict:
     return {"source": source, "sha256": config.get("sha256")}
 
 
+# The settings of timm's data config that a run made before the harness recorded its preprocessing kept.
+_DATA_CONFIG_SETTINGS = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
+
+
+def _preprocessing(config: dict) -> dict | None:
+    """The run's preprocessing record; for a run that predates it, timm's data config, then the only one.
+
+    >>> _preprocessing({"data_config": {"input_size": [3, 224, 224], "interpolation": "bicubic", "crop_pct": 0.875}})
+    {'protocol': 'timm', 'custom': False, 'input_size': [3, 224, 224], 'crop_pct': 0.875, 'interpolation': 'bicubic'}
+    """
+    if "preprocessing" in config:
+        return config["preprocessing"]
+    data_config = config.get("data_config")
+    if not isinstance(data_config, dict):
+        return None
+    return {"protocol": "timm", "custom": False} | {key: data_config[key] for key in _DATA_CONFIG_SETTINGS
+                                                     if key in data_config}
+
+
 def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: datetime | None = None) -> dict:
     """submission.json from the run's config.json and metrics.json (the files block is added by pack)."""
     metric_config = claimed.get("config") if isinstance(claimed.get("config"), dict) else {}
@@ -46,6 +65,7 @@ def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: da
         "num_params": config.get("num_params"),
         "input_size": config.get("input_size"),
         "data_config": config.get("data_config"),
+        "preprocessing": _preprocessing(config),
         "precision": config.get("precision"),
         "label_space": config.get("label_space"),
         "mapping": config.get("mapping"),

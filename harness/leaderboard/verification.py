@@ -19,7 +19,7 @@ from harness import runfolder
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import TOP_K, Limits, _json_path, _shown, read_json_strict, read_submitted_predictions
 from harness.leaderboard.submission import (
-    METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES, PREDICTIONS_FILE, SUBMISSION_FILE, SUBMITTED_FILES,
+    LATER_METRICS, METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES, PREDICTIONS_FILE, SUBMISSION_FILE, SUBMITTED_FILES,
     metadata_problems,
 )
 
@@ -369,6 +369,8 @@ def verify(
         return result
     result.recomputed = recompute_metrics(scored, metadata["metric"])
     if isinstance(claimed, dict):
-        result.compared_fields = _count_fields(result.recomputed)
-        problems += [f"{METRICS_FILE} {problem}" for problem in compare_claims(claimed, result.recomputed)]
+        later = LATER_METRICS.get(metadata["schema_version"], frozenset())
+        expected = {key: value for key, value in result.recomputed.items() if key in claimed or key not in later}
+        result.compared_fields = _count_fields(expected)
+        problems += [f"{METRICS_FILE} {problem}" for problem in compare_claims(claimed, expected)]
     return result

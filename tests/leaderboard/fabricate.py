@@ -30,6 +30,12 @@ MODELS = {
 }
 
 
+# What focus-eval records under --preprocess paper (the default) for a 224-pixel model.
+PAPER_PREPROCESSING = {"protocol": "paper", "custom": False, "input_size": [3, 224, 224], "resize": 224,
+                       "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
+                       "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
 def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_space: str = "imagenet",
                           mapping: str | None = "paper") -> pa.Table:
     """A model's predictions in runfolder.PREDICTION_SCHEMA: top-1 right with `accuracy`.
@@ -80,6 +86,7 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
         "num_params": num_params, "input_size": [3, 224, 224],
         "data_config": {"input_size": [3, 224, 224], "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
                         "std": [0.229, 0.224, 0.225], "crop_pct": 0.875, "crop_mode": "center"},
+        "preprocessing": PAPER_PREPROCESSING,
         "precision": "fp32", "label_space": "imagenet", "mapping": "paper", "harness_version": "0.1.0",
         "dataset_fingerprint": focus_dataset.dataset_fingerprint(truth),
         "started": (NOW - timedelta(hours=2)).isoformat(), "finished": (NOW - timedelta(hours=1)).isoformat(),
@@ -112,3 +119,16 @@ def rejected(submission: Path, truth, **kwargs) -> list[str]:
     result = leaderboard.verify(submission, truth, **kwargs)
     assert not result.accepted
     return result.problems
+
+
+def as_version_1(submission: Path) -> None:
+    """Make a packed submission what pack wrote before schema version 2: no preprocessing recorded, and
+    metrics from before the metric returned gap_overall_paper."""
+    def edit(metadata):
+        metadata["schema_version"] = 1
+        del metadata["preprocessing"]
+
+    metrics = json.loads((submission / leaderboard.METRICS_FILE).read_text())
+    del metrics["gap_overall_paper"]
+    runfolder.write_json(submission / leaderboard.METRICS_FILE, metrics)
+    edit_json(submission, leaderboard.SUBMISSION_FILE, edit)

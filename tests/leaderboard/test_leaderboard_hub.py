@@ -38,6 +38,10 @@ def test_push_dry_run_prints_the_operations_and_touches_no_network(submission, c
     claimed = json.loads((submission / leaderboard.METRICS_FILE).read_text())
     assert metrics["all"] == round(100 * claimed["accuracy"], 2)
     assert metrics["G_t"] == round(100 * claimed["G_t"]["value"], 2)
+    assert metrics["gap_overall"] == round(100 * claimed["gap_overall"]["value"], 2)
+    assert metrics["gap_overall_paper"] == round(100 * claimed["gap_overall_paper"]["value"], 2)
+    names = {m["config"]: m["name"] for m in entry["results"][0]["metrics"]}
+    assert names["gap_overall_paper"] == "FOCUS overall gap as published, A(P0) - A(P1 or P2)"
     assert entry["results"][0]["dataset"] == {"name": "FOCUS", "type": "focus", "split": "test"}
 
 

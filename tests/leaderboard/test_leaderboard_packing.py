@@ -10,7 +10,7 @@ import pytest
 
 from harness import leaderboard, runfolder
 
-from .fabricate import fabricate_run
+from .fabricate import PAPER_PREPROCESSING, fabricate_run
 
 
 def test_pack_writes_the_submission_layout(submissions, run_dir):
@@ -95,6 +95,26 @@ def test_pack_refuses_a_random_init_run_and_writes_nothing(tmp_path, truth):
     with pytest.raises(leaderboard.LeaderboardError, match=r"\$.random_init: the model was evaluated with random"):
         leaderboard.pack(tmp_path / "run", "m", tmp_path / "out")
     assert list(tmp_path.iterdir()) == [tmp_path / "run"]
+
+
+def test_pack_copies_the_runs_preprocessing_into_a_version_2_submission(submissions):
+    metadata = json.loads((submissions / "model_a.in1k" / leaderboard.SUBMISSION_FILE).read_text())
+    assert metadata["schema_version"] == 2 == leaderboard.SCHEMA_VERSION
+    assert metadata["preprocessing"] == PAPER_PREPROCESSING
+
+
+def test_pack_records_timms_data_config_for_a_run_that_predates_the_preprocessing_record(tmp_path, truth):
+    folder = fabricate_run(tmp_path / "run", truth.table, "m", accuracy=0.5, num_params=10, paper_name=None, seed=0)
+    config = runfolder.read_json(folder / runfolder.CONFIG_FILE)
+    del config["preprocessing"]  # focus-eval before --preprocess: always timm's data config, no overrides
+    runfolder.write_json(folder / runfolder.CONFIG_FILE, config)
+    output = leaderboard.pack(tmp_path / "run", "m", tmp_path / "out")
+    metadata = json.loads((output / leaderboard.SUBMISSION_FILE).read_text())
+    assert metadata["preprocessing"] == {"protocol": "timm", "custom": False, "input_size": [3, 224, 224],
+                                         "crop_pct": 0.875, "crop_mode": "center", "interpolation": "bicubic",
+                                         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert leaderboard.protocol_of(metadata).key == "paper-timm"
+    assert output.name == "out" and leaderboard.submission_id(metadata).endswith("-timm")
 
 
 def test_doctests_pass():

@@ -15,7 +15,7 @@ import pytest
 
 from harness import leaderboard
 
-from .fabricate import fabricate_run
+from .fabricate import PAPER_PREPROCESSING, as_version_1, fabricate_run
 
 
 CHROMIUM = next((path for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(path).exists()), None)
@@ -75,7 +75,7 @@ def test_render_page_is_self_contained(site):
 
 def test_render_shows_only_the_papers_mapping_table_when_no_other_protocol_is_submitted(site):
     markdown = (site[0] / leaderboard.MARKDOWN_FILE).read_text()
-    assert "## ImageNet-1k models, the paper's mapping\n" in markdown
+    assert "## ImageNet-1k models, the paper's mapping, the paper's preprocessing\n" in markdown
     assert "restricted" not in markdown and "FOCUS heads" not in markdown
 
 
@@ -108,9 +108,9 @@ def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
     markdown = (protocols_site / leaderboard.MARKDOWN_FILE).read_text()
     sections = re.split(r"^## ", markdown, flags=re.MULTILINE)[1:]
     assert [section.splitlines()[0] for section in sections[:3]] == [
-        "ImageNet-1k models, the paper's mapping",
-        "ImageNet-1k models, restricted mapping (not comparable)",
-        "FOCUS heads (10 classes, no mapping)",
+        "ImageNet-1k models, the paper's mapping, the paper's preprocessing",
+        "ImageNet-1k models, restricted mapping (not comparable), the paper's preprocessing",
+        "FOCUS heads (10 classes, no mapping), the paper's preprocessing",
     ]
     ranked = [[line.split(" | ")[1] for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
               for section in sections[:3]]
@@ -124,8 +124,62 @@ def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
     assert _table_order(page, "leaderboard") == ["model_a.in1k", "model_b.in1k"]
     assert _table_order(page, "leaderboard-restricted") == ["model_r.in1k"]
     assert _table_order(page, "leaderboard-focus-head") == ["head_f"]
-    assert "<h2>ImageNet-1k models, restricted mapping (not comparable)</h2>" in page
+    assert "<h2>ImageNet-1k models, restricted mapping (not comparable), the paper&#x27;s preprocessing</h2>" in page
     assert 'data-rank="1" data-submission="model_r.in1k"' in page  # ranked first among its own kind only
+
+
+def test_render_shows_both_overall_gaps_with_their_definitions(site):
+    out, verifications = site
+    a = next(v for v in verifications if v.submission.name == "model_a.in1k").recomputed
+    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| # |"))
+    assert "| gap\\_overall | gap\\_overall\\_paper |" in header
+    row = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
+    assert f"| {100 * a['gap_overall']['value']:.2f} [" in row
+    assert f"| {100 * a['gap_overall_paper']['value']:.2f} [" in row
+    assert "gap_overall_paper is A(P0) − A(P1 ∪ P2), the definition behind the paper's published overall gaps" \
+           in markdown
+    page = (out / leaderboard.HTML_FILE).read_text()
+    th = re.search(r'<th data-key="gap_overall_paper"[^>]*title="([^"]*)"', page)
+    assert th and th.group(1).startswith("overall gap as the paper published it, A(P0) − A(P1 ∪ P2)")
+    assert f'<td data-value="{a["gap_overall_paper"]["value"]!r}">' in page
+
+
+@pytest.fixture(scope="module")
+def preprocessing_site(tmp_path_factory, submissions, truth) -> Path:
+    """Model A (the paper's preprocessing), B (timm's), C (custom) and a version-1 copy of A, rendered."""
+    board = tmp_path_factory.mktemp("preprocessing")
+    run = board / "run"
+    shutil.copytree(submissions / "model_a.in1k", board / "submissions" / "model_a.in1k")
+    fabricate_run(run, truth.table, "model_b.in1k", accuracy=0.55, num_params=10, paper_name=None, seed=2,
+                  preprocessing=PAPER_PREPROCESSING | {"protocol": "timm", "resize": 256, "crop_pct": 0.875,
+                                                       "interpolation": "bicubic"})
+    fabricate_run(run, truth.table, "model_c.in1k", accuracy=0.3, num_params=10, paper_name=None, seed=3,
+                  preprocessing=PAPER_PREPROCESSING | {"custom": True, "mean": [0.5] * 3, "std": [0.5] * 3})
+    for model in ("model_b.in1k", "model_c.in1k"):
+        leaderboard.pack(run, model, board / "submissions" / model)
+    version_1 = Path(shutil.copytree(submissions / "model_a.in1k", board / "submissions" / "model_v1"))
+    as_version_1(version_1)
+    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    assert all(v.accepted for v in verifications)
+    return board / "site"
+
+
+def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing_site):
+    page = (preprocessing_site / leaderboard.HTML_FILE).read_text()
+    assert _table_order(page, "leaderboard") == ["model_a.in1k"]
+    assert _table_order(page, "leaderboard-paper-timm") == ["model_v1", "model_b.in1k"]  # version 1 is timm's
+    assert _table_order(page, "leaderboard-paper-custom") == ["model_c.in1k"]
+    markdown = (preprocessing_site / leaderboard.MARKDOWN_FILE).read_text()
+    assert re.findall(r"^## (.*)$", markdown, flags=re.MULTILINE)[:3] == [
+        "ImageNet-1k models, the paper's mapping, the paper's preprocessing",
+        "ImageNet-1k models, the paper's mapping, timm preprocessing (not comparable)",
+        "ImageNet-1k models, the paper's mapping, custom preprocessing (not comparable)",
+    ]
+    assert "Preprocessing from each model&#x27;s timm data config" in page
+    assert "fp32" in page and "paper: resize 224, crop 224×224, bilinear" in page
+    assert "timm: resize 256, crop 224×224, bicubic" in page and "paper, custom: resize 224" in page
+    assert "timm data config (not recorded)" in page
 
 
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):

@@ -45,6 +45,49 @@ def test_future_date_message_says_so(submission, truth):
                for p in rejected(submission, truth))
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("preprocessing"), "submission.json $: 'preprocessing' is a required property"),
+    (lambda m: m["preprocessing"].update(protocol="torchvision"),
+     "submission.json $.preprocessing.protocol: 'torchvision' is not one of ['paper', 'timm']"),
+    (lambda m: m["preprocessing"].pop("custom"), "submission.json $.preprocessing: 'custom' is a required property"),
+    (lambda m: m["preprocessing"].update(std=[0.2, 0.0, 0.2]),
+     "submission.json $.preprocessing.std[1]: 0.0 is less than or equal to the minimum of 0"),
+    (lambda m: m["preprocessing"].update(notes="x" * 300), "submission.json $.preprocessing.notes: "),
+    (lambda m: m["preprocessing"].update(input_size=[3, 256, 256]),
+     "submission.json $.preprocessing.input_size: [3, 256, 256] is not $.input_size ([3, 224, 224]); they record "
+     "one model input"),
+    (lambda m: m.update(schema_version=1), "submission.json $.preprocessing: a version-1 submission records no "
+                                           "preprocessing"),
+    (lambda m: m.update(schema_version=3), "submission.json $.schema_version: 3 is not one of [1, 2]"),
+])
+def test_preprocessing_record_is_checked(submission, truth, edit, message):
+    edit_json(submission, leaderboard.SUBMISSION_FILE, edit)
+    problems = rejected(submission, truth)
+    assert any(problem.startswith(message) for problem in problems), problems
+
+
+@pytest.mark.parametrize("preprocessing, key", [
+    ({"protocol": "paper", "custom": False}, "paper"),
+    ({"protocol": "timm", "custom": False}, "paper-timm"),
+    ({"protocol": "paper", "custom": True}, "paper-custom"),
+    ({"protocol": "timm", "custom": True}, "paper-custom"),
+    (None, "paper-timm"),  # version 1: recorded none, made with timm's data config
+])
+def test_protocol_is_label_space_mapping_and_preprocessing(preprocessing, key):
+    metadata = {"label_space": "imagenet", "mapping": "paper"}
+    if preprocessing is not None:
+        metadata["preprocessing"] = preprocessing
+    protocol = leaderboard.protocol_of(metadata)
+    assert protocol.key == key
+    assert protocol.title.endswith({"paper": ", the paper's preprocessing", "paper-timm": ", timm preprocessing "
+                                    "(not comparable)", "paper-custom": ", custom preprocessing (not comparable)"}[key])
+
+
+def test_every_protocol_has_its_own_key_and_title():
+    assert len({p.key for p in leaderboard.PROTOCOLS}) == len({p.title for p in leaderboard.PROTOCOLS}) == 9
+    assert leaderboard.PROTOCOLS[0][1:4] == ("imagenet", "paper", "paper")  # the paper's protocol: the leaderboard
+
+
 def test_schema_is_a_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(leaderboard.submission_schema())
 

@@ -13,7 +13,7 @@ import focus_dataset
 from harness import leaderboard
 from harness.labels import imagenet_to_focus_index
 
-from .fabricate import edit_json, edit_predictions, fabricate_run, rejected
+from .fabricate import as_version_1, edit_json, edit_predictions, fabricate_run, rejected
 
 
 def test_changed_claimed_gap_is_rejected_by_its_json_path(submission, truth):
@@ -164,6 +164,19 @@ def test_restricted_mapping_accepts_the_best_mapped_class_below_an_unmapped_top1
     assert agrees(np.array([5]), focus_of[ids], probs, "restricted").tolist() == [True]
     assert agrees(np.array([4]), focus_of[ids], probs, "restricted").tolist() == [False]
     assert agrees(np.array([-1]), focus_of[ids], probs, "paper").tolist() == [True]
+
+
+def test_a_version_1_submission_is_accepted_without_the_later_overall_gap(submission, truth):
+    as_version_1(submission)
+    result = leaderboard.verify(submission, truth)
+    assert result.problems == [] and result.accepted
+    assert "gap_overall_paper" in result.recomputed  # shown on the leaderboard all the same
+
+
+def test_a_version_2_claim_without_gap_overall_paper_is_rejected(submission, truth):
+    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m.pop("gap_overall_paper"))
+    problems = rejected(submission, truth)
+    assert len(problems) == 1 and problems[0].startswith("metrics.json $.gap_overall_paper: missing from the claims")
 
 
 def test_doctests_pass():
