@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.leaderboard.errors import SubmissionError
@@ -35,7 +36,8 @@ class Limits:
     predictions_bytes: int = 50 * 2**20
     json_bytes: int = 2**20
     rows: int = 1_000_000
-    uncompressed_bytes: int = 512 * 2**20  # the Parquet file's own account of its decoded size
+    uncompressed_bytes: int = 512 * 2**20  # the Parquet footer's account of its pages' size
+    decoded_bytes: int = 512 * 2**20  # what the predictions take once decoded, counted before decoding
 
 
 def _reject_constant(name: str) -> float:
@@ -121,13 +123,17 @@ def _shown(value: Any, width: int = 80) -> str:
         return f"a deeply nested {type(value).__name__}"
 
 
+def _is_string(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
 def _is_list_of(type_: pa.DataType, predicate) -> bool:
     return (pa.types.is_list(type_) or pa.types.is_large_list(type_)) and predicate(type_.value_type)
 
 
 # Any integer or float width is read; values are range-checked after a widening cast.
 _COLUMN_TYPES = {
-    "file_name": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    "file_name": lambda t: _is_string(t) or (pa.types.is_dictionary(t) and _is_string(t.value_type)),
     "prediction": pa.types.is_integer,
     "top5_ids": lambda t: _is_list_of(t, pa.types.is_integer),
     "top5_probs": lambda t: _is_list_of(t, pa.types.is_floating),
@@ -137,22 +143,36 @@ _READ_SCHEMA = pa.schema([("file_name", pa.string()), ("prediction", pa.int64())
 
 
 def read_submitted_predictions(path: Path, limits: Limits) -> pa.Table:
-    """predictions.parquet with the submission's four columns and types; sizes checked before reading."""
+    """predictions.parquet with the submission's four columns and types; sizes checked before reading.
+
+    The file's size and its footer (rows, encoded size) are checked first; then each row group is read
+    with file_name kept dictionary-encoded, and what decoding it would cost is added up before anything
+    is decoded in full (`_decoded_cost`): a small file can hold a long string repeated a million times.
+    """
     size = path.stat().st_size
     if size > limits.predictions_bytes:
         raise SubmissionError(f"{path.name}: {size:,} bytes is over the limit of {limits.predictions_bytes:,} "
                               f"bytes (raise it with --max-predictions-mb)")
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, read_dictionary=["file_name"])
     except (pa.ArrowException, OSError) as err:
         raise SubmissionError(f"{path.name} is not a Parquet file ({err}); write it with pyarrow, as pack "
                               f"does") from err
-    rows, decoded = parquet.metadata.num_rows, sum(
+    rows, encoded = parquet.metadata.num_rows, sum(
         parquet.metadata.row_group(i).total_byte_size for i in range(parquet.metadata.num_row_groups))
-    if rows > limits.rows or decoded > limits.uncompressed_bytes:
-        raise SubmissionError(f"{path.name}: {rows:,} rows and {decoded:,} bytes decoded are over the limits of "
+    if rows > limits.rows or encoded > limits.uncompressed_bytes:
+        raise SubmissionError(f"{path.name}: {rows:,} rows and {encoded:,} bytes decoded are over the limits of "
                               f"{limits.rows:,} rows and {limits.uncompressed_bytes:,} bytes")
-    schema = parquet.schema_arrow
+    _check_columns(path, parquet.schema_arrow)
+    try:
+        table = _read_within_budget(path, parquet, limits.decoded_bytes)
+    except (pa.ArrowException, OSError) as err:
+        raise SubmissionError(f"{path.name}: cannot be read ({err})") from err
+    return table.cast(_READ_SCHEMA, safe=False).combine_chunks()
+
+
+def _check_columns(path: Path, schema: pa.Schema) -> None:
+    """Exactly the submission's four columns, each of a type that reads as the submission's."""
     repeated = sorted({name for name in schema.names if schema.names.count(name) > 1})
     if repeated:
         raise SubmissionError(f"{path.name}: column(s) {repeated} appear more than once")
@@ -170,8 +190,53 @@ def read_submitted_predictions(path: Path, limits: Limits) -> pa.Table:
                             f"{SUBMISSION_SCHEMA.field(name).type}")
     if problems:
         raise SubmissionError("; ".join(problems))
-    try:
-        table = parquet.read(columns=SUBMISSION_SCHEMA.names)
-    except (pa.ArrowException, OSError) as err:
-        raise SubmissionError(f"{path.name}: cannot be read ({err})") from err
-    return table.cast(_READ_SCHEMA, safe=False).combine_chunks()
+
+
+# Bytes per value once read: the widest integer or float, and a list's or string's offset.
+_VALUE_BYTES, _OFFSET_BYTES = 8, 4
+
+
+def _decoded_cost(file_name: pa.ChunkedArray, leaf_values: dict[str, int], rows: int) -> tuple[int, int]:
+    """(bytes, longest file_name) that a row group takes decoded: every row's file_name in full, the
+    prediction, and the top-5 lists at the value counts the footer declares.
+
+    `file_name` is dictionary-encoded, so its decoded size is computed from the dictionary's lengths
+    taken by the indices, without decoding it.
+    """
+    names, longest = _OFFSET_BYTES * (rows + 1), 0
+    for chunk in file_name.chunks:
+        lengths = pc.binary_length(chunk.dictionary)
+        names += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+        longest = max(longest, pc.max(lengths).as_py() or 0)
+    lists = sum(_OFFSET_BYTES * (rows + 1) + _VALUE_BYTES * leaf_values[name] for name in ("top5_ids", "top5_probs"))
+    return names + _VALUE_BYTES * rows + lists, longest
+
+
+def _read_within_budget(path: Path, parquet: pq.ParquetFile, budget: int) -> pa.Table:
+    """The file, row group by row group, each one's decoded cost counted before its other columns are read."""
+    metadata, names = parquet.metadata, parquet.schema_arrow.names
+    total, longest, groups = 0, 0, []
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        # One leaf per column (strings, integers, lists of numbers), in the schema's order.
+        declared = {names[j]: group.column(j).num_values for j in range(group.num_columns)}
+        file_name = parquet.read_row_group(i, columns=["file_name"]).column("file_name")
+        if not pa.types.is_dictionary(file_name.type):
+            file_name = file_name.dictionary_encode()
+        cost, group_longest = _decoded_cost(file_name, declared, group.num_rows)
+        total, longest = total + cost, max(longest, group_longest)
+        if total > budget:
+            raise SubmissionError(
+                f"{path.name}: decoding it takes {total:,} bytes or more ({metadata.num_rows:,} rows; file_name "
+                f"values up to {longest:,} bytes), over the limit of {budget:,} bytes (raise it with "
+                f"--max-decoded-mb)")
+        rest = parquet.read_row_group(i, columns=["prediction", "top5_ids", "top5_probs"])
+        for name in ("top5_ids", "top5_probs"):
+            found = len(pc.list_flatten(rest.column(name)))
+            if found > declared[name]:
+                raise SubmissionError(f"{path.name}: row group {i} holds {found:,} {name} values, more than the "
+                                      f"{declared[name]:,} its footer declares; write the file with pyarrow")
+        groups.append(rest.add_column(0, "file_name", file_name))
+    if not groups:
+        return parquet.schema_arrow.empty_table()
+    return pa.concat_tables(groups, promote_options="permissive")
