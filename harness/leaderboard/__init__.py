@@ -26,9 +26,11 @@ Every public name is importable from `harness.leaderboard` itself.
 """
 
 from harness.leaderboard.cli import build_parser, main
-from harness.leaderboard.errors import LeaderboardError, SubmissionError
-from harness.leaderboard.hub import DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, model_index, push, push_operations
-from harness.leaderboard.packing import pack, submission_metadata
+from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError, SubmissionError
+from harness.leaderboard.hub import (
+    DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, connect, model_index, push, push_operations,
+)
+from harness.leaderboard.packing import is_packed_submission, pack, submission_metadata
 from harness.leaderboard.rendering import (
     COLUMNS, HTML_FILE, MARKDOWN_FILE, NOTES, TEMPLATE_PATH, Column, StrictRenderError, common_uncommon_chart,
     leaderboard_rows, preprocessing_text, ranked_tables, render, render_html, render_markdown,

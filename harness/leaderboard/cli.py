@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from harness import runfolder
-from harness.leaderboard.errors import LeaderboardError
-from harness.leaderboard.hub import DEFAULT_DATASET_ID, push
+from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
+from harness.leaderboard.hub import DEFAULT_DATASET_ID, connect, push
 from harness.leaderboard.packing import pack
 from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, _percent, render
 from harness.leaderboard.strict import Limits
@@ -21,7 +21,8 @@ from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verif
 
 
 def _limits(args) -> Limits:
-    return Limits(predictions_bytes=int(args.max_predictions_mb * 2**20), json_bytes=int(args.max_json_mb * 2**20))
+    return Limits(predictions_bytes=int(args.max_predictions_mb * 2**20), json_bytes=int(args.max_json_mb * 2**20),
+                  decoded_bytes=int(args.max_decoded_mb * 2**20))
 
 
 def _summary(metrics: dict) -> str:
@@ -85,8 +86,17 @@ def _cmd_render(args) -> int:
 
 
 def _cmd_push(args) -> int:
-    push(args.submission, args.repo, ground_truth(args.data), dry_run=args.dry_run, model_repo=args.model_repo,
-         dataset_id=args.dataset_id)
+    # The Hub first: a missing token or a refused repository should not wait for the dataset to load.
+    api = None if args.dry_run else connect(args.repo, args.model_repo)
+    truth = ground_truth(args.data)
+    try:
+        push(args.submission, args.repo, truth, dry_run=args.dry_run, model_repo=args.model_repo,
+             dataset_id=args.dataset_id, api=api)
+    except RejectedSubmissionError as err:
+        for verification in err.verifications:
+            _print_verification(verification, truth)
+        print(f"error: {args.submission}: not pushed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -94,6 +104,9 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("size limits (checked before a file is parsed)")
     group.add_argument("--max-predictions-mb", type=float, default=Limits.predictions_bytes / 2**20,
                        help="largest predictions.parquet accepted (default: %(default)g)")
+    group.add_argument("--max-decoded-mb", type=float, default=Limits.decoded_bytes / 2**20,
+                       help="most memory the predictions may take once decoded, counted before decoding "
+                            "(default: %(default)g)")
     group.add_argument("--max-json-mb", type=float, default=Limits.json_bytes / 2**20,
                        help="largest submission.json or metrics.json accepted (default: %(default)g)")
 
@@ -147,5 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LeaderboardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output that cannot be written: a read-only or unusable folder
         print(f"error: {err}", file=sys.stderr)
         return 2

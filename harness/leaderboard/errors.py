@@ -1,4 +1,4 @@
-"""The leaderboard's two kinds of failure: a command that cannot run, and a problem with a submitted file."""
+"""The leaderboard's failures: a command that cannot run, a submission rejected, a problem with a submitted file."""
 
 
 class LeaderboardError(ValueError):
@@ -7,3 +7,11 @@ class LeaderboardError(ValueError):
 
 class SubmissionError(ValueError):
     """One problem with one submitted file."""
+
+
+class RejectedSubmissionError(LeaderboardError):
+    """A command stopped because verify rejected a submission (focus-leaderboard exits with 1, not 2)."""
+
+    def __init__(self, message: str, verifications: list):
+        self.verifications = verifications
+        super().__init__(message)

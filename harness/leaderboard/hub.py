@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCardData, metadata_update
+from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
-from harness.leaderboard.errors import LeaderboardError
+from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
+from harness.leaderboard.strict import _clip
 from harness.leaderboard.submission import MODEL_INDEX_FILE, SUBMITTED_FILES, display_name, headline, submission_id
 from harness.leaderboard.verification import GroundTruth, verify
 
@@ -51,6 +54,49 @@ def push_operations(submission: Path, metadata: dict) -> list[CommitOperationAdd
             for name in SUBMITTED_FILES]
 
 
+# An access token as huggingface_hub writes them; masked in every message, in case an error quotes one.
+_TOKEN = re.compile(r"hf_[A-Za-z0-9]{6,}")
+
+
+def _reason(err: BaseException) -> str:
+    """An exception in one line, clipped, with any access token masked."""
+    text = _TOKEN.sub("hf_***", " ".join(str(err).split())) or "no message"
+    return f"{type(err).__name__}: {_clip(text, 300)}"
+
+
+def connect(repo_id: str, model_repo: str | None = None) -> HfApi:
+    """A Hub client whose token works and which sees the dataset `repo_id` (and `model_repo`).
+
+    push calls it before any long work, so that a missing token, no network or a refused repository
+    stops it at once, each with one clear LeaderboardError.
+    """
+    api = HfApi()
+    unreachable = f"cannot reach the Hugging Face Hub to check {repo_id}"
+    advice = "connect, unset HF_HUB_OFFLINE, or check the submission with --dry-run"
+    try:
+        user = api.whoami()["name"]
+    except LocalTokenNotFoundError as err:
+        raise LeaderboardError(f"no Hugging Face token ({type(err).__name__}); log in with `hf auth login` or set "
+                               f"HF_TOKEN, then push again") from err
+    except HfHubHTTPError as err:
+        raise LeaderboardError(f"the Hugging Face Hub did not accept the token ({_reason(err)}); log in again with "
+                               f"`hf auth login`") from err
+    except Exception as err:  # offline mode, DNS, timeouts: every way of not reaching the Hub
+        raise LeaderboardError(f"{unreachable} ({_reason(err)}); {advice}") from err
+    for repo, repo_type in ((repo_id, "dataset"), (model_repo, "model")):
+        if repo is None:
+            continue
+        try:
+            api.repo_info(repo, repo_type=repo_type)
+        except HfHubHTTPError as err:  # not found, gated, forbidden
+            raise LeaderboardError(f"the Hugging Face Hub refused the {repo_type} repository {repo} to {user} "
+                                   f"({_reason(err)}); check the name, and that this token may open pull requests "
+                                   f"on it (hf auth whoami)") from err
+        except Exception as err:
+            raise LeaderboardError(f"{unreachable} ({_reason(err)}); {advice}") from err
+    return api
+
+
 def push(
     submission: str | os.PathLike,
     repo_id: str,
@@ -59,22 +105,26 @@ def push(
     dry_run: bool = False,
     model_repo: str | None = None,
     dataset_id: str = DEFAULT_DATASET_ID,
+    api: HfApi | None = None,
 ) -> str | None:
     """Verify the submission, write its model_index.yaml, and open a pull request on the Hub dataset `repo_id`.
 
     Only a submission that verify accepts is pushed, and the model-index holds the recomputed numbers.
-    `dry_run` prints the operations and constructs no Hub client. Returns the pull request's URL (None
-    in a dry run).
+    The Hub access is checked first (`connect`, unless `api` is given). `dry_run` prints the operations
+    and the block, writes nothing and constructs no Hub client. Returns the pull request's URL (None in a
+    dry run).
     """
     submission = Path(submission)
+    if not dry_run and api is None:
+        api = connect(repo_id, model_repo)
     verification = verify(submission, truth)
     if not verification.accepted:
-        raise LeaderboardError(f"{submission}: not pushed, the submission has {len(verification.problems)} "
-                               f"problem(s):\n" + "\n".join(f"  - {p}" for p in verification.problems))
+        raise RejectedSubmissionError(
+            f"{submission}: not pushed, the submission has {len(verification.problems)} problem(s):\n"
+            + "\n".join(f"  - {p}" for p in verification.problems), [verification])
     metadata = verification.metadata
     block = model_index(metadata, verification.recomputed, dataset_id=dataset_id,
                         source_url=f"https://huggingface.co/datasets/{repo_id}")
-    (submission / MODEL_INDEX_FILE).write_text(block)
     operations = push_operations(submission, metadata)
     title = f"Add FOCUS submission {submission_id(metadata)}"
     if dry_run:
@@ -83,16 +133,24 @@ def push(
             print(f"  {op.path_in_repo}  {op.upload_info.size:,} bytes  sha256 {op.upload_info.sha256.hex()}")
         if model_repo:
             print(f"and a pull request on the model repository {model_repo} would add the model-index block")
-        print(f"model-index block for the model card, in {submission / MODEL_INDEX_FILE}:\n{block}", end="")
+        print(f"model-index block for the model card (a dry run writes nothing):\n{block}", end="")
         return None
-    api = HfApi()
-    commit = api.create_commit(repo_id, repo_type="dataset", operations=operations, commit_message=title,
-                               commit_description=f"{display_name(metadata)} on FOCUS, packed by focus-leaderboard.",
-                               create_pr=True)
+    (submission / MODEL_INDEX_FILE).write_text(block)
+    try:
+        commit = api.create_commit(repo_id, repo_type="dataset", operations=operations, commit_message=title,
+                                   commit_description=f"{display_name(metadata)} on FOCUS, packed by "
+                                                      f"focus-leaderboard.", create_pr=True)
+    except Exception as err:
+        raise LeaderboardError(f"the Hugging Face Hub did not take the pull request on {repo_id} ({_reason(err)}); "
+                               f"nothing else was sent") from err
     print(f"opened {commit.pr_url}")
     if model_repo:
-        card_url = metadata_update(model_repo, yaml.safe_load(block), repo_type="model", create_pr=True,
-                                   commit_message=f"Add FOCUS results ({repo_id})")
+        try:
+            card_url = metadata_update(model_repo, yaml.safe_load(block), repo_type="model", create_pr=True,
+                                       commit_message=f"Add FOCUS results ({repo_id})")
+        except Exception as err:
+            raise LeaderboardError(f"opened {commit.pr_url}, but the Hugging Face Hub did not take the pull request "
+                                   f"on the model card {model_repo} ({_reason(err)})") from err
         print(f"opened {card_url}")
     print(f"model-index block for the model card, in {submission / MODEL_INDEX_FILE}:\n{block}", end="")
     return commit.pr_url

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import runfolder
+from harness.leaderboard import outputs
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
 from harness.leaderboard.submission import (
-    FAILED_COUNT, METRICS_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, SUBMISSION_FILE, file_records, submission_id,
+    FAILED_COUNT, METRICS_FILE, MODEL_INDEX_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, SUBMISSION_FILE, SUBMITTED_FILES,
+    file_records, submission_id,
 )
-from harness.leaderboard.verification import compare_claims, recompute_metrics, verify
+from harness.leaderboard.verification import _examples, compare_claims, recompute_metrics, verify
 
 
 def _weights(config: dict) -> dict:
@@ -103,14 +105,15 @@ def pack(
         if not (folder / name).is_file():
             raise LeaderboardError(f"{folder}: no {name}; the model's evaluation has not finished (run the "
                                    f"harness again: it resumes)")
+    failed_file = folder / runfolder.FAILED_FILE
+    failed = _read_run_json(failed_file) if failed_file.is_file() else []
+    config = _read_run_json(folder / runfolder.CONFIG_FILE)
+    claimed = _read_run_json(folder / runfolder.METRICS_FILE)
     try:
-        failed_file = folder / runfolder.FAILED_FILE
-        failed = read_json_strict(failed_file, Limits.json_bytes) if failed_file.is_file() else []
-        config = read_json_strict(folder / runfolder.CONFIG_FILE, Limits.json_bytes)
-        claimed = read_json_strict(folder / runfolder.METRICS_FILE, Limits.json_bytes)
         predictions = pq.read_table(folder / runfolder.PREDICTIONS_FILE, columns=SUBMISSION_SCHEMA.names)
-    except (SubmissionError, pa.ArrowException, OSError) as err:
-        raise LeaderboardError(f"{folder}: {err}; is this a finished harness run?") from err
+    except (pa.ArrowException, OSError) as err:
+        raise LeaderboardError(f"{folder / runfolder.PREDICTIONS_FILE}: cannot be read ({err}); is this a finished "
+                               f"harness run?") from err
     if failed or (isinstance(claimed, dict) and claimed.get(FAILED_COUNT)):
         raise LeaderboardError(f"{folder}: {len(failed) or claimed.get(FAILED_COUNT)} image(s) could not be decoded "
                                f"in this run ({runfolder.FAILED_FILE}); a submission needs a prediction for every "
@@ -128,10 +131,9 @@ def pack(
         output = Path("submissions") / (submission_id(metadata) if _has_id_fields(metadata)
                                         else runfolder.model_slug(model))
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
-        raise LeaderboardError(f"{output}: already exists; choose another --output or pass --overwrite")
+    _check_output(output, run_dir, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    staging = outputs.new_folder(output.parent, f".{output.name}.partial-")
     try:
         pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
                        compression="zstd")
@@ -142,12 +144,70 @@ def pack(
         if problems:
             raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +
                                    "\n".join(f"  - {problem}" for problem in problems))
-        if output.exists():
-            shutil.rmtree(output) if output.is_dir() else output.unlink()
-        os.replace(staging, output)
+        _replace(output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output
+
+
+def _read_run_json(path: Path) -> Any:
+    """A JSON file of the run, read strictly; a problem names the file."""
+    try:
+        return read_json_strict(path, Limits.json_bytes)
+    except SubmissionError as err:
+        raise LeaderboardError(f"{path.parent}{os.sep}{err}") from err
+
+
+# What pack writes into a submission folder, and push beside it: --overwrite replaces a folder holding
+# only these, and deletes nothing else.
+PACKED_FILES = (*SUBMITTED_FILES, MODEL_INDEX_FILE)
+
+
+def _check_output(output: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuse an output that is, holds or lies in the run folder, and one in the way unless pack wrote it."""
+    resolved, run = output.resolve(), run_dir.resolve()
+    if resolved == run or run in resolved.parents or resolved in run.parents:
+        relation = "is" if resolved == run else "lies inside" if run in resolved.parents else "holds"
+        raise LeaderboardError(f"{output}: {relation} the run folder {run_dir}; write the submission outside the run "
+                               f"(--overwrite never replaces the run, a folder holding it or one inside it)")
+    if output.is_symlink():
+        raise LeaderboardError(f"{output}: is a symbolic link; pack writes a folder of its own there only when "
+                               f"nothing is in the way (choose another --output)")
+    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
+        return
+    if not overwrite:
+        raise LeaderboardError(f"{output}: already exists; choose another --output or pass --overwrite")
+    if not is_packed_submission(output):
+        held = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+        holds = f" (it holds {_examples(held)})" if held else ""
+        raise LeaderboardError(f"{output}: not a submission folder that pack wrote{holds}; --overwrite replaces only "
+                               f"those. Choose another --output")
+
+
+def is_packed_submission(folder: Path) -> bool:
+    """Whether `folder` is one that pack wrote: submission.json and nothing but pack's and push's plain files."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    entries = list(folder.iterdir())
+    return (any(p.name == SUBMISSION_FILE for p in entries)
+            and all(p.name in PACKED_FILES and p.is_file() and not p.is_symlink() for p in entries))
+
+
+def _replace(output: Path, staging: Path) -> None:
+    """Put the staged submission at `output`; an earlier one there is moved aside, then its files deleted."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    aside = outputs.unused_name(output.parent, f".{output.name}.replaced-")
+    os.rename(output, aside)
+    try:
+        os.replace(staging, output)
+    except BaseException:
+        os.rename(aside, output)
+        raise
+    for name in PACKED_FILES:
+        (aside / name).unlink(missing_ok=True)
+    aside.rmdir()
 
 
 def _stale_claims(folder: Path, claimed: dict) -> list[str]:

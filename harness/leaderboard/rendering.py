@@ -6,11 +6,11 @@ import html
 import os
 import re
 import string
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from harness.leaderboard import outputs
 from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.submission import (
@@ -301,16 +301,39 @@ MARKDOWN_FILE = "leaderboard.md"
 HTML_FILE = "index.html"
 
 
+# How render knows its own pages, the only files in OUT that it replaces: how each begins.
+_SIGNATURES = {MARKDOWN_FILE: "# FOCUS leaderboard\n",
+               HTML_FILE: "<!DOCTYPE html>\n<!-- Written by `focus-leaderboard render`"}
+
+
+def _check_out(out: Path, folders: Sequence[Path]) -> None:
+    """Refuse an OUT inside a submission, and pages in OUT that render did not write."""
+    resolved = out.resolve()
+    inside = [folder for folder in folders if folder.resolve() in resolved.parents]
+    if inside:
+        raise LeaderboardError(f"{out}: lies inside the submission folder {inside[0]}; write the site outside every "
+                               f"submission")
+    for name, signature in _SIGNATURES.items():
+        path = out / name
+        if os.path.lexists(path) and not _written_by_render(path, signature):
+            raise LeaderboardError(f"{path}: not a page that render wrote; render replaces only its own "
+                                   f"{MARKDOWN_FILE} and {HTML_FILE} (move it, or choose another OUT)")
+
+
+def _written_by_render(path: Path, signature: str) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as file:
+        return file.read(len(signature.encode())) == signature.encode()
+
+
 def _write_files(out: Path, files: dict[str, str]) -> None:
     """Each file is complete or absent: written to a temporary name beside it, then renamed."""
     out.mkdir(parents=True, exist_ok=True)
     staged = []
     try:
         for name, text in files.items():
-            handle, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            staged.append((Path(tmp), out / name))
+            staged.append((outputs.write_new_file(out, f".{name}.", text), out / name))
         for tmp, path in staged:
             os.replace(tmp, path)
     finally:
@@ -330,19 +353,21 @@ def render(
     """Verify every submission folder and write OUT/leaderboard.md and OUT/index.html; return the verifications.
 
     Submissions that fail verification are left out and listed under "Not shown". With `strict`, any
-    such submission stops the render before anything is written.
+    such submission stops the render before anything is written. Files in OUT that render did not
+    write are never replaced.
     """
-    submissions_dir = Path(submissions_dir)
+    submissions_dir, out = Path(submissions_dir), Path(out)
     if not submissions_dir.is_dir():
         raise LeaderboardError(f"{submissions_dir}: not a folder; pass the folder that holds the submission folders")
     # Hidden folders and OUT itself (when it sits among the submissions) are not submissions.
     folders = sorted(p for p in submissions_dir.iterdir()
-                     if p.is_dir() and not p.name.startswith(".") and p.resolve() != Path(out).resolve())
+                     if p.is_dir() and not p.name.startswith(".") and p.resolve() != out.resolve())
+    _check_out(out, folders)
     verifications = [verify(folder, truth, limits=limits, now=now) for folder in folders]
     skipped = [v for v in verifications if not v.accepted]
     if strict and skipped:
         raise StrictRenderError(skipped)
     rows = leaderboard_rows([v for v in verifications if v.accepted])
-    _write_files(Path(out), {MARKDOWN_FILE: render_markdown(rows, skipped, truth),
-                             HTML_FILE: render_html(rows, skipped, truth)})
+    _write_files(out, {MARKDOWN_FILE: render_markdown(rows, skipped, truth),
+                       HTML_FILE: render_html(rows, skipped, truth)})
     return verifications

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import os
 from datetime import datetime
@@ -281,10 +282,16 @@ def _folder_problems(submission: Path) -> list[str]:
         elif not path.is_file():
             problems.append(f"{name}: missing; a submission holds {list(SUBMITTED_FILES)} (write one with "
                             f"focus-leaderboard pack)")
-    for path in sorted(submission.iterdir()):
-        if path.name not in SUBMITTED_FILES and path.name != MODEL_INDEX_FILE:
-            problems.append(f"{_shown(path.name, 60)}: unexpected in a submission, which holds only "
-                            f"{list(SUBMITTED_FILES)} (and {MODEL_INDEX_FILE}); remove it")
+    # A folder can hold any number of entries: a few are named, the rest counted.
+    unexpected = (p.name for p in submission.iterdir() if p.name not in SUBMITTED_FILES and p.name != MODEL_INDEX_FILE)
+    count, first = 0, []
+    for name in unexpected:
+        count += 1
+        first = heapq.nsmallest(SHOWN, [*first, name])
+    problems += [f"{_shown(name, 60)}: unexpected in a submission, which holds only {list(SUBMITTED_FILES)} (and "
+                 f"{MODEL_INDEX_FILE}); remove it" for name in first]
+    if count > SHOWN:
+        problems.append(f"{count - SHOWN:,} more unexpected entries in the submission folder; remove them")
     return problems
 
 

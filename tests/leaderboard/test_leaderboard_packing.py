@@ -3,6 +3,9 @@
 import doctest
 import hashlib
 import json
+import os
+import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -115,6 +118,75 @@ def test_pack_records_timms_data_config_for_a_run_that_predates_the_preprocessin
                                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert leaderboard.protocol_of(metadata).key == "paper-timm"
     assert output.name == "out" and leaderboard.submission_id(metadata).endswith("-timm")
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def own_run(tmp_path, truth) -> Path:
+    """A run of one model that a test may damage."""
+    fabricate_run(tmp_path / "run", truth.table, "m", accuracy=0.5, num_params=10, paper_name=None, seed=0)
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("where", ["run", "parent of run", "model folder in run", "new folder in run"])
+def test_pack_overwrite_never_replaces_the_run_a_folder_holding_it_or_one_inside_it(own_run, where):
+    output = {"run": own_run, "parent of run": own_run.parent, "model folder in run": own_run / "m",
+              "new folder in run": own_run / "submission"}[where]
+    output.mkdir(exist_ok=True)
+    before = _listing(own_run.parent)
+    with pytest.raises(leaderboard.LeaderboardError, match=r"the run folder .*--overwrite never replaces"):
+        leaderboard.pack(own_run, "m", output, overwrite=True)
+    assert _listing(own_run.parent) == before
+
+
+def test_pack_overwrite_refuses_a_folder_that_pack_did_not_write(own_run, tmp_path):
+    thesis = tmp_path / "v" / "thesis.tex"
+    thesis.parent.mkdir()
+    thesis.write_text("x")
+    with pytest.raises(leaderboard.LeaderboardError,
+                       match=r"v: not a submission folder that pack wrote \(it holds 'thesis.tex'\); --overwrite "
+                             r"replaces only those"):
+        leaderboard.pack(own_run, "m", thesis.parent, overwrite=True)
+    assert thesis.read_text() == "x"
+    plain_file = tmp_path / "notes.txt"
+    plain_file.write_text("y")
+    with pytest.raises(leaderboard.LeaderboardError, match="notes.txt: not a submission folder that pack wrote"):
+        leaderboard.pack(own_run, "m", plain_file, overwrite=True)
+    assert plain_file.read_text() == "y"
+
+
+def test_pack_overwrite_refuses_a_symbolic_link_to_a_submission(own_run, tmp_path):
+    target = leaderboard.pack(own_run, "m", tmp_path / "real")
+    (tmp_path / "link").symlink_to(target)
+    before = _listing(target)
+    with pytest.raises(leaderboard.LeaderboardError, match="link: is a symbolic link"):
+        leaderboard.pack(own_run, "m", tmp_path / "link", overwrite=True)
+    assert _listing(target) == before and (tmp_path / "link").is_symlink()
+
+
+def test_pack_overwrite_replaces_a_submission_it_wrote_before(own_run, tmp_path):
+    output = leaderboard.pack(own_run, "m", tmp_path / "sub")
+    (output / leaderboard.MODEL_INDEX_FILE).write_text("model-index: []\n")  # push wrote it
+    metadata = json.loads((output / leaderboard.SUBMISSION_FILE).read_text())
+    later = datetime.fromisoformat(metadata["submitted"]) + timedelta(minutes=1)
+    assert leaderboard.pack(own_run, "m", output, overwrite=True, now=later) == output
+    assert sorted(p.name for p in output.iterdir()) == sorted(leaderboard.SUBMITTED_FILES)
+    assert json.loads((output / leaderboard.SUBMISSION_FILE).read_text())["submitted"] == later.isoformat(
+        timespec="seconds")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left behind
+
+
+def test_pack_writes_folders_and_files_as_the_umask_says(own_run, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        output = leaderboard.pack(own_run, "m", tmp_path / "a" / "sub")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(output.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in output.iterdir()} == {0o644}
 
 
 def test_doctests_pass():

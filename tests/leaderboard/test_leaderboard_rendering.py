@@ -7,6 +7,7 @@ import os
 import re
 import select
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -201,6 +202,36 @@ def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, tru
         leaderboard.render(site[0].parent / "submissions", out, truth)
     assert (out / leaderboard.HTML_FILE).read_text() == before
     assert sorted(p.name for p in out.iterdir()) == sorted([leaderboard.HTML_FILE, leaderboard.MARKDOWN_FILE])
+
+
+def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
+    previous = os.umask(0o022)
+    try:
+        leaderboard.render(site[0].parent / "submissions", tmp_path / "site", truth)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "site").iterdir()} == {0o644}
+
+
+def test_render_replaces_only_pages_it_wrote(tmp_path, site, truth):
+    out = tmp_path / "www"
+    out.mkdir()
+    (out / leaderboard.HTML_FILE).write_text("<html>my own home page</html>")
+    with pytest.raises(leaderboard.LeaderboardError, match=r"index.html: not a page that render wrote; render "
+                                                           r"replaces only its own leaderboard.md and index.html"):
+        leaderboard.render(site[0].parent / "submissions", out, truth)
+    assert (out / leaderboard.HTML_FILE).read_text() == "<html>my own home page</html>"
+    assert sorted(p.name for p in out.iterdir()) == [leaderboard.HTML_FILE]
+    leaderboard.render(site[0].parent / "submissions", site[0], truth)  # its own pages: replaced
+
+
+def test_render_refuses_to_write_into_a_submission(tmp_path, submissions, truth):
+    board = Path(shutil.copytree(submissions, tmp_path / "submissions"))
+    with pytest.raises(leaderboard.LeaderboardError, match=r"site: lies inside the submission folder .*model_a.in1k; "
+                                                           r"write the site outside every submission"):
+        leaderboard.render(board, board / "model_a.in1k" / "site", truth)
+    assert not (board / "model_a.in1k" / "site").exists()
 
 
 class Chromium:

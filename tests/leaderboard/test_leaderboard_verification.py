@@ -146,6 +146,14 @@ def test_unexpected_files_and_symlinks_are_rejected(submission, truth):
     assert any(p.startswith("'notes.txt': unexpected in a submission") for p in problems)
 
 
+def test_a_folder_of_many_unexpected_entries_is_reported_in_a_few_lines(submission, truth):
+    for i in range(1000):
+        (submission / f"junk-{i:04d}").touch()
+    problems = rejected(submission, truth)
+    assert [p.split(":")[0] for p in problems[:5]] == [f"'junk-{i:04d}'" for i in range(5)]
+    assert problems[5:] == ["995 more unexpected entries in the submission folder; remove them"]
+
+
 def test_changed_file_without_new_hash_is_reported(submission, truth):
     path = submission / leaderboard.METRICS_FILE
     recorded = json.loads((submission / leaderboard.SUBMISSION_FILE).read_text())["files"]["metrics.json"]
