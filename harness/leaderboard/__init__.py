@@ -21,8 +21,11 @@ per label space and mapping (PROTOCOLS): accuracies scored under different mappi
 
 The package's modules follow those steps: `strict` reads submitted files (sizes before parsing, strict JSON,
 typed Parquet), `submission` is the format (files, schema, ids, protocols), `verification` checks and
-recomputes, `packing`, `rendering` and `hub` are the other commands, and `cli` is the command line on top.
-Every public name is importable from `harness.leaderboard` itself.
+recomputes, `packing` and `hub` are the pack and push commands, `rendering` the render command over
+`tables` (rows and cells), `markdown` and `page`; `statistics` holds the pure statistics (McNemar, paired
+bootstrap, rank intervals, agreement, effective robustness) and `comparisons` applies them to submissions
+(copies, near-copies, each table's comparisons); `outputs` writes files as the umask says, and `cli` is
+the command line on top. Every public name is importable from `harness.leaderboard` itself.
 """
 
 from harness.leaderboard.cli import build_parser, main
@@ -31,9 +34,13 @@ from harness.leaderboard.hub import (
     DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, connect, model_index, push, push_operations,
 )
 from harness.leaderboard.packing import is_packed_submission, pack, submission_metadata
-from harness.leaderboard.rendering import (
-    COLUMNS, HTML_FILE, MARKDOWN_FILE, NOTES, TEMPLATE_PATH, Column, StrictRenderError, common_uncommon_chart,
-    leaderboard_rows, preprocessing_text, ranked_tables, render, render_html, render_markdown,
+from harness.leaderboard.comparisons import compare, flag_near_copies, group_weights, reject_copies, verify_among
+from harness.leaderboard.markdown import render_markdown
+from harness.leaderboard.page import TEMPLATE_PATH, common_uncommon_chart, effective_robustness_chart, render_html
+from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
+from harness.leaderboard.statistics import effective_robustness
+from harness.leaderboard.tables import (
+    COLUMNS, NOTES, Column, Table, leaderboard_rows, leaderboard_tables, preprocessing_text, ranked_tables,
 )
 from harness.leaderboard.strict import (
     SUBMISSION_SCHEMA, TOP_K, Limits, loads_strict, read_json_strict, read_submitted_predictions,
@@ -46,5 +53,5 @@ from harness.leaderboard.submission import (
 )
 from harness.leaderboard.verification import (
     INTERVAL_TOLERANCE, POINT_TOLERANCE, GroundTruth, Verification, compare_claims, ground_truth, recompute_metrics,
-    scored_predictions, top5_problems, value_problems, verify,
+    scored_predictions, submission_folders, top5_problems, value_problems, verify,
 )

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Sequence
 
 from harness import runfolder
+from harness.leaderboard.comparisons import verify_among
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
 from harness.leaderboard.hub import DEFAULT_DATASET_ID, connect, push
 from harness.leaderboard.packing import pack
-from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, _percent, render
+from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
+from harness.leaderboard.tables import _percent
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.submission import GAPS, SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
 from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
@@ -39,6 +41,9 @@ def _print_verification(verification: Verification, truth: GroundTruth) -> None:
               f"bootstrap replicates)")
         print(f"  {display_name(metadata)} on {truth.num_images:,} images (dataset {truth.fingerprint}): "
               f"{_summary(verification.recomputed)}")
+        for other, share in verification.near_copies:
+            print(f"  note: a near copy of {other}: the same top-1 on {100 * share:.1f}% of the images, for a "
+                  f"different model (flagged on the leaderboard, not rejected)")
         return
     print(f"{verification.submission}: rejected, {len(verification.problems)} problem(s)")
     for problem in verification.problems:
@@ -61,7 +66,10 @@ def _cmd_pack(args) -> int:
 
 def _cmd_verify(args) -> int:
     truth = ground_truth(args.data)
-    verification = verify(args.submission, truth, limits=_limits(args))
+    if args.submissions is None:
+        verification = verify(args.submission, truth, limits=_limits(args))
+    else:
+        verification = verify_among(args.submission, truth, args.submissions, limits=_limits(args))
     _print_verification(verification, truth)
     return 0 if verification.accepted else 1
 
@@ -127,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify_parser.add_argument("submission", metavar="SUBMISSION", help="a submission folder")
     verify_parser.add_argument("--data", required=True, metavar="DATASET",
                                help="the ground truth: converted folder, release folder or zip, or Hub id")
+    verify_parser.add_argument("--submissions", metavar="DIR",
+                               help="the leaderboard's folder of submissions: also reject a copy of an earlier one "
+                                    "(the same top-1 on every image, or a symbolic link to it) and note near copies, "
+                                    "as render does")
     _add_limits(verify_parser)
     verify_parser.set_defaults(func=_cmd_verify)
 

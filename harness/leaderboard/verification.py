@@ -56,10 +56,27 @@ class Verification:
     claimed: dict | None = None
     recomputed: dict | None = None
     compared_fields: int = 0
+    # Per image of the ground truth in file_name order, set with `recomputed`: top-1 correctness and the
+    # model's own top-1 class id (what comparisons between submissions pair and compare).
+    correct: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    top1: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    # Set by comparisons.flag_near_copies: other submissions (folder name, share of images) that agree
+    # with this one on nearly every top-1 while claiming a different model.
+    near_copies: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
         return not self.problems and self.recomputed is not None
+
+
+def submission_folders(submissions_dir: str | os.PathLike, *, exclude: str | os.PathLike | None = None) -> list[Path]:
+    """The submission folders of a leaderboard's folder, by name: hidden entries, files and `exclude` left out."""
+    submissions_dir = Path(submissions_dir)
+    if not submissions_dir.is_dir():
+        raise LeaderboardError(f"{submissions_dir}: not a folder; pass the folder that holds the submission folders")
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    return sorted(path for path in submissions_dir.iterdir()
+                  if path.is_dir() and not path.name.startswith(".") and path.resolve() != excluded)
 
 
 def ground_truth(data: str | os.PathLike) -> GroundTruth:
@@ -375,6 +392,8 @@ def verify(
     if scored is None:
         return result
     result.recomputed = recompute_metrics(scored, metadata["metric"])
+    result.correct = scored.column("correct").to_numpy(zero_copy_only=False)
+    result.top1 = pc.list_element(scored.column("top5_ids"), 0).to_numpy()
     if isinstance(claimed, dict):
         later = LATER_METRICS.get(metadata["schema_version"], frozenset())
         expected = {key: value for key, value in result.recomputed.items() if key in claimed or key not in later}

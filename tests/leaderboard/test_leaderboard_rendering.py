@@ -2,6 +2,7 @@
 
 import base64
 import doctest
+import html
 import json
 import os
 import re
@@ -48,7 +49,9 @@ def test_render_shows_recomputed_numbers_best_accuracy_first(site):
     row = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
     assert f"| {100 * a['accuracy']:.2f} | {100 * a['partitions']['P0']['accuracy']:.2f} |" in row
     assert f"| {100 * a['G_t']['value']:.2f} [" in row and "| 50.00 M | fp32 | 224×224 |" in row
-    assert markdown.count("\n| ") == 4  # header and three models: the tampered claim is not shown
+    ranked = "| # |" + markdown.split("\n| # |", 1)[1].split("\n\n", 1)[0]
+    assert ranked.count("\n| ") == 3  # three models after the header: the tampered claim is not shown
+    assert not any("zz" in line for line in markdown.splitlines() if line.startswith("| "))
 
 
 def test_render_lists_skipped_submissions_with_their_reason(site):
@@ -148,7 +151,7 @@ def test_render_shows_both_overall_gaps_with_their_definitions(site):
 
 @pytest.fixture(scope="module")
 def preprocessing_site(tmp_path_factory, submissions, truth) -> Path:
-    """Model A (the paper's preprocessing), B (timm's), C (custom) and a version-1 copy of A, rendered."""
+    """Model A (the paper's preprocessing), B (timm's), C (custom) and a version-1 submission, rendered."""
     board = tmp_path_factory.mktemp("preprocessing")
     run = board / "run"
     shutil.copytree(submissions / "model_a.in1k", board / "submissions" / "model_a.in1k")
@@ -157,10 +160,10 @@ def preprocessing_site(tmp_path_factory, submissions, truth) -> Path:
                                                        "interpolation": "bicubic"})
     fabricate_run(run, truth.table, "model_c.in1k", accuracy=0.3, num_params=10, paper_name=None, seed=3,
                   preprocessing=PAPER_PREPROCESSING | {"custom": True, "mean": [0.5] * 3, "std": [0.5] * 3})
-    for model in ("model_b.in1k", "model_c.in1k"):
+    fabricate_run(run, truth.table, "model_v1", accuracy=0.9, num_params=10, paper_name=None, seed=8)
+    for model in ("model_b.in1k", "model_c.in1k", "model_v1"):
         leaderboard.pack(run, model, board / "submissions" / model)
-    version_1 = Path(shutil.copytree(submissions / "model_a.in1k", board / "submissions" / "model_v1"))
-    as_version_1(version_1)
+    as_version_1(board / "submissions" / "model_v1")
     verifications = leaderboard.render(board / "submissions", board / "site", truth)
     assert all(v.accepted for v in verifications)
     return board / "site"
@@ -178,9 +181,10 @@ def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing
         "ImageNet-1k models, the paper's mapping, custom preprocessing (not comparable)",
     ]
     assert "Preprocessing from each model&#x27;s timm data config" in page
-    assert "fp32" in page and "paper: resize 224, crop 224×224, bilinear" in page
-    assert "timm: resize 256, crop 224×224, bicubic" in page and "paper, custom: resize 224" in page
-    assert "timm data config (not recorded)" in page
+    assert "48 images, paper mapping, paper preprocessing: resize 224, crop 224×224, bilinear" in page
+    assert "timm preprocessing: resize 256, crop 224×224, bicubic" in page
+    assert "paper preprocessing, custom: resize 224" in page
+    assert "timm preprocessing (data config, not recorded)" in page
 
 
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
@@ -372,5 +376,112 @@ def test_page_sorts_every_protocols_table_by_the_clicked_column_in_headless_chro
         browser.close()
 
 
-def test_doctests_pass():
-    assert doctest.testmod(leaderboard.rendering, optionflags=doctest.ELLIPSIS).failed == 0
+@pytest.mark.parametrize("module", [leaderboard.rendering, leaderboard.tables, leaderboard.markdown, leaderboard.page])
+def test_doctests_pass(module):
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+@pytest.fixture(scope="module")
+def ties_site(tmp_path_factory, submissions, truth) -> tuple[Path, list[leaderboard.Table]]:
+    """The three submissions and a second model as accurate as A (other images right): rendered, and its tables."""
+    board = tmp_path_factory.mktemp("ties")
+    shutil.copytree(submissions, board / "submissions")
+    fabricate_run(board / "run", truth.table, "model_a2.in1k", accuracy=0.8, num_params=25_000_000,
+                  paper_name=None, seed=11)
+    leaderboard.pack(board / "run", "model_a2.in1k", board / "submissions" / "model_a2.in1k")
+    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    assert all(v.accepted for v in verifications)
+    return board / "site", leaderboard.leaderboard_tables(verifications, truth)
+
+
+def test_page_and_markdown_show_rank_intervals_ties_paired_comparisons_and_effective_robustness(ties_site):
+    out, (table,) = ties_site
+    rows, comparison = table.rows, table.comparison
+    tied = [row["submission"] for row in rows if row["ranks"]["accuracy"][2]]
+    assert tied, "the planted pair should tie on accuracy"
+    page = (out / leaderboard.HTML_FILE).read_text()
+    for row in rows:
+        low, high, is_tied = row["ranks"]["accuracy"]
+        cell = re.search(rf'data-submission="{re.escape(row["submission"])}">.*?<td class="rank" data-ranks="([^"]+)"'
+                         rf'.*?<span class="interval">([^<]+)</span><span class="tie"[^>]*?( hidden)?>', page)
+        assert json.loads(html.unescape(cell.group(1)))["G_l"] == list(row["ranks"]["G_l"])
+        assert cell.group(2) == (str(low) if low == high else f"{low}–{high}")
+        assert (cell.group(3) is None) == is_tied
+    data = json.loads(re.search(r'<script type="application/json" id="data-paper">(.*?)</script>', page).group(1))
+    assert data["effective_robustness_fit"]["n"] == 4
+    assert data["effective_robustness_fit"]["slope"] == pytest.approx(comparison.fit["slope"])
+    chart = page.split('class="er-chart"', 1)[1].split("</svg>", 1)[0]
+    assert chart.count('<circle class="model"') == 4 and 'class="fit"' in chart and 'class="diagonal"' in chart
+    assert page.count("<table class=\"pairs\">") == 1
+    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    assert "| # | Model | Rank (95%) | Accuracy |" in markdown
+    for rank, row in enumerate(rows, 1):
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {rank} | "))
+        assert line.split(" | ")[2] == leaderboard.tables.rank_text(row["ranks"]["accuracy"])
+    assert "### Paired comparisons with the model ranked above" in markdown
+    assert sum(line.startswith("| ") for line in markdown.split("### Paired comparisons", 1)[1].split("\n\n")[2]
+               .splitlines()) == 4  # header and the three models below the first
+    assert "logit A(P0), fitted over 4 models" in markdown
+
+
+def test_a_near_copy_is_flagged_on_the_page_with_its_agreement(ties_site, truth, tmp_path, monkeypatch):
+    monkeypatch.setattr(leaderboard.comparisons, "NEAR_COPY", 0.0)  # on 48 images only a copy reaches 99.5%
+    board = ties_site[0].parent / "submissions"
+    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    flagged = {v.submission.name: v.near_copies for v in verifications if v.near_copies}
+    assert flagged
+    page = (tmp_path / "site" / leaderboard.HTML_FILE).read_text()
+    name, [(other, share), *_] = next(iter(flagged.items()))
+    assert f"near copy: agrees with {other} on {100 * share:.1f}% of the images" in page
+    assert "Near copies, flagged and not rejected" in (tmp_path / "site" / leaderboard.MARKDOWN_FILE).read_text()
+
+
+RANK_CELLS = ("Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(row => [row.dataset.submission, "
+              "row.querySelector('td.rank .interval').textContent, !row.querySelector('td.rank .tie').hidden])")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
+def test_page_shows_rank_intervals_ties_and_the_robustness_chart_and_still_sorts_in_headless_chromium(ties_site,
+                                                                                                      tmp_path):
+    out, (table,) = ties_site
+    page = Path(shutil.copy(out / leaderboard.HTML_FILE, tmp_path / "index.html"))
+
+    def expected(key: str) -> list:
+        ascending = key == "G_l"  # gaps: smallest first
+        rows = sorted(table.rows, key=lambda row: (row["values"][key] if ascending else -row["values"][key],
+                                                   table.rows.index(row)))
+        return [[row["submission"], leaderboard.tables.rank_text(row["ranks"][key][:2] + (False,)),
+                 row["ranks"][key][2]] for row in rows]
+
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        assert browser.evaluate(RANK_CELLS) == expected("accuracy")
+        assert any(tie for _, _, tie in browser.evaluate(RANK_CELLS))  # a tie mark is shown
+        assert browser.evaluate("document.querySelector('#paper .rank-key').textContent") == "accuracy"
+        # The effective-robustness chart is drawn: four models, the fit, and its data in the page.
+        box = browser.evaluate("(() => { const r = document.querySelector('#paper svg.er-chart')"
+                               ".getBoundingClientRect(); return [r.width, r.height]; })()")
+        assert box[0] > 400 and box[1] > 300
+        assert browser.evaluate("document.querySelectorAll('#paper svg.er-chart circle.model').length") == 4
+        assert browser.evaluate("JSON.parse(document.getElementById('data-paper').textContent)"
+                                ".effective_robustness_fit.n") == 4
+        # Sorting still works, and the rank intervals follow the sorted column.
+        browser.click('th[data-key="G_l"] button')
+        browser.wait_for(SORTED_BY.format(key="G_l", order="ascending"))
+        assert browser.evaluate(RANK_CELLS) == expected("G_l")
+        assert browser.evaluate("document.querySelector('#paper .rank-key').textContent") == "G_l"
+        browser.click('th[data-key="num_params"] button')
+        browser.wait_for(SORTED_BY.format(key="num_params", order="ascending"))
+        assert [cells[0] for cells in browser.evaluate(RANK_CELLS)] == [
+            "model_b.in1k", "model_c.in1k", "model_a2.in1k", "model_a.in1k"]
+        assert browser.evaluate("document.querySelector('#paper .rank-key').textContent") == "accuracy"
+        browser.click('th[data-key="accuracy"] button')
+        browser.wait_for(SORTED_BY.format(key="accuracy", order="descending"))
+        assert browser.evaluate(RANK_CELLS) == expected("accuracy")
+        data = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)[
+            "data"])
+    finally:
+        browser.close()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
