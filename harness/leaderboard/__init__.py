@@ -31,7 +31,7 @@ the command line on top. Every public name is importable from `harness.leaderboa
 from harness.leaderboard.cli import build_parser, main
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError, SubmissionError
 from harness.leaderboard.hub import (
-    DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, connect, model_index, push, push_operations,
+    DEFAULT_DATASET_ID, FOCUS_DATASET_NAME, PushResult, connect, model_index, push, push_operations,
 )
 from harness.leaderboard.packing import is_packed_submission, pack, submission_metadata
 from harness.leaderboard.comparisons import compare, flag_near_copies, group_weights, reject_copies, verify_among

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -97,6 +98,24 @@ def connect(repo_id: str, model_repo: str | None = None) -> HfApi:
     return api
 
 
+@dataclasses.dataclass
+class PushResult:
+    """What push sent, or in a dry run would send: the files of the pull request and the model-index block.
+
+    pr_url and card_url are the opened pull requests (None in a dry run, or without a model repository);
+    model_index_file is where the block was written (None in a dry run, which writes nothing).
+    """
+
+    repo_id: str
+    operations: list[CommitOperationAdd]
+    model_index: str
+    model_repo: str | None = None
+    dry_run: bool = False
+    pr_url: str | None = None
+    card_url: str | None = None
+    model_index_file: Path | None = None
+
+
 def push(
     submission: str | os.PathLike,
     repo_id: str,
@@ -106,13 +125,13 @@ def push(
     model_repo: str | None = None,
     dataset_id: str = DEFAULT_DATASET_ID,
     api: HfApi | None = None,
-) -> str | None:
+) -> PushResult:
     """Verify the submission, write its model_index.yaml, and open a pull request on the Hub dataset `repo_id`.
 
-    Only a submission that verify accepts is pushed, and the model-index holds the recomputed numbers.
-    The Hub access is checked first (`connect`, unless `api` is given). `dry_run` prints the operations
-    and the block, writes nothing and constructs no Hub client. Returns the pull request's URL (None in a
-    dry run).
+    Only a submission that verify accepts is pushed (RejectedSubmissionError otherwise), and the
+    model-index holds the recomputed numbers. The Hub access is checked first (`connect`, unless `api` is
+    given). `dry_run` writes nothing, sends nothing and constructs no Hub client: the result says what a
+    push would send.
     """
     submission = Path(submission)
     if not dry_run and api is None:
@@ -125,32 +144,25 @@ def push(
     metadata = verification.metadata
     block = model_index(metadata, verification.recomputed, dataset_id=dataset_id,
                         source_url=f"https://huggingface.co/datasets/{repo_id}")
-    operations = push_operations(submission, metadata)
-    title = f"Add FOCUS submission {submission_id(metadata)}"
+    result = PushResult(repo_id, push_operations(submission, metadata), block, model_repo, dry_run)
     if dry_run:
-        print(f"dry run, nothing sent: a pull request on the dataset repository {repo_id} would add")
-        for op in operations:
-            print(f"  {op.path_in_repo}  {op.upload_info.size:,} bytes  sha256 {op.upload_info.sha256.hex()}")
-        if model_repo:
-            print(f"and a pull request on the model repository {model_repo} would add the model-index block")
-        print(f"model-index block for the model card (a dry run writes nothing):\n{block}", end="")
-        return None
-    (submission / MODEL_INDEX_FILE).write_text(block)
+        return result
+    result.model_index_file = submission / MODEL_INDEX_FILE
+    result.model_index_file.write_text(block)
     try:
-        commit = api.create_commit(repo_id, repo_type="dataset", operations=operations, commit_message=title,
+        commit = api.create_commit(repo_id, repo_type="dataset", operations=result.operations,
+                                   commit_message=f"Add FOCUS submission {submission_id(metadata)}",
                                    commit_description=f"{display_name(metadata)} on FOCUS, packed by "
                                                       f"focus-leaderboard.", create_pr=True)
     except Exception as err:
         raise LeaderboardError(f"the Hugging Face Hub did not take the pull request on {repo_id} ({_reason(err)}); "
                                f"nothing else was sent") from err
-    print(f"opened {commit.pr_url}")
+    result.pr_url = commit.pr_url
     if model_repo:
         try:
-            card_url = metadata_update(model_repo, yaml.safe_load(block), repo_type="model", create_pr=True,
-                                       commit_message=f"Add FOCUS results ({repo_id})")
+            result.card_url = metadata_update(model_repo, yaml.safe_load(block), repo_type="model", create_pr=True,
+                                              commit_message=f"Add FOCUS results ({repo_id})")
         except Exception as err:
             raise LeaderboardError(f"opened {commit.pr_url}, but the Hugging Face Hub did not take the pull request "
                                    f"on the model card {model_repo} ({_reason(err)})") from err
-        print(f"opened {card_url}")
-    print(f"model-index block for the model card, in {submission / MODEL_INDEX_FILE}:\n{block}", end="")
-    return commit.pr_url
+    return result

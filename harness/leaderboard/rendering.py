@@ -6,6 +6,7 @@ are built once (tables.leaderboard_tables) and written as Markdown (markdown.py)
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from harness.leaderboard.page import render_html
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.tables import leaderboard_tables
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
+
+logger = logging.getLogger("focus-leaderboard")
 
 
 class StrictRenderError(LeaderboardError):
@@ -93,6 +96,7 @@ def render(
     out = Path(out)
     folders = submission_folders(submissions_dir, exclude=out)  # OUT may sit among the submissions
     _check_out(out, folders)
+    logger.info("verifying %d submission folder(s) in %s", len(folders), submissions_dir)
     verifications = [verify(folder, truth, limits=limits, now=now) for folder in folders]
     reject_copies(verifications)
     flag_near_copies(verifications)

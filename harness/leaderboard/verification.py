@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,8 +80,6 @@ def submission_folders(submissions_dir: str | os.PathLike, *, exclude: str | os.
 
 def ground_truth(data: str | os.PathLike) -> GroundTruth:
     """Load the ground truth once: a converted folder, a raw release (folder or zip) or a Hub id."""
-    datasets.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
     try:
         table = focus_dataset.annotation_table(focus_dataset.load_focus(data))
     except Exception as err:  # any loader failure becomes one clear message at the command line

@@ -1,8 +1,11 @@
 """harness.leaderboard.cli: focus-leaderboard's output and exit codes."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from harness import leaderboard
 
@@ -66,3 +69,62 @@ def test_cli_an_output_that_cannot_be_written_is_one_line_and_exit_2(site, conve
     assert leaderboard.main(["pack", str(run_dir), "--model", "model_a.in1k", "--output", "/proc/focus-sub"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "/proc" in err and err.count("\n") == 1
+
+
+def _subcommands() -> dict:
+    parser = leaderboard.build_parser()
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def test_every_options_help_shows_its_default_and_the_exit_codes():
+    for name, parser in {"focus-leaderboard": leaderboard.build_parser(), **_subcommands()}.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help" and not action.required:
+                assert "(default: " in formatter._get_help_string(action), (name, action.dest)
+        assert "exit status: 0 success, 1 a submission rejected" in " ".join(parser.format_help().split()), name
+
+
+def test_help_shows_defaults_and_exit_codes_as_printed():
+    help_text = " ".join(_subcommands()["render"].format_help().split())
+    assert "--max-decoded-mb MAX_DECODED_MB most memory the predictions may take once decoded, counted before " \
+           "decoding (default: 512)" in help_text
+    assert "--strict write nothing and exit 1 if any submission fails verification (default: False)" in help_text
+    assert "2 the command cannot run" in help_text
+
+
+def test_render_takes_output_as_an_option_and_keeps_the_positional(site, converted, tmp_path, capsys):
+    submissions_dir = site[0].parent / "submissions"
+    assert leaderboard.main(["render", str(submissions_dir), "--output", str(tmp_path / "a"), "--data",
+                             str(converted)]) == 0
+    assert leaderboard.main(["render", str(submissions_dir), str(tmp_path / "b"), "--data", str(converted)]) == 0
+    assert (tmp_path / "a" / leaderboard.HTML_FILE).read_text() == (tmp_path / "b" / leaderboard.HTML_FILE).read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        leaderboard.main(["render", str(submissions_dir), "--data", str(converted)])
+    assert exit_info.value.code == 2
+    assert "the output folder: pass --output DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        leaderboard.main(["render", str(submissions_dir), str(tmp_path / "a"), "--output", str(tmp_path / "b"),
+                          "--data", str(converted)])
+    assert "OUT and --output name different folders" in capsys.readouterr().err
+
+
+def test_pack_takes_the_run_as_an_option_and_keeps_the_positional(run_dir, tmp_path, capsys):
+    assert leaderboard.main(["pack", "--run", str(run_dir), "--model", "model_b.in1k", "--output",
+                             str(tmp_path / "b")]) == 0
+    assert leaderboard.main(["pack", str(run_dir), "--model", "model_c.in1k", "--output", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        leaderboard.main(["pack", "--model", "model_b.in1k"])
+    assert exit_info.value.code == 2 and "the run folder: pass --run RUN" in capsys.readouterr().err
+
+
+def test_render_logs_its_progress_once_logging_is_set_up(site, converted, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.leaderboard", "render", str(site[0].parent / "submissions"),
+                             "--output", str(tmp_path / "site"), "--data", str(converted)], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "INFO focus-leaderboard: verifying 4 submission folder(s) in " in result.stderr
+    assert result.stdout.startswith(f"wrote {tmp_path / 'site' / leaderboard.MARKDOWN_FILE}")

@@ -55,7 +55,7 @@ def test_push_dry_run_prints_the_operations_and_touches_no_network(submission, c
     assert entry["results"][0]["dataset"] == {"name": "FOCUS", "type": "focus", "split": "test"}
 
 
-def test_push_opens_a_pull_request_with_create_pr(submission, truth, monkeypatch, capsys):
+def test_push_opens_a_pull_request_with_create_pr(submission, truth, converted, monkeypatch, capsys):
     calls = []
 
     class FakeApi:
@@ -70,12 +70,28 @@ def test_push_opens_a_pull_request_with_create_pr(submission, truth, monkeypatch
             return type("CommitInfo", (), {"pr_url": "https://huggingface.co/datasets/x/y/discussions/1"})()
 
     monkeypatch.setattr(leaderboard.hub, "HfApi", FakeApi)
-    assert leaderboard.push(submission, "x/y", truth) == "https://huggingface.co/datasets/x/y/discussions/1"
+    result = leaderboard.push(submission, "x/y", truth)
+    assert result.pr_url == "https://huggingface.co/datasets/x/y/discussions/1"
+    assert capsys.readouterr().out == ""  # the library returns; the command prints
     assert calls[0] == ("repo_info", "x/y")  # access checked before the long work
     ((repo_id, kwargs),) = calls[1:]
     assert repo_id == "x/y" and kwargs["repo_type"] == "dataset" and kwargs["create_pr"] is True
     assert [op.path_in_repo.rsplit("/", 1)[1] for op in kwargs["operations"]] == list(leaderboard.SUBMITTED_FILES)
+    assert (submission / leaderboard.MODEL_INDEX_FILE).read_text() == result.model_index
+    calls.clear()
+    assert leaderboard.main(["push", str(submission), "--repo", "x/y", "--data", str(converted)]) == 0
     assert "opened https://huggingface.co/datasets/x/y/discussions/1" in capsys.readouterr().out
+
+
+def test_push_dry_run_returns_the_operations_and_the_block_and_prints_nothing(submission, truth, monkeypatch,
+                                                                              capsys):
+    monkeypatch.setattr(leaderboard.hub, "HfApi", _NoNetwork)
+    result = leaderboard.push(submission, "focus-bench/leaderboard", truth, dry_run=True)
+    assert capsys.readouterr().out == ""
+    assert result.pr_url is None and result.dry_run
+    assert [op.path_in_repo.rsplit("/", 1)[1] for op in result.operations] == list(leaderboard.SUBMITTED_FILES)
+    assert yaml.safe_load(result.model_index)["model-index"][0]["name"] == "Model A (model_a.in1k)"
+    assert not (submission / leaderboard.MODEL_INDEX_FILE).exists()
 
 
 def test_push_refuses_a_rejected_submission(submission, truth, monkeypatch):
