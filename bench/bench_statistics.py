@@ -44,8 +44,8 @@ def synthetic_board(n_submissions: int, n_images: int, seed: int) -> tuple[Groun
     for i, accuracy in enumerate(np.linspace(0.4, 0.9, n_submissions)):
         correct = rng.random(n_images) < accuracy
         top1 = np.where(correct, inputs["references"], rng.integers(0, 1000, n_images))
-        metadata = {"label_space": "imagenet", "model": f"model_{i}", "weights": {"sha256": f"{i:064x}"},
-                    "submitted": "2026-01-01T00:00:00+00:00"}
+        metadata = {"label_space": "imagenet", "mapping": "paper", "model": f"model_{i}",
+                    "weights": {"sha256": f"{i:064x}"}, "submitted": "2026-01-01T00:00:00+00:00"}
         verifications.append(Verification(Path(f"model_{i:02d}"), [], metadata=metadata, recomputed={},
                                           correct=correct, top1=top1))
     return truth, verifications

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 import focus_dataset
 from harness.leaderboard import statistics
-from harness.leaderboard.submission import GAPS, PREDICTIONS_FILE
+from harness.leaderboard.submission import GAPS, PREDICTIONS_FILE, protocol_of
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
 
@@ -172,8 +172,8 @@ def reject_copies(verifications: Sequence[Verification]) -> None:
 
     A folder that is a symbolic link to another submission folder is that submission (the real folder,
     or the first by name, stays). A submission whose model's top-1 is the same as an earlier accepted
-    submission's on every image (same label space) is a copy of it: earlier is by `submitted`, then by
-    folder name.
+    submission's on every image, in the same protocol (the same table), is a copy of it: earlier is by
+    `submitted`, then by folder name. The same model scored another way (another mapping) is not a copy.
     """
     by_target: dict[Path, list[Verification]] = {}
     for verification in verifications:
@@ -188,7 +188,7 @@ def reject_copies(verifications: Sequence[Verification]) -> None:
     for verification in sorted(verifications, key=lambda v: (_submitted(v), v.submission.name)):
         if not verification.accepted:
             continue
-        twin = next((v for v in kept if v.metadata["label_space"] == verification.metadata["label_space"]
+        twin = next((v for v in kept if protocol_of(v.metadata) == protocol_of(verification.metadata)
                      and np.array_equal(v.top1, verification.top1)), None)
         if twin is None:
             kept.append(verification)
@@ -199,14 +199,14 @@ def reject_copies(verifications: Sequence[Verification]) -> None:
 
 
 def flag_near_copies(verifications: Sequence[Verification]) -> None:
-    """Record on each accepted submission the others of a different model (or weights) whose top-1 agrees
-    with its own on at least NEAR_COPY of the images: (folder name, share) in `near_copies`.
+    """Record on each accepted submission the others in its table, of a different model (or weights), whose
+    top-1 agrees with its own on at least NEAR_COPY of the images: (folder name, share) in `near_copies`.
 
     They are flagged, not rejected: fine-tunes of one checkpoint can agree that much.
     """
     accepted = [v for v in verifications if v.accepted]
-    for label_space in {v.metadata["label_space"] for v in accepted}:
-        members = [v for v in accepted if v.metadata["label_space"] == label_space]
+    for protocol in {protocol_of(v.metadata) for v in accepted}:
+        members = [v for v in accepted if protocol_of(v.metadata) == protocol]
         shares = statistics.agreement(np.stack([v.top1 for v in members]))
         for i, j in zip(*np.nonzero(shares >= NEAR_COPY)):
             if i != j and _identity(members[i]) != _identity(members[j]):

@@ -39,14 +39,14 @@ def _pairs(rows: list[dict]) -> list[str]:
              "Both models scored on the same images: the exact McNemar test on top-1 correctness (images only "
              "this model gets right / only the one above does), and each gap's difference, this model's minus "
              "the one above's, in points with its paired 95% bootstrap interval (images resampled jointly).", "",
-             "| Model | Above | Only this | Only above | McNemar p | " + " | ".join(_md(f"Δ{gap}") for gap in GAPS)
-             + " |",
+             "| Submission | Above | Only this | Only above | McNemar p | "
+             + " | ".join(_md(f"Δ{gap}") for gap in GAPS) + " |",
              "|---|---|---:|---:|---:|" + "---:|" * len(GAPS)]
     for row in rows[1:]:
         pair = row["neighbour"]
-        lines.append(f"| {_md(row['name'])} | {_md(pair['above'])} | {pair['only_this']} | {pair['only_above']} | "
-                     f"{p_text(pair['p_value'])} | " + " | ".join(_difference(pair["gaps"][gap]) for gap in GAPS)
-                     + " |")
+        cells = [_md(row["submission"]), _md(pair["above"]), str(pair["only_this"]), str(pair["only_above"]),
+                 p_text(pair["p_value"])] + [_difference(pair["gaps"][gap]) for gap in GAPS]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

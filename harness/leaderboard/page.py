@@ -164,12 +164,12 @@ def _json_script(data: dict, element_id: str) -> str:
 
 
 def _pairs_table(rows: list[dict]) -> str:
-    header = ("<tr><th>Model</th><th>Above</th><th>Only this</th><th>Only above</th><th>McNemar p</th>"
+    header = ("<tr><th>Submission</th><th>Above</th><th>Only this</th><th>Only above</th><th>McNemar p</th>"
               + "".join(f"<th>&#916;{html.escape(gap)}</th>" for gap in GAPS) + "</tr>")
     lines = []
     for row in rows[1:]:
         pair = row["neighbour"]
-        cells = [html.escape(row["name"]), html.escape(pair["above"]), str(pair["only_this"]),
+        cells = [html.escape(row["submission"]), html.escape(pair["above"]), str(pair["only_this"]),
                  str(pair["only_above"]), p_text(pair["p_value"])]
         for gap in GAPS:
             value, low, high = pair["gaps"][gap]

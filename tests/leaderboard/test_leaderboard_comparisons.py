@@ -111,10 +111,11 @@ def test_cli_verify_of_a_new_submission_against_the_folder_catches_a_copy_from_o
     assert "the same top-1 as the earlier submission model_a.in1k" in capsys.readouterr().out
 
 
-def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64) -> leaderboard.Verification:
+def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
+               mapping: str = "paper") -> leaderboard.Verification:
     return leaderboard.Verification(
-        Path(name), [], metadata={"label_space": "imagenet", "model": model, "weights": {"sha256": sha},
-                                  "submitted": "2026-01-01T00:00:00+00:00"},
+        Path(name), [], metadata={"label_space": "imagenet", "mapping": mapping, "model": model,
+                                  "weights": {"sha256": sha}, "submitted": "2026-01-01T00:00:00+00:00"},
         recomputed={}, correct=np.ones(len(top1), dtype=bool), top1=top1)
 
 
@@ -135,6 +136,15 @@ def test_near_copies_of_a_different_model_are_flagged_with_their_agreement():
     assert verifications[0].near_copies == [("b", 0.997)]
     assert verifications[1].near_copies == [("a", 0.997)]
     assert verifications[2].near_copies == []  # 99.0%: below the threshold
+
+
+def test_the_same_predictions_scored_in_another_table_are_not_a_copy():
+    top1 = np.arange(1000) % 997
+    verifications = [_synthetic("paper", top1, "lite0"), _synthetic("restricted", top1, "lite0", mapping="restricted"),
+                     _synthetic("zz_copy", top1.copy(), "someone_else")]
+    comparisons.reject_copies(verifications)
+    assert [len(v.problems) for v in verifications] == [0, 0, 1]
+    assert "the earlier submission paper for every one" in verifications[2].problems[0]
 
 
 def test_the_same_model_at_another_precision_is_not_a_near_copy():
