@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/bench_convert.py
 	$(BIN)/python bench/bench_metric.py
 	$(BIN)/python bench/bench_harness.py
+	$(BIN)/python bench/bench_statistics.py
 
 clean:
 	rm -rf $(DEMO) bench/out .pytest_cache

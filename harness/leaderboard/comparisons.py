@@ -1,0 +1,232 @@
+"""Submissions compared with each other: copies, near-copies, and the statistics each ranked table shows.
+
+This module turns verified submissions and the ground truth into the arrays that `statistics` works on
+(correctness and top-1 per image, the groups of the table's columns) and back into what the pages show:
+per table, rank intervals for every statistical column with marks for ties with the leader, the exact
+McNemar test and paired bootstrap intervals of the gap differences against the model ranked above, and
+effective robustness; across the submissions, copied predictions (rejected) and near-copies (flagged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow.compute as pc
+
+import focus_dataset
+from harness.leaderboard import statistics
+from harness.leaderboard.submission import GAPS, PREDICTIONS_FILE, protocol_of
+from harness.leaderboard.strict import Limits
+from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
+
+NEAR_COPY = 0.995  # top-1 agreement from which two different models are flagged
+
+# Each statistical column of a table as accuracies of groups of images: an accuracy is its group's, a gap
+# the first group's minus the second's (Eq. 1; the overall gaps P0 against P1-P3 or P1-P2). The metric
+# defines the same groups; a test pins these to its numbers.
+COLUMN_GROUPS = {
+    "accuracy": ("all",),
+    "P0": ("P0",), "P1": ("P1",), "P2": ("P2",), "P3": ("P3",),
+    "G_t": ("time:common", "time:uncommon"),
+    "G_w": ("weather:common", "weather:uncommon"),
+    "G_l": ("locations:common", "locations:uncommon"),
+    "gap_overall": ("P0", "P1-P3"),
+    "gap_overall_paper": ("P0", "P1-P2"),
+}
+HIGHER_IS_BETTER = {key: len(groups) == 1 for key, groups in COLUMN_GROUPS.items()}  # accuracies up, gaps down
+
+
+def group_weights(truth: GroundTruth) -> dict[str, np.ndarray]:
+    """How many times each image (in file_name order) counts in each group of COLUMN_GROUPS.
+
+    An image counts once per common (uncommon) value of an attribute, so an image with two common
+    locations counts twice in G_l's common group: the metric's "occurrence" unit, which the leaderboard
+    requires. "none" values are in neither group.
+    """
+    table = truth.table.sort_by("file_name")
+    counts = {}
+    for attribute, names in (("time", focus_dataset.TIME_NAMES), ("weather", focus_dataset.WEATHER_NAMES)):
+        values = table.column(attribute).to_numpy()
+        uncommon = table.column(f"uncommon_{attribute}").to_numpy(zero_copy_only=False)
+        counts[attribute] = ((values != names.index("none")) & ~uncommon, uncommon)
+    locations = table.column("locations")
+    flat, parents = pc.list_flatten(locations).to_numpy(), pc.list_parent_indices(locations).to_numpy()
+    n_none = np.bincount(parents[flat == focus_dataset.LOCATION_NAMES.index("none")], minlength=table.num_rows)
+    n_uncommon_locations = pc.list_value_length(table.column("uncommon_locations")).to_numpy(zero_copy_only=False)
+    n_locations = pc.list_value_length(locations).to_numpy(zero_copy_only=False)
+    counts["locations"] = (n_locations - n_none - n_uncommon_locations, n_uncommon_locations)
+    n_uncommon = sum((uncommon > 0).astype(int) for _, uncommon in counts.values())
+    weights = {"all": np.ones(table.num_rows), "P1-P3": n_uncommon > 0, "P1-P2": (n_uncommon == 1) | (n_uncommon == 2)}
+    weights |= {f"P{k}": n_uncommon == k for k in range(4)}
+    for attribute, (common, uncommon) in counts.items():
+        weights[f"{attribute}:common"], weights[f"{attribute}:uncommon"] = common, uncommon
+    return {name: np.asarray(value, dtype=np.float32) for name, value in weights.items()}
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The statistics of one ranked table, rows in the table's order (best accuracy first).
+
+    rank_intervals: per statistical column, each row's (low, high) rank bounds over the bootstrap, and
+        whether that interval overlaps the interval of the column's leader (the best point value).
+    neighbours: per row, None for the first; otherwise the comparison with the row above: discordant
+        counts and the exact McNemar p-value, and per gap the difference (this row minus the one above)
+        with its paired bootstrap interval.
+    fit: the effective-robustness fit (statistics.effective_robustness) when it can be drawn, else None;
+        effective_robustness holds each row's value (None without a fit).
+    """
+
+    rank_intervals: dict[str, list[tuple[int, int, bool]]]
+    neighbours: list[dict | None]
+    fit: dict | None
+    effective_robustness: list[float | None]
+
+
+def _column_values(accuracies: np.ndarray, groups: list[str]) -> dict[str, np.ndarray]:
+    """(replicates x rows) values of every statistical column from (replicates x rows x groups) accuracies."""
+    index = {name: i for i, name in enumerate(groups)}
+    values = {}
+    for key, members in COLUMN_GROUPS.items():
+        first = accuracies[..., index[members[0]]]
+        values[key] = first if len(members) == 1 else first - accuracies[..., index[members[1]]]
+    return values
+
+
+def compare(rows: Sequence[dict], weights: dict[str, np.ndarray], counts: np.ndarray) -> Comparison:
+    """Statistics of one table from its rows (each with "correct" and "values"), group weights and bootstrap counts.
+
+    `counts` (replicates x images, statistics.bootstrap_counts) is shared by every table and submission:
+    the replicates are paired.
+    """
+    groups = list(weights)
+    correct = np.stack([row["correct"] for row in rows])
+    replicates = _column_values(statistics.group_accuracies(counts, correct, np.stack(list(weights.values()))),
+                                groups)
+    rank_intervals = {}
+    for key, values in replicates.items():
+        low, high = statistics.rank_intervals(values, HIGHER_IS_BETTER[key])
+        points = np.array([np.nan if row["values"][key] is None else row["values"][key] for row in rows])
+        leader = int(np.argmin(statistics.ranks(points, HIGHER_IS_BETTER[key])))  # ties: the table's order
+        tied = statistics.tied_with_leader(low, high, leader)
+        rank_intervals[key] = [(int(a), int(b), bool(c)) for a, b, c in zip(low, high, tied)]
+    neighbours = [None] + [_neighbour(rows, replicates, i) for i in range(1, len(rows))]
+    fit, robustness = _effective_robustness(rows)
+    return Comparison(rank_intervals, neighbours, fit, robustness)
+
+
+def _neighbour(rows: Sequence[dict], replicates: dict[str, np.ndarray], i: int) -> dict:
+    """Row i against row i - 1: exact McNemar on top-1 correctness, paired intervals of the gap differences."""
+    only_this, only_above = statistics.discordant(rows[i]["correct"], rows[i - 1]["correct"])
+    gaps = {}
+    for gap in GAPS:
+        this, above = rows[i]["values"][gap], rows[i - 1]["values"][gap]
+        low, high = statistics.percentile_interval(replicates[gap][:, i] - replicates[gap][:, i - 1])
+        gaps[gap] = (None if this is None or above is None else this - above, _number(low), _number(high))
+    return {"above": rows[i - 1]["submission"], "only_this": only_this, "only_above": only_above,
+            "p_value": float(statistics.mcnemar_exact(only_this, only_above)), "gaps": gaps}
+
+
+def _number(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _effective_robustness(rows: Sequence[dict]) -> tuple[dict | None, list[float | None]]:
+    """The fit over the table's models, when there are enough with defined accuracies, and each row's value."""
+    defined = [i for i, row in enumerate(rows) if row["common"] is not None and row["uncommon"] is not None]
+    if len(defined) < statistics.MIN_FIT_MODELS:
+        return None, [None] * len(rows)
+    try:
+        fit = statistics.effective_robustness(np.array([rows[i]["common"] for i in defined]),
+                                              np.array([rows[i]["uncommon"] for i in defined]))
+    except ValueError:  # every common accuracy equal: no line
+        return None, [None] * len(rows)
+    fit["submissions"] = [rows[i]["submission"] for i in defined]
+    values = [None] * len(rows)
+    for i, value in zip(defined, fit["effective_robustness"]):
+        values[i] = value
+    return fit, values
+
+
+def _submitted(verification: Verification) -> datetime:
+    """When a submission was submitted (unreadable: last), for "earlier"."""
+    metadata = verification.metadata if isinstance(verification.metadata, dict) else {}
+    try:
+        date = datetime.fromisoformat(metadata["submitted"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.max.replace(tzinfo=timezone.utc)
+    return date if date.tzinfo else date.replace(tzinfo=timezone.utc)
+
+
+def _identity(verification: Verification) -> tuple:
+    metadata = verification.metadata
+    return metadata["model"], metadata["weights"]["sha256"]
+
+
+def reject_copies(verifications: Sequence[Verification]) -> None:
+    """Add a problem to every submission that repeats an earlier one; they are then not accepted.
+
+    A folder that is a symbolic link to another submission folder is that submission (the real folder,
+    or the first by name, stays). A submission whose model's top-1 is the same as an earlier accepted
+    submission's on every image, in the same protocol (the same table), is a copy of it: earlier is by
+    `submitted`, then by folder name. The same model scored another way (another mapping) is not a copy.
+    """
+    by_target: dict[Path, list[Verification]] = {}
+    for verification in verifications:
+        by_target.setdefault(Path(os.path.realpath(verification.submission)), []).append(verification)
+    for same in by_target.values():
+        original = min(same, key=lambda v: (v.submission.is_symlink(), v.submission.name))
+        for verification in same:
+            if verification is not original:
+                verification.problems.append(f"{verification.submission.name}: a symbolic link to the submission "
+                                             f"{original.submission.name}, the same submission; it is ranked once")
+    kept: list[Verification] = []
+    for verification in sorted(verifications, key=lambda v: (_submitted(v), v.submission.name)):
+        if not verification.accepted:
+            continue
+        twin = next((v for v in kept if protocol_of(v.metadata) == protocol_of(verification.metadata)
+                     and np.array_equal(v.top1, verification.top1)), None)
+        if twin is None:
+            kept.append(verification)
+        else:
+            verification.problems.append(
+                f"{PREDICTIONS_FILE}: the same top-1 as the earlier submission {twin.submission.name} for every "
+                f"one of its {len(verification.top1):,} images; a copied submission is not ranked")
+
+
+def flag_near_copies(verifications: Sequence[Verification]) -> None:
+    """Record on each accepted submission the others in its table, of a different model (or weights), whose
+    top-1 agrees with its own on at least NEAR_COPY of the images: (folder name, share) in `near_copies`.
+
+    They are flagged, not rejected: fine-tunes of one checkpoint can agree that much.
+    """
+    accepted = [v for v in verifications if v.accepted]
+    for protocol in {protocol_of(v.metadata) for v in accepted}:
+        members = [v for v in accepted if protocol_of(v.metadata) == protocol]
+        shares = statistics.agreement(np.stack([v.top1 for v in members]))
+        for i, j in zip(*np.nonzero(shares >= NEAR_COPY)):
+            if i != j and _identity(members[i]) != _identity(members[j]):
+                members[i].near_copies.append((members[j].submission.name, float(shares[i, j])))
+
+
+def verify_among(
+    submission: str | os.PathLike, truth: GroundTruth, submissions_dir: str | os.PathLike, *,
+    limits: Limits = Limits(), now: datetime | None = None,
+) -> Verification:
+    """verify, and also against a folder of submissions: rejected if it copies an earlier one, near-copies flagged.
+
+    Every submission of the folder is verified too, so that a copy is judged as render judges it.
+    """
+    submission = Path(submission)
+    others = [verify(folder, truth, limits=limits, now=now) for folder in submission_folders(submissions_dir)]
+    verification = next((v for v in others if v.submission == submission), None)
+    if verification is None:
+        verification = verify(submission, truth, limits=limits, now=now)
+        others.append(verification)
+    reject_copies(others)
+    flag_near_copies(others)
+    return verification

@@ -1,0 +1,238 @@
+"""The leaderboard as one self-contained page (index.html): inline CSS, JavaScript and SVG, nothing fetched.
+
+Per protocol: the ranked table (sortable; the rank intervals follow the column it is sorted by), the
+paired comparisons with the model ranked above, the effective-robustness chart with its fit in the page's
+data, and the common-against-uncommon chart.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import string
+from pathlib import Path
+from typing import Sequence
+
+from harness.leaderboard.submission import GAPS, PROTOCOLS
+from harness.leaderboard.tables import (
+    COLUMNS, NOTES, RANKED_COLUMNS, Table, _cell_text, _interval, _lead, _percent, _skipped_lines, p_text, rank_text,
+    signed_points,
+)
+from harness.leaderboard.verification import GroundTruth, Verification
+
+TEMPLATE_PATH = Path(__file__).parents[1] / "templates" / "leaderboard.html"
+
+
+def _html_row(rank: int, row: dict) -> str:
+    cells = []
+    for column in COLUMNS:
+        value = row["values"][column.key]
+        data = "" if value is None else (value if column.kind == "text" else repr(value))
+        text = html.escape(_cell_text(row, column))
+        attributes = ""
+        if column.key == "model":
+            text = html.escape(row["paper_name"] or row["model"])
+            if row["paper_name"]:
+                text += f'<span class="sub">{html.escape(row["model"])}</span>'
+            text += (f'<span class="sub">{row["n"]:,} images, {html.escape(row["mapping"])}, '
+                     f'{html.escape(row["preprocessing"])}</span>')
+            for other, share in row["near_copies"]:
+                text += (f'<span class="sub near-copy">near copy: agrees with {html.escape(other)} on '
+                         f'{100 * share:.1f}% of the images</span>')
+        elif column.kind == "rank":
+            low, high, tied = row["ranks"]["accuracy"]
+            text = (f'<span class="interval">{rank_text((low, high, False))}</span>'
+                    f'<span class="tie" title="tied with the leader: the rank intervals overlap"'
+                    f'{"" if tied else " hidden"}> &#8776;</span>')
+            ranks = {key: row["ranks"][key] for key in RANKED_COLUMNS}
+            attributes = f' class="rank" data-ranks="{html.escape(json.dumps(ranks))}"'
+        elif column.kind == "p" and row.get("neighbour"):
+            pair = row["neighbour"]
+            text += (f'<span class="ci" title="images only this model gets right / only the one above">'
+                     f'{pair["only_this"]} / {pair["only_above"]}</span>')
+        elif column.key in row["intervals"] and _interval(row["intervals"][column.key]):
+            text += f'<span class="ci">{_interval(row["intervals"][column.key])}</span>'
+        cells.append(f'<td{attributes} data-value="{html.escape(str(data))}">{text}</td>')
+    return (f'<tr data-rank="{rank}" data-submission="{html.escape(row["submission"])}">'
+            + "".join(cells) + "</tr>")
+
+
+def common_uncommon_chart(rows: list[dict], width: int = 760) -> str:
+    """An inline SVG: per model, accuracy on P0 (common) and on P1 ∪ P2 ∪ P3 (uncommon), joined by the gap."""
+    left, right, top, step = 260, 30, 34, 26
+    height = top + step * max(len(rows), 1) + 30
+    span = width - left - right
+
+    def x(value: float) -> float:
+        return left + span * value
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="Accuracy in common and uncommon settings per model">',
+             f'<circle class="common" cx="{left}" cy="12" r="5"/><text x="{left + 10}" y="16">common (P0)</text>',
+             f'<circle class="uncommon" cx="{left + 120}" cy="12" r="5"/>'
+             f'<text x="{left + 130}" y="16">uncommon (P1 &#8746; P2 &#8746; P3)</text>']
+    bottom = height - 24
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line class="axis" x1="{x(tick):.1f}" y1="{top - 8}" x2="{x(tick):.1f}" y2="{bottom}"/>'
+                     f'<text x="{x(tick):.1f}" y="{bottom + 16}" text-anchor="middle">{tick:.0%}</text>')
+    for i, row in enumerate(rows):
+        y = top + step * i + step / 2
+        label = row["paper_name"] or row["model"]
+        label = label if len(label) <= 36 else label[:35] + "…"
+        common, uncommon = row["common"], row["uncommon"]
+        summary = (f"{row['name']}: common {_percent(common)}%, uncommon {_percent(uncommon)}%, "
+                   f"gap_overall {_percent(row['values']['gap_overall'])} points")
+        parts.append(f'<g data-submission="{html.escape(row["submission"])}"><title>{html.escape(summary)}</title>'
+                     f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        if common is not None and uncommon is not None:
+            parts.append(f'<line class="gap" x1="{x(uncommon):.1f}" y1="{y:.1f}" x2="{x(common):.1f}" y2="{y:.1f}"/>')
+        for value, kind in ((uncommon, "uncommon"), (common, "common")):
+            if value is not None:
+                parts.append(f'<circle class="{kind}" cx="{x(value):.1f}" cy="{y:.1f}" r="6"/>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+# Probabilities that label a logit axis, where they fall inside it.
+_LOGIT_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)  # as statistics.effective_robustness clips
+    return math.log(p / (1 - p))
+
+
+def effective_robustness_chart(rows: list[dict], fit: dict, width: int = 560, height: int = 420) -> str:
+    """An inline SVG: uncommon (P1 ∪ P2 ∪ P3) against common (P0) accuracy, both logit-scaled, with the fit.
+
+    Each model is a point; the line is the fit over the models; y = x is drawn dashed (no drop at all).
+    """
+    left, right, top, bottom = 64, 20, 20, 48
+    points = {submission: (_logit(c), _logit(u)) for submission, c, u in
+              zip(fit["submissions"], fit["common"], fit["uncommon"])}
+    xs, ys = [x for x, _ in points.values()], [y for _, y in points.values()]
+    low, high = min(xs + ys), max(xs + ys)
+    margin = max(0.25, 0.08 * (high - low))
+    low, high = low - margin, high + margin  # one scale for both axes, so that y = x is the diagonal
+
+    def sx(value: float) -> float:
+        return left + (width - left - right) * (value - low) / (high - low)
+
+    def sy(value: float) -> float:
+        return height - bottom - (height - top - bottom) * (value - low) / (high - low)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="er-chart" width="{width}" height="{height}" '
+             f'role="img" aria-label="Effective robustness: accuracy in uncommon against common settings, logit '
+             f'axes, with the linear fit">']
+    last = -math.inf
+    for tick in _LOGIT_TICKS:
+        at = _logit(tick)
+        if low <= at <= high and sx(at) - last >= 34:  # labels that would overlap are left out
+            last = sx(at)
+            parts.append(f'<line class="axis" x1="{sx(at):.1f}" y1="{top}" x2="{sx(at):.1f}" y2="{height - bottom}"/>'
+                         f'<text x="{sx(at):.1f}" y="{height - bottom + 16}" text-anchor="middle">{tick:.3g}</text>'
+                         f'<line class="axis" x1="{left}" y1="{sy(at):.1f}" x2="{width - right}" y2="{sy(at):.1f}"/>'
+                         f'<text x="{left - 6}" y="{sy(at) + 4:.1f}" text-anchor="end">{tick:.3g}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle">accuracy on P0 '
+                 f'(common), logit scale</text>'
+                 f'<text transform="translate(14 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
+                 f'text-anchor="middle">accuracy on P1 &#8746; P2 &#8746; P3 (uncommon)</text>')
+    parts.append(f'<line class="diagonal" x1="{sx(low):.1f}" y1="{sy(low):.1f}" x2="{sx(high):.1f}" '
+                 f'y2="{sy(high):.1f}"/>')
+    ends = [(x, fit["intercept"] + fit["slope"] * x) for x in (low, high)]
+    parts.append(f'<line class="fit" x1="{sx(ends[0][0]):.1f}" y1="{sy(ends[0][1]):.1f}" x2="{sx(ends[1][0]):.1f}" '
+                 f'y2="{sy(ends[1][1]):.1f}"/>')
+    names = {row["submission"]: row for row in rows}
+    for submission, (x, y), robustness in zip(fit["submissions"], points.values(), fit["effective_robustness"]):
+        row = names[submission]
+        summary = (f"{row['name']}: common {_percent(row['common'])}%, uncommon {_percent(row['uncommon'])}%, "
+                   f"effective robustness {signed_points(robustness)} points")
+        parts.append(f'<g data-submission="{html.escape(submission)}"><title>{html.escape(summary)}</title>'
+                     f'<line class="residual" x1="{sx(x):.1f}" y1="{sy(y):.1f}" x2="{sx(x):.1f}" '
+                     f'y2="{sy(fit["intercept"] + fit["slope"] * x):.1f}"/>'
+                     f'<circle class="model" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"/></g>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _json_script(data: dict, element_id: str) -> str:
+    """Data for scripts and readers, in a <script type="application/json"> that no text can close early."""
+    text = json.dumps(data, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def _pairs_table(rows: list[dict]) -> str:
+    header = ("<tr><th>Submission</th><th>Above</th><th>Only this</th><th>Only above</th><th>McNemar p</th>"
+              + "".join(f"<th>&#916;{html.escape(gap)}</th>" for gap in GAPS) + "</tr>")
+    lines = []
+    for row in rows[1:]:
+        pair = row["neighbour"]
+        cells = [html.escape(row["submission"]), html.escape(pair["above"]), str(pair["only_this"]),
+                 str(pair["only_above"]), p_text(pair["p_value"])]
+        for gap in GAPS:
+            value, low, high = pair["gaps"][gap]
+            bounds = "" if low is None or high is None else \
+                f'<span class="ci">[{signed_points(low)}, {signed_points(high)}]</span>'
+            cells.append(signed_points(value) + bounds)
+        lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    return (f'<div class="scroll"><table class="pairs">\n<thead>{header}</thead>\n<tbody>\n' + "\n".join(lines)
+            + "\n</tbody>\n</table></div>")
+
+
+def _html_section(table: Table) -> str:
+    """A protocol's table, comparisons and charts; the paper's table has the id "leaderboard"."""
+    protocol, rows = table.protocol, table.rows
+    table_id = "leaderboard" if protocol == PROTOCOLS[0] else f"leaderboard-{protocol.key}"
+    header = "\n".join(
+        f'<th data-key="{column.key}" data-type="{"text" if column.kind == "text" else "number"}" '
+        f'data-order="{column.order}" aria-sort="{"descending" if column.key == "accuracy" else "none"}" '
+        f'title="{html.escape(column.help)}"><button type="button">{html.escape(column.title)}</button></th>'
+        for column in COLUMNS)
+    body = "\n".join(_html_row(rank, row) for rank, row in enumerate(rows, 1))
+    parts = [f'<section class="protocol" id="{protocol.key}">\n<h2>{html.escape(protocol.title)}</h2>\n'
+             f'<p class="muted">{html.escape(protocol.description)}</p>\n'
+             f'<div class="scroll">\n<table id="{table_id}" class="board">\n<thead><tr>\n{header}\n</tr></thead>\n'
+             f"<tbody>\n{body}\n</tbody>\n</table>\n</div>"]
+    if rows:
+        parts.append('<p class="muted rank-note">Rank (95%) and &#8776; (a tie with the leader) are for the column '
+                     'the table is sorted by: <span class="rank-key">accuracy</span>.</p>')
+    if len(rows) > 1:
+        parts.append("<h3>Paired comparisons with the model ranked above</h3>\n<p class=\"muted\">Both models on "
+                     "the same images: the exact McNemar test on top-1 correctness, and each gap's difference (this "
+                     "model's minus the one above's, in points) with its paired 95% bootstrap interval.</p>\n"
+                     + _pairs_table(rows))
+    if table.comparison is not None:
+        fit = table.comparison.fit
+        parts.append("<h3>Effective robustness</h3>")
+        if fit is None:
+            parts.append('<p class="muted">Drawn from three models on, when their accuracies on P0 differ.</p>')
+        else:
+            parts.append(f'<p class="muted">Accuracy on P1 &cup; P2 &cup; P3 against accuracy on P0, both '
+                         f'logit-scaled; the line is the least-squares fit over the {fit["n"]} models, logit '
+                         f'A(P1 &cup; P2 &cup; P3) = {fit["intercept"]:.3f} + {fit["slope"]:.3f} &times; logit '
+                         f'A(P0); a model\'s effective robustness (ER) is its distance above the line, in points '
+                         f'(dashed: y = x).</p>\n' + effective_robustness_chart(rows, fit) + "\n"
+                         + _json_script({"effective_robustness_fit": fit}, f"data-{protocol.key}"))
+    parts.append(f"<h3>Common against uncommon settings</h3>\n<p class=\"muted\">Accuracy on P0 (no uncommon "
+                 f"attribute) and on P1 &cup; P2 &cup; P3 (at least one); the line between them is the overall "
+                 f"gap.</p>\n{common_uncommon_chart(rows)}\n</section>")
+    return "\n".join(parts)
+
+
+def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth) -> str:
+    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per protocol."""
+    skipped_html = ""
+    if skipped:
+        items = "\n".join(f"<li><code>{html.escape(name)}</code>: {html.escape(reason)}</li>"
+                          for name, reason in _skipped_lines(skipped))
+        skipped_html = (f'<section class="skipped" id="skipped"><h2>Not shown</h2>'
+                        f"<p>These submissions failed verification:</p><ul>\n{items}\n</ul></section>")
+    template = string.Template(TEMPLATE_PATH.read_text())
+    return template.substitute(
+        lead=html.escape(_lead([row for table in tables for row in table.rows], truth)),
+        sections="\n\n".join(_html_section(table) for table in tables),
+        notes=html.escape(NOTES),
+        skipped=skipped_html,
+    )

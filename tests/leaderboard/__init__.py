@@ -1,0 +1,1 @@
+"""The leaderboard's tests, one file per module of harness/leaderboard/."""

@@ -1,0 +1,189 @@
+"""harness.leaderboard.comparisons: copies rejected, near-copies flagged, each table's statistics."""
+
+import doctest
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import leaderboard
+from harness.leaderboard import comparisons, statistics
+
+from .fabricate import edit_json
+
+
+def _verified(folder: Path, truth) -> leaderboard.Verification:
+    verification = leaderboard.verify(folder, truth)
+    assert verification.accepted, verification.problems
+    return verification
+
+
+def test_group_weights_give_the_metrics_own_numbers(submissions, truth):
+    """The groups behind every statistical column reproduce the metric's values: one definition, pinned."""
+    weights = comparisons.group_weights(truth)
+    for name in ("model_a.in1k", "model_b.in1k", "model_c.in1k"):
+        verification = _verified(submissions / name, truth)
+        accuracies = statistics.group_accuracies(np.ones((1, truth.num_images)), verification.correct[None, :],
+                                                 np.stack(list(weights.values())))
+        values = comparisons._column_values(accuracies, list(weights))
+        expected = leaderboard.headline(verification.recomputed)
+        for key in comparisons.COLUMN_GROUPS:
+            if expected[key] is None:
+                assert np.isnan(values[key][0, 0]), key
+            else:
+                assert values[key][0, 0] == pytest.approx(expected[key], abs=1e-6), (name, key)
+
+
+@pytest.fixture
+def board(tmp_path, submissions) -> Path:
+    return Path(shutil.copytree(submissions, tmp_path / "submissions"))
+
+
+def _problems(verifications, name: str) -> list[str]:
+    return next(v for v in verifications if v.submission.name == name).problems
+
+
+def test_a_copied_folder_is_rejected_naming_the_earlier_submission(board, truth):
+    shutil.copytree(board / "model_b.in1k", board / "zz_copy")
+    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    comparisons.reject_copies(verifications)
+    assert _problems(verifications, "zz_copy") == [
+        "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
+        "images; a copied submission is not ranked"]
+    assert [v.submission.name for v in verifications if v.accepted] == ["model_a.in1k", "model_b.in1k",
+                                                                        "model_c.in1k"]
+
+
+def test_a_renamed_copy_submitted_later_is_the_copy_whatever_its_name(board, truth):
+    copy = Path(shutil.copytree(board / "model_a.in1k", board / "a_copy"))
+
+    def rename(metadata):
+        metadata["model"], metadata["paper_name"] = "my_own_model", "My own model"
+        metadata["submitted"] = (datetime.fromisoformat(metadata["submitted"]) + timedelta(minutes=5)).isoformat()
+
+    edit_json(copy, leaderboard.SUBMISSION_FILE, rename)
+    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    comparisons.reject_copies(verifications)
+    assert _problems(verifications, "a_copy")[0].startswith(
+        "predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one")
+    assert _problems(verifications, "model_a.in1k") == []
+
+
+def test_a_symbolic_link_to_a_submission_folder_is_the_same_submission(board, truth):
+    (board / "another_name").symlink_to(board / "model_c.in1k", target_is_directory=True)
+    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    comparisons.reject_copies(verifications)
+    assert _problems(verifications, "another_name") == [
+        "another_name: a symbolic link to the submission model_c.in1k, the same submission; it is ranked once"]
+    assert _problems(verifications, "model_c.in1k") == []
+
+
+def test_render_leaves_copies_and_links_out_and_says_why(board, truth, tmp_path):
+    shutil.copytree(board / "model_b.in1k", board / "zz_copy")
+    (board / "zz_link").symlink_to(board / "model_a.in1k", target_is_directory=True)
+    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    assert sorted(v.submission.name for v in verifications if not v.accepted) == ["zz_copy", "zz_link"]
+    markdown = (tmp_path / "site" / leaderboard.MARKDOWN_FILE).read_text()
+    assert "- zz\\_copy: predictions.parquet: the same top-1 as the earlier submission model\\_b.in1k" in markdown
+    assert "- zz\\_link: zz\\_link: a symbolic link to the submission model\\_a.in1k" in markdown
+
+
+def test_cli_verify_against_the_submissions_folder_rejects_a_copy(board, converted, capsys):
+    shutil.copytree(board / "model_b.in1k", board / "zz_copy")
+    assert leaderboard.main(["verify", str(board / "model_b.in1k"), "--data", str(converted),
+                             "--submissions", str(board)]) == 0
+    assert leaderboard.main(["verify", str(board / "zz_copy"), "--data", str(converted),
+                             "--submissions", str(board)]) == 1
+    output = capsys.readouterr().out
+    assert (f"{board / 'zz_copy'}: rejected, 1 problem(s)\n  - predictions.parquet: the same top-1 as the earlier "
+            f"submission model_b.in1k for every one of its 48 images") in output
+    assert leaderboard.main(["verify", str(board / "zz_copy"), "--data", str(converted)]) == 0  # on its own: valid
+
+
+def test_cli_verify_of_a_new_submission_against_the_folder_catches_a_copy_from_outside(board, tmp_path, converted,
+                                                                                       capsys):
+    outside = Path(shutil.copytree(board / "model_a.in1k", tmp_path / "incoming"))
+    edit_json(outside, leaderboard.SUBMISSION_FILE, lambda m: m.update(submitted=(
+        datetime.fromisoformat(m["submitted"]) + timedelta(minutes=1)).isoformat()))
+    assert leaderboard.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
+    assert "the same top-1 as the earlier submission model_a.in1k" in capsys.readouterr().out
+
+
+def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
+               mapping: str = "paper") -> leaderboard.Verification:
+    return leaderboard.Verification(
+        Path(name), [], metadata={"label_space": "imagenet", "mapping": mapping, "model": model,
+                                  "weights": {"sha256": sha}, "submitted": "2026-01-01T00:00:00+00:00"},
+        recomputed={}, correct=np.ones(len(top1), dtype=bool), top1=top1)
+
+
+def test_near_copies_of_a_different_model_are_flagged_with_their_agreement():
+    rng = np.random.default_rng(0)
+    top1 = rng.integers(0, 1000, 1000)
+    near = top1.copy()
+    near[:3] = (near[:3] + 1) % 1000  # 99.7% the same
+    far = top1.copy()
+    far[:10] = (far[:10] + 1) % 1000  # 99.0%
+    verifications = [_synthetic("a", top1, "resnet50"), _synthetic("b", near, "my_net"),
+                     _synthetic("c", far, "other_net"), _synthetic("d", near.copy(), "resnet50", sha="1" * 64)]
+    comparisons.reject_copies(verifications)
+    assert [v.problems for v in verifications][3] == [
+        "predictions.parquet: the same top-1 as the earlier submission b for every one of its 1,000 images; a "
+        "copied submission is not ranked"]
+    comparisons.flag_near_copies(verifications)
+    assert verifications[0].near_copies == [("b", 0.997)]
+    assert verifications[1].near_copies == [("a", 0.997)]
+    assert verifications[2].near_copies == []  # 99.0%: below the threshold
+
+
+def test_the_same_predictions_scored_in_another_table_are_not_a_copy():
+    top1 = np.arange(1000) % 997
+    verifications = [_synthetic("paper", top1, "lite0"), _synthetic("restricted", top1, "lite0", mapping="restricted"),
+                     _synthetic("zz_copy", top1.copy(), "someone_else")]
+    comparisons.reject_copies(verifications)
+    assert [len(v.problems) for v in verifications] == [0, 0, 1]
+    assert "the earlier submission paper for every one" in verifications[2].problems[0]
+
+
+def test_the_same_model_at_another_precision_is_not_a_near_copy():
+    top1 = np.arange(1000) % 1000
+    other = top1.copy()
+    other[0] = 7
+    verifications = [_synthetic("fp32", top1, "lite0"), _synthetic("bf16", other, "lite0")]
+    comparisons.flag_near_copies(verifications)
+    assert [v.near_copies for v in verifications] == [[], []]
+
+
+def test_tables_carry_rank_intervals_mcnemar_paired_gap_differences_and_the_fit(site, truth):
+    _, verifications = site
+    (table,) = leaderboard.leaderboard_tables([v for v in verifications if v.accepted], truth)
+    rows, comparison = table.rows, table.comparison
+    assert [row["submission"] for row in rows] == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]
+    assert set(comparison.rank_intervals) == set(comparisons.COLUMN_GROUPS)
+    for key, bounds in comparison.rank_intervals.items():
+        assert all(1 <= low <= high <= 3 for low, high, _ in bounds), key
+        assert [row["ranks"][key] for row in rows] == bounds
+    assert comparison.rank_intervals["accuracy"][0] == (1, 1, False)  # 80% against 55% on 48 images
+    assert comparison.neighbours[0] is None and rows[0]["values"]["vs_above"] is None
+    for i in (1, 2):
+        pair = comparison.neighbours[i]
+        only_this, only_above = statistics.discordant(rows[i]["correct"], rows[i - 1]["correct"])
+        assert (pair["above"], pair["only_this"], pair["only_above"]) == (rows[i - 1]["submission"], only_this,
+                                                                         only_above)
+        assert pair["p_value"] == float(statistics.mcnemar_exact(only_this, only_above)) == rows[i]["values"][
+            "vs_above"]
+        for gap in leaderboard.GAPS:
+            value, low, high = pair["gaps"][gap]
+            this, above = rows[i]["values"][gap], rows[i - 1]["values"][gap]
+            assert value == (None if this is None or above is None else pytest.approx(this - above))
+            assert low is None or low <= high
+    fit = comparison.fit
+    assert fit["n"] == 3 and fit["submissions"] == [row["submission"] for row in rows]
+    assert [row["values"]["effective_robustness"] for row in rows] == pytest.approx(fit["effective_robustness"])
+    assert fit["common"] == [row["common"] for row in rows] and fit["uncommon"] == [row["uncommon"] for row in rows]
+
+
+def test_doctests_pass():
+    assert doctest.testmod(comparisons, optionflags=doctest.ELLIPSIS).failed == 0
