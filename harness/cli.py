@@ -183,8 +183,9 @@ def models_of_run(args: argparse.Namespace) -> tuple[list[str], dict[str, str], 
     for name in names:
         config_file = model_dir(run_dir, name) / CONFIG_FILE
         if not config_file.is_file():
-            raise ValueError(f"--run {run_dir}: no {CONFIG_FILE} for {name!r}; the run evaluated "
-                             f"{run_info.get('models', [])}")
+            raise ValueError(f"--run {run_dir}: {name!r} is not a model of the run (it evaluated "
+                             f"{run_info.get('models', [])}). Run `focus-eval --data ... --models {name} --output "
+                             f"{run_dir}` first, or name the images with --images.")
         configs[name] = read_json(config_file)
     if args.data is None:
         args.data = run_info.get("data")

@@ -85,11 +85,39 @@ def open_focus(
 
 
 def decode_image(data: bytes | None) -> PIL.Image.Image:
-    """An RGB PIL image from file bytes (grayscale, CMYK and palette images converted)."""
+    """An RGB PIL image from file bytes (grayscale, CMYK and palette images converted).
+
+    High-bit-depth grayscale (a 16-bit PNG is PIL mode "I;16" or "I", a float TIFF "F") is scaled to
+    8 bits first: PIL's own conversion clips it, which turns a 16-bit photo almost white.
+    """
     if data is None:
         raise OSError("the image file is missing from the release")
     with PIL.Image.open(io.BytesIO(data)) as image:
+        if image.mode.startswith("I") or image.mode == "F":
+            return eight_bit_gray(image).convert("RGB")
         return image.convert("RGB")
+
+
+def eight_bit_gray(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A 16-bit, 32-bit or float grayscale image as 8-bit grayscale ("L"), its range scaled to 0-255.
+
+    The range is the format's: 0-65535 for "I;16" (and for "I" holding 16-bit values, as older PIL reads
+    16-bit PNGs), 0-255 for "I" with 8-bit values, 0-1 for "F" values within it, else 0-255.
+
+    >>> gray = PIL.Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+    >>> gray.mode, np.asarray(eight_bit_gray(gray)).tolist()
+    ('I;16', [[0, 128, 255]])
+    """
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max(initial=0.0))
+    if image.mode.startswith("I;16"):
+        full = 65535.0
+    elif image.mode == "F":
+        full = 1.0 if top <= 1.0 else 255.0
+    else:  # "I": 32-bit integers
+        full = next(bound for bound in (255.0, 65535.0, 2.0**32 - 1) if top <= bound)
+    scaled = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return PIL.Image.fromarray(scaled)
 
 
 class FocusImages(torch.utils.data.Dataset):

@@ -94,9 +94,15 @@ def broken_release(sample_release, tmp_path_factory):
 
 
 def write_predictions(run_dir, table, model="test_resnet"):
+    """A run folder as focus-eval leaves it for one model with random weights (seed 0): run.json, config.json
+    and the predictions."""
     model_dir = runfolder.model_dir(run_dir, model)
     model_dir.mkdir(parents=True)
     pq.write_table(table, model_dir / runfolder.PREDICTIONS_FILE)
+    runfolder.write_json(run_dir / runfolder.RUN_FILE, {"models": [model]})
+    runfolder.write_json(model_dir / runfolder.CONFIG_FILE, {"model": model, "weights": "random-init",
+                                                             "random_init": True, "init_seed": 0, "sha256": None,
+                                                             "label_space": "imagenet"})
     return run_dir
 
 
@@ -302,7 +308,7 @@ def test_run_without_predictions_is_reported(converted, tmp_path, capsys):
     write_predictions(tmp_path / "run", predictions_table(converted), model="other_model")
     assert main(["--data", str(converted), *FAST, "--run", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
-    assert re.search(r"holds no finished predictions for 'test_resnet' \(it has predictions for \['other_model'\]\)\. "
+    assert re.search(r"'test_resnet' is not a model of the run \(it evaluated \['other_model'\]\)\. "
                      r"Run `focus-eval --data \.\.\. --models test_resnet", error), error
 
 

@@ -1,9 +1,6 @@
 """Tests of harness/models' sources on tiny random-weights models saved offline: timm hf-hub: and local-dir:,
 torchvision's weights API, open_clip zero-shot heads, transformers classifiers; specs, wildcards, models files."""
 
-import json
-import shutil
-
 import pytest
 import safetensors.torch
 import timm
@@ -17,9 +14,10 @@ from harness.models.open_clip_models import read_prompts
 from harness.models.timm_models import UnknownModelError
 from harness.runfolder import sha256_file
 
+from conftest import hub_snapshot, tiny_clip_folder, tiny_timm_folder, tiny_vit_folder
+
 open_clip = pytest.importorskip("open_clip")
 transformers = pytest.importorskip("transformers")
-COMMIT = "0" * 40
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -36,20 +34,6 @@ def offline_cache(monkeypatch, tmp_path):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     return tmp_path / "hf" / "hub"
-
-
-def hub_snapshot(cache, repo_id: str, source) -> None:
-    """A repo in the Hugging Face cache layout (refs/main -> snapshots/<commit>/files), from a folder."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    shutil.copytree(source, repo / "snapshots" / COMMIT)
-
-
-def tiny_timm_folder(path):
-    model = timm.create_model("test_resnet")
-    timm.models.save_for_hf(model, path, safe_serialization=True)
-    return model
 
 
 # ------------------------------------------------------------------------------------------ timm
@@ -135,21 +119,6 @@ def test_unknown_torchvision_names_and_weights_list_what_exists():
 # ------------------------------------------------------------------------------------- open_clip
 
 
-def tiny_clip_folder(path):
-    path.mkdir(parents=True)
-    config = {"model_cfg": {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32,
-                                                            "patch_size": 8, "head_width": 16},
-                            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
-                                         "layers": 1}},
-              "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
-                                 "std": [0.26862954, 0.26130258, 0.27577711], "interpolation": "bicubic",
-                                 "resize_mode": "shortest"}}
-    (path / "open_clip_config.json").write_text(json.dumps(config))
-    model = open_clip.create_model(f"local-dir:{path}", load_weights=False).eval()
-    safetensors.torch.save_file(model.state_dict(), path / "open_clip_model.safetensors")
-    return model
-
-
 def test_clip_zero_shot_head_is_the_normalised_mean_of_the_prompt_embeddings(offline_cache, tmp_path):
     clip = tiny_clip_folder(tmp_path / "clip")
     hub_snapshot(offline_cache, "test-org/tiny-clip", tmp_path / "clip")
@@ -202,18 +171,6 @@ def test_prompts_apply_to_clip_models_only(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- transformers
-
-
-def tiny_vit_folder(path, labels=None, processor=None):
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=37,
-                                    **({"num_labels": 1000} if labels is None else
-                                       {"id2label": dict(enumerate(labels)),
-                                        "label2id": {name: i for i, name in enumerate(labels)}}))
-    model = transformers.ViTForImageClassification(config).eval()
-    model.save_pretrained(path)
-    (processor or transformers.ViTImageProcessor(size={"height": 32, "width": 32})).save_pretrained(path)
-    return model
 
 
 def test_transformers_imagenet_classifier_from_the_hub_cache_offline(offline_cache, tmp_path):

@@ -15,7 +15,8 @@ import torchvision.transforms as T
 
 from harness import preprocess, runfolder
 from harness.data import FocusImages
-from harness.models import PAPER_MODELS
+from harness import models
+from harness.models import PAPER_MODELS, torchvision_models
 
 PHOTOS = Path(skimage.__file__).parent / "data"
 # Real photos, neither of them square: a cat (PNG, 451x300) and a rocket (JPEG, 640x427).
@@ -25,8 +26,16 @@ KEYS = ["protocol", "custom", "input_size", "resize", "crop_pct", "crop_mode", "
 
 
 def pretrained(name):
-    """A stand-in for the model: its timm pretrained config is all the preprocessing reads."""
-    return types.SimpleNamespace(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+    """The model's own data config, as harness.models records it, without building the model.
+
+    For a timm name, timm's data config resolved from its pretrained config; for a torchvision spec (the
+    paper preset's first three), its weights' own transforms.
+    """
+    source, library_name = models.model_source(name)
+    if source == "torchvision":
+        return torchvision_models.data_config(torchvision_models.parse_name(library_name)[1])
+    stand_in = types.SimpleNamespace(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+    return timm.data.resolve_data_config(model=stand_in)
 
 
 def harness_tensor(path, preprocessing):
@@ -75,9 +84,8 @@ def test_paper_protocol_at_600_pixels_is_the_authors_tensor():
 
 @pytest.mark.parametrize("model", ["resnet50.tv_in1k", "mobilenetv3_large_100.ra_in1k", "tf_efficientnet_b4.aa_in1k"])
 def test_timm_protocol_reproduces_timms_transform(model):
-    stand_in = pretrained(model)
-    data_config = timm.data.resolve_data_config(model=stand_in)
-    preprocessing = preprocess.resolve_preprocessing(stand_in, "timm")
+    data_config = pretrained(model)
+    preprocessing = preprocess.resolve_preprocessing(data_config, "timm")
     assert {key: preprocessing[key] for key in ("crop_pct", "crop_mode", "interpolation")} == {
         key: data_config[key] for key in ("crop_pct", "crop_mode", "interpolation")}
     assert preprocessing["input_size"] == list(data_config["input_size"]) and not preprocessing["custom"]
@@ -134,10 +142,12 @@ def test_squash_resizes_both_sides_and_loses_the_aspect():
 
 
 def test_overrides_apply_on_top_of_the_timm_protocol_as_in_timms_validate():
-    stand_in = pretrained("mobilenetv3_large_100.ra_in1k")
+    name = "mobilenetv3_large_100.ra_in1k"
     overrides = {"img_size": 256, "crop_pct": 0.95}
-    preprocessing = preprocess.resolve_preprocessing(stand_in, "timm", **overrides)
-    validate = timm.data.resolve_data_config(args=overrides, model=stand_in)
+    preprocessing = preprocess.resolve_preprocessing(pretrained(name), "timm", **overrides)
+    # What timm's validate.py resolves from the model and its command line.
+    model = types.SimpleNamespace(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
+    validate = timm.data.resolve_data_config(args=overrides, model=model)
     assert preprocessing["input_size"] == list(validate["input_size"]) == [3, 256, 256]
     assert (preprocessing["crop_pct"], preprocessing["interpolation"]) == (0.95, "bicubic")
     with PIL.Image.open(PHOTOS / "rocket.jpg") as image:

@@ -1,0 +1,243 @@
+"""focus-eval with models of every source, several models in one run, and the run's results table; and the
+bad inputs and clashes of a run: broken weights, 16-bit images, two runs into one folder, a run folder as data."""
+
+import csv
+import fcntl
+import io
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import timm
+import torch
+
+from harness import runfolder
+from harness.data import decode_image, subset_rows
+from harness.run import main
+
+from conftest import tiny_clip_folder
+
+FAST = ["--batch-size", "8", "--workers", "0", "--n-bootstrap", "20", "--quiet"]
+
+
+def evaluate(data, output, *models_and_options):
+    return main(["--data", str(data), "--output", str(output), *FAST, *models_and_options])
+
+
+def config_of(run_dir, model):
+    return json.loads((runfolder.model_dir(run_dir, model) / runfolder.CONFIG_FILE).read_text())
+
+
+# ------------------------------------------------------------------------------- the results table
+
+
+@pytest.fixture(scope="module")
+def three_model_run(converted, tmp_path_factory):
+    output = tmp_path_factory.mktemp("three") / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "test_efficientnet", "test_vit",
+                    "--random-init") == 0
+    return output
+
+
+def test_results_csv_and_json_hold_one_row_per_model_sorted_by_top1(three_model_run):
+    rows = list(csv.DictReader(io.StringIO((three_model_run / "results.csv").read_text())))
+    assert sorted(row["model"] for row in rows) == ["test_efficientnet", "test_resnet", "test_vit"]
+    top1 = [float(row["top1"]) for row in rows]
+    assert top1 == sorted(top1, reverse=True)
+    results = json.loads((three_model_run / "results.json").read_text())
+    assert [row["model"] for row in results["rows"]] == [row["model"] for row in rows]
+    for row in results["rows"]:
+        metrics = json.loads((runfolder.model_dir(three_model_run, row["model"]) / "metrics.json").read_text())
+        assert row["top1"] == metrics["top1"] and row["gap_overall_paper"] == metrics["gap_overall_paper"]["value"]
+        assert row["P(t,w,l)"] == metrics["partitions"]["P(t,w,l)"]["accuracy"]
+        assert row["preprocess"] == "paper" and row["interpolation"] == "bilinear" and row["crop_pct"] == 1.0
+        assert row["label_space"] == "imagenet" and row["weights"] == "random-init"
+    report = (three_model_run / "report.md").read_text()
+    assert "## Results" in report and report.index("## Results") < report.index("## Models")
+
+
+# ----------------------------------------------------------------------------------- model sources
+
+
+def test_torchvision_and_clip_models_in_one_run_each_in_its_label_space(converted, tmp_path):
+    pytest.importorskip("open_clip")
+    clip_folder = tmp_path / "clip"
+    tiny_clip_folder(clip_folder)
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "torchvision:mobilenet_v3_small", f"open_clip:local-dir:{clip_folder}",
+                    "--random-init", "torchvision:mobilenet_v3_small", "--limit", "12") == 0
+    torchvision_config = config_of(output, "torchvision:mobilenet_v3_small")
+    clip_config = config_of(output, f"open_clip:local-dir:{clip_folder}")
+    assert torchvision_config["source"] == "torchvision" and torchvision_config["label_space"] == "imagenet"
+    assert torchvision_config["preprocessing"]["protocol"] == "paper"
+    assert clip_config["source"] == "open_clip" and clip_config["label_space"] == "focus"
+    assert clip_config["mapping"] is None and clip_config["weights"] == "local-dir"
+    # CLIP models are preprocessed as their authors did: their own size, bicubic resize, CLIP's mean.
+    assert clip_config["preprocessing"]["protocol"] == "timm"
+    assert clip_config["preprocessing"]["interpolation"] == "bicubic"
+    assert clip_config["zero_shot"]["num_templates"] == 80
+
+
+def test_a_missing_model_fails_alone_with_keep_going(converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    output = tmp_path / "run"
+    code = evaluate(converted, output, "--models", "hf-hub:test-org/missing", "test_resnet",
+                    "--random-init", "test_resnet", "--keep-going", "--limit", "8")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 model(s) failed (--keep-going):" in err and "hf-hub:test-org/missing: WeightsNotFoundError" in err
+    rows = list(csv.DictReader(io.StringIO((output / "results.csv").read_text())))
+    assert [row["model"] for row in rows] == ["test_resnet"]
+
+
+def test_without_keep_going_the_first_failing_model_stops_the_run(converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert evaluate(converted, tmp_path / "run", "--models", "hf-hub:test-org/missing", "test_resnet",
+                    "--random-init", "test_resnet") == 2
+    assert "error: hf-hub:test-org/missing: " in capsys.readouterr().err
+
+
+def test_random_init_names_a_model_of_the_run(converted, tmp_path, capsys):
+    assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "resnet50") == 2
+    assert "--random-init ['resnet50']: not among the models ['test_resnet']" in capsys.readouterr().err
+
+
+def test_models_file_and_wildcards_name_the_models(converted, tmp_path):
+    models_file = tmp_path / "models.txt"
+    models_file.write_text("# tiny models: a name and a wildcard\ntest_resnet\ntest_efficientnet_[eg]*\n")
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models-file", str(models_file), "--random-init", "--limit", "8") == 0
+    assert json.loads((output / "run.json").read_text())["models"] == ["test_resnet", "test_efficientnet_evos",
+                                                                     "test_efficientnet_gn"]
+
+
+# ------------------------------------------------------------------------------------------ subsets
+
+
+def test_stratified_subset_keeps_class_shares_and_the_report_names_it(converted, tmp_path):
+    labels = np.repeat(np.arange(4), [40, 30, 20, 10])
+    chosen = subset_rows(labels, 10, "stratified", seed=3)
+    assert np.bincount(labels[chosen]).tolist() == [4, 3, 2, 1]
+    assert subset_rows(labels, 10, "first").tolist() == list(range(10))
+    assert not np.array_equal(subset_rows(labels, 10, "random", 0), subset_rows(labels, 10, "random", 1))
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "12", "--subset",
+                    "stratified", "--seed", "5") == 0
+    assert json.loads((output / "run.json").read_text())["subset"] == {"how": "stratified", "limit": 12, "seed": 5,
+                                                                       "num_images": 12}
+    assert "--limit 12 --subset stratified" in (output / "report.md").read_text()
+
+
+# ------------------------------------------------------------------------------------- bad inputs
+
+
+def test_non_finite_logits_are_an_error_naming_the_model_and_the_first_image(converted, tmp_path, capsys):
+    model = timm.create_model("test_resnet")
+    broken = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+              for name, tensor in model.state_dict().items()}
+    checkpoint = tmp_path / "nan.pth"
+    torch.save(broken, checkpoint)
+    code = evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--checkpoint",
+                    f"test_resnet={checkpoint}", "--limit", "8")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error: test_resnet: test_resnet gave non-finite logits (NaN or infinity) for 8 image(s) of a batch" in err
+    assert "the first bird-" in err and not (tmp_path / "run" / "test_resnet" / "metrics.json").exists()
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped():
+    ramp = np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(ramp).save(buffer, format="PNG")
+    decoded = np.asarray(decode_image(buffer.getvalue()))
+    assert decoded.shape == (48, 64, 3) and decoded.dtype == np.uint8
+    assert abs(decoded.mean() - 127.5) < 1 and (decoded == 255).mean() < 0.01
+    np.testing.assert_array_equal(decoded[..., 0], np.rint(ramp / 257).astype(np.uint8))
+
+
+def test_a_second_run_of_the_same_model_into_one_folder_stops_naming_the_first(converted, tmp_path, capsys):
+    model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
+    model_dir.mkdir(parents=True)
+    with runfolder.folder_lock(model_dir, "focus-eval of test_resnet"):
+        assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init") == 2
+    err = capsys.readouterr().err
+    assert f"is in use by focus-eval of test_resnet (pid {os.getpid()} on " in err
+    assert "wait for it to finish, or write to another --output" in err and "--no-resume" not in err
+
+
+def test_a_stale_lock_of_a_killed_run_is_detected_and_taken(converted, tmp_path, caplog):
+    model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
+    model_dir.mkdir(parents=True)
+    (model_dir / runfolder.LOCK_FILE).write_text("focus-eval of test_resnet (pid 999999 on host, since then)")
+    assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "--limit", "8") == 0
+    assert "a stale lock of focus-eval of test_resnet (pid 999999" in caplog.text
+    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert handle.read() == ""
+    handle.close()
+
+
+def test_a_run_folder_passed_as_data_is_named(three_model_run, tmp_path, capsys):
+    assert evaluate(three_model_run, tmp_path / "run", "--models", "test_resnet", "--random-init") == 2
+    err = capsys.readouterr().err
+    assert f"error: {three_model_run}: a focus-eval run folder: it holds no data/*.parquet shards" in err
+    assert "Traceback" not in err
+
+
+def test_an_output_that_cannot_be_created_is_a_clean_error(converted, capsys):
+    assert evaluate(converted, "/proc/focus-run", "--models", "test_resnet", "--random-init") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "/proc/focus-run" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ the analyses reuse a run
+
+
+@pytest.fixture(scope="module")
+def checkpoint_run(converted, tmp_path_factory):
+    """A focus-eval run of test_resnet with weights from a checkpoint file, under the timm preprocessing."""
+    folder = tmp_path_factory.mktemp("checkpoint_run")
+    torch.manual_seed(1)
+    checkpoint = folder / "weights.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), checkpoint)
+    output = folder / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--checkpoint", f"test_resnet={checkpoint}",
+                    "--preprocess", "timm") == 0
+    return output, checkpoint
+
+
+def test_gradcam_and_probe_take_the_runs_weights_preprocessing_and_data(checkpoint_run):
+    from harness import gradcam, probe
+
+    run, checkpoint = checkpoint_run
+    assert gradcam.main(["--run", str(run), "--max-images", "2", "--batch-size", "2", "--quiet"]) == 0
+    header = json.loads((runfolder.model_dir(run, "test_resnet") / "gradcam" / "gradcam.json").read_text())
+    assert header["weights"] == f"checkpoint:{checkpoint}" and header["preprocessing"]["protocol"] == "timm"
+    assert probe.main(["--run", str(run), "--batch-size", "8", "--workers", "0", "--quiet"]) == 0
+    features = json.loads((runfolder.model_dir(run, "test_resnet") / "features.json").read_text())
+    assert features["sha256"] == config_of(run, "test_resnet")["sha256"]
+    assert features["preprocessing"] == config_of(run, "test_resnet")["preprocessing"]
+
+
+def test_random_weights_cannot_explain_a_trained_run(checkpoint_run, capsys):
+    from harness import gradcam
+
+    run, _ = checkpoint_run
+    assert gradcam.main(["--run", str(run), "--random-init", "--max-images", "1", "--quiet"]) == 2
+    assert ("--random-init test_resnet: the run evaluated test_resnet with trained weights (checkpoint:"
+            in capsys.readouterr().err)
+
+
+def test_other_weights_than_the_runs_are_refused(checkpoint_run, tmp_path, capsys):
+    from harness import gradcam
+
+    run, _ = checkpoint_run
+    other = tmp_path / "other.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), other)
+    assert gradcam.main(["--run", str(run), "--checkpoint", f"test_resnet={other}", "--max-images", "1",
+                         "--quiet"]) == 2
+    assert "are not the ones the run used" in capsys.readouterr().err
