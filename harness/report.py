@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 import focus_dataset
 from harness import paper
 from harness import results as results_table
+from harness.leaderboard import statistics
 from harness.runfolder import (
     CONFIG_FILE,
     FAILED_FILE,
@@ -51,6 +52,8 @@ TABLE4_COLUMNS = list(focus_dataset.PARTITION_NAMES)
 COUNT_PARTITIONS = ["P0", *focus_dataset.PARTITION_GROUPS]
 
 FIGURE3_FILE = "figure3_partitions.png"
+ROBUSTNESS_FILE = "effective_robustness.png"
+UNCOMMON_PARTITIONS = list(focus_dataset.PARTITION_GROUPS)  # P1, P2, P3
 _COMMON_COLORMAP, _UNCOMMON_COLORMAP = matplotlib.colormaps["Blues"], matplotlib.colormaps["Oranges"]
 _GAP_CELL_COLOR = "#e6e6e6"
 _DPI = 120
@@ -120,7 +123,7 @@ def render_report(
     for result in results:
         if result.paper_name is not None:
             paper.published(result.paper_name)  # raises on a name the paper does not have
-    rows = results_table.sort_rows([result.row for result in results])
+    rows, fit = results_rows(results)
     sections = [
         f"# {title}",
         _header(results, run_info or {}),
@@ -141,9 +144,41 @@ def render_report(
         "P1, P2, P3: images with one, two, three uncommon attributes.\n\n"
         + _partition_table(results, COUNT_PARTITIONS, with_paper=False),
     ]
+    if fit is not None:
+        sections.append(_robustness_section(fit, figures_dir))
     if figures_dir is not None:
         sections.append(_figures_section(results, figures_dir))
     return "\n\n".join(sections) + "\n"
+
+
+def results_rows(results: Sequence[ModelResult]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The results table's rows (best top-1 first), their effective robustness filled in, and its fit."""
+    fit = effective_robustness(results)
+    robustness = dict(zip(fit["models"], fit["effective_robustness"])) if fit else {}
+    rows = [result.row | {"effective_robustness": robustness.get(result.name)} for result in results]
+    return results_table.sort_rows(rows), fit
+
+
+def _robustness_section(fit: dict[str, Any], figures_dir: str | None) -> str:
+    lines = [
+        "## Effective robustness",
+        "",
+        "Accuracy on uncommon settings (P1 ∪ P2 ∪ P3) against accuracy on common ones (P0), both logit-scaled, "
+        f"with a line fitted in logit space over the {fit['n']} models (Taori et al. 2020): logit(uncommon) = "
+        f"{fit['slope']:.3f} × logit(common) {fit['intercept']:+.3f}. A model's effective robustness is its "
+        "uncommon accuracy minus the line's at its common accuracy (points; positive: more robust than its "
+        "common accuracy predicts). The fit's inputs and coefficients are in results.json.",
+        "",
+        "| model | P0 (%) | P1 ∪ P2 ∪ P3 (%) | effective robustness (points) |",
+        "|---|--:|--:|--:|",
+    ]
+    lines += [f"| `{name}` | {100 * common:.2f} | {100 * uncommon:.2f} | {100 * robustness:+.2f} |"
+              for name, common, uncommon, robustness in zip(fit["models"], fit["common"], fit["uncommon"],
+                                                             fit["effective_robustness"])]
+    if figures_dir is not None:
+        lines += ["", f"![Effective robustness: uncommon against common accuracy, logit axes]({figures_dir}/"
+                      f"{ROBUSTNESS_FILE})"]
+    return "\n".join(lines)
 
 
 def _header(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
@@ -394,10 +429,64 @@ def write_figures(results: Sequence[ModelResult], out_dir: str | Path) -> list[P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [_save(_figure3(results), out_dir / FIGURE3_FILE)]
+    fit = effective_robustness(results)
+    if fit is not None:
+        labels = {result.name: result.label for result in results}
+        paths.append(_save(_effective_robustness_figure(fit, labels), out_dir / ROBUSTNESS_FILE))
     for result in results:
         paths.append(_save(_figure2(result), out_dir / figure2_file(result.name)))
         paths.append(_save(_heatmaps(result), out_dir / heatmaps_file(result.name)))
     return paths
+
+
+def effective_robustness(results: Sequence[ModelResult]) -> dict[str, Any] | None:
+    """The effective-robustness fit across a run's models (Taori et al. 2020), or None with fewer than three.
+
+    Accuracy on uncommon settings (P1 ∪ P2 ∪ P3) against accuracy on common ones (P0), a line fitted
+    in logit space over the models (harness.leaderboard.statistics.effective_robustness); each
+    model's effective robustness is its vertical distance to the line, in accuracy. Models with either
+    accuracy undefined are left out. Returns the fit with the models' names, in results' order.
+    """
+    names, common, uncommon = [], [], []
+    for result in results:
+        partitions = result.metrics["partitions"]
+        n = sum(partitions[name]["n"] for name in UNCOMMON_PARTITIONS)
+        if partitions["P0"]["accuracy"] is None or not n:
+            continue
+        names.append(result.name)
+        common.append(partitions["P0"]["accuracy"])
+        uncommon.append(sum(partitions[name]["correct"] for name in UNCOMMON_PARTITIONS) / n)
+    if len(names) < statistics.MIN_FIT_MODELS or len(set(common)) < 2:
+        return None
+    return {"models": names, **statistics.effective_robustness(np.array(common), np.array(uncommon))}
+
+
+def _effective_robustness_figure(fit: dict[str, Any], labels: dict[str, str]) -> Figure:
+    """Uncommon against common accuracy on logit axes, the fitted line, and each model's distance to it."""
+    figure = Figure(figsize=(6.5, 5), layout="constrained")
+    axes = figure.add_subplot()
+    common, uncommon = np.clip(fit["common"], 1e-3, 1 - 1e-3), np.clip(fit["uncommon"], 1e-3, 1 - 1e-3)
+    low, high = min(common.min(), uncommon.min()) * 0.8, 1 - (1 - max(common.max(), uncommon.max())) * 0.8
+    line = np.linspace(low, high, 200)
+    logit = np.log(line / (1 - line))
+    axes.plot(line, 1 / (1 + np.exp(-(fit["intercept"] + fit["slope"] * logit))), color="grey",
+              label=f"fit: logit(uncommon) = {fit['slope']:.2f} logit(common) {fit['intercept']:+.2f}")
+    axes.plot(line, line, color="grey", linestyle=":", label="no loss (y = x)")
+    for name, x, y, robustness in zip(fit["models"], common, uncommon, fit["effective_robustness"]):
+        axes.scatter(x, y, zorder=3)
+        axes.annotate(f"{labels.get(name, name)} ({100 * robustness:+.1f})", (x, y), fontsize=7,
+                      xytext=(4, 4), textcoords="offset points")
+    axes.set_xscale("logit")
+    axes.set_yscale("logit")
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99) if low <= t <= high]
+    axes.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
+    axes.set_yticks(ticks, [f"{100 * t:g}%" for t in ticks])
+    axes.minorticks_off()
+    axes.set_xlabel("accuracy on common settings, P0 (logit scale)")
+    axes.set_ylabel("accuracy on uncommon settings, P1 ∪ P2 ∪ P3 (logit scale)")
+    axes.set_title("Effective robustness: distance to the fit in points")
+    axes.legend(fontsize="small", loc="upper left")
+    return figure
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -573,9 +662,9 @@ def write_run_report(run_dir: str | Path) -> WrittenReport:
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     run_info = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else None
-    rows = results_table.sort_rows([result.row for result in results])
+    rows, fit = results_rows(results)
     _write_text(run_dir / results_table.RESULTS_CSV, results_table.results_csv(rows))
-    _write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows))
+    _write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows, fit))
     path = write_report(run_dir, results, run_info)
     return WrittenReport(path, path.read_text(), results_table.format_results(rows))
 

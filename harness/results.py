@@ -87,12 +87,14 @@ def _percent(value: float | None) -> str:
 
 def _cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The headline columns as text: accuracies and gaps in percent, parameters in millions."""
-    header = ["model", "top1", "top5", "P0", "P1", "P2", "P3", *GAPS, "params (M)", "input", "preprocess", "img/s"]
+    robustness = any(row["effective_robustness"] is not None for row in rows)
+    numbers = ["top1", "top5", "P0", "P1", "P2", "P3", *GAPS, *(["effective_robustness"] if robustness else [])]
+    header = ["model", *numbers, "params (M)", "input", "preprocess", "img/s"]
     body = []
     for row in rows:
         size = row["input_size"]
         body.append([
-            str(row["model"]), *(_percent(row[name]) for name in ("top1", "top5", "P0", "P1", "P2", "P3", *GAPS)),
+            str(row["model"]), *(_percent(row[name]) for name in numbers),
             "-" if row["num_params"] is None else f"{row['num_params'] / 1e6:.2f}",
             "-" if not size else f"{size[-2]}x{size[-1]}", str(row["preprocess"]),
             "-" if row["images_per_second"] is None else f"{row['images_per_second']:.1f}",

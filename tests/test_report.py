@@ -250,7 +250,7 @@ def test_header_names_the_dataset_fingerprint_and_image_count(run_dir, results):
 
 def test_figures_are_written_as_png_with_expected_names(run_dir, results):
     figures = run_dir / FIGURES_DIR
-    expected = {report.FIGURE3_FILE} | {report.figure2_file(r.name) for r in results} | {
+    expected = {report.FIGURE3_FILE, report.ROBUSTNESS_FILE} | {report.figure2_file(r.name) for r in results} | {
         report.heatmaps_file(r.name) for r in results
     }
     assert {path.name for path in figures.iterdir()} == expected
@@ -303,3 +303,31 @@ def test_damaged_metrics_json_is_named_and_the_report_command_exits_2(tmp_path, 
     error = capsys.readouterr().err
     assert error.startswith(f"error: {model_dir(damaged, 'test_resnet') / METRICS_FILE} is damaged: not valid JSON")
     assert "Traceback" not in error
+
+
+def test_effective_robustness_fits_uncommon_against_common_accuracy_over_three_models(results, run_dir):
+    fit = report.effective_robustness(results)
+    common = [r.metrics["partitions"]["P0"]["accuracy"] for r in results]
+    uncommon = [sum(r.metrics["partitions"][p]["correct"] for p in ("P1", "P2", "P3"))
+                / sum(r.metrics["partitions"][p]["n"] for p in ("P1", "P2", "P3")) for r in results]
+    logit = lambda v: np.log(np.clip(v, 1e-4, 1 - 1e-4) / (1 - np.clip(v, 1e-4, 1 - 1e-4)))  # noqa: E731
+    slope, intercept = np.polyfit(logit(np.array(common)), logit(np.array(uncommon)), 1)
+    assert fit["models"] == [r.name for r in results]
+    assert fit["slope"] == pytest.approx(slope) and fit["intercept"] == pytest.approx(intercept)
+    predicted = 1 / (1 + np.exp(-(intercept + slope * logit(np.array(common)))))
+    assert fit["effective_robustness"] == pytest.approx(np.array(uncommon) - predicted)
+    markdown = (run_dir / REPORT_FILE).read_text()
+    assert "## Effective robustness" in markdown and f"{fit['slope']:.3f} × logit(common)" in markdown
+    assert report.effective_robustness(results[:2]) is None
+    assert "## Effective robustness" not in report.render_report(results[:2])
+
+
+def test_results_json_holds_the_fits_inputs_and_coefficients(tmp_path, run_dir):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    written = report.write_run_report(copy)
+    saved = read_json(copy / "results.json")
+    assert saved["effective_robustness"]["slope"] == report.effective_robustness(report.load_results(copy))["slope"]
+    assert {row["model"]: row["effective_robustness"] for row in saved["rows"]} == dict(zip(
+        saved["effective_robustness"]["models"], saved["effective_robustness"]["effective_robustness"]))
+    assert "effective_robustness" in written.table.splitlines()[0]
