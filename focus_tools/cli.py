@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 import datasets
 
 from focus_dataset import FocusDataError, quote
+from focus_tools import command
 from focus_tools.convert import REPORT_NAME, convert
 from focus_tools.hub import check_hub_access, push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit
@@ -96,15 +96,19 @@ def _size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="focus-dataset",
-        description="FOCUS: Familiar Objects in Common and Uncommon Settings, as a typed Hugging Face dataset.")
+    parser = command.parser("focus-dataset",
+                            "FOCUS: Familiar Objects in Common and Uncommon Settings, as a typed Hugging Face dataset.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    convert_parser = commands.add_parser("convert", help="release folder or focus.zip -> Hub-ready Parquet dataset")
+    def subcommand(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, epilog=command.EXIT_STATUS,
+                                   formatter_class=command.HelpFormatter)
+
+    convert_parser = subcommand("convert", "release folder or focus.zip -> Hub-ready Parquet dataset")
     convert_parser.add_argument("source", help="the release folder (holding annotations.db) or focus.zip")
-    convert_parser.add_argument("output", help="the dataset folder to write (data/*.parquet, README.md, "
-                                               f"{REPORT_NAME})")
+    convert_parser.add_argument("output_positional", nargs="?", metavar="OUTPUT", help="the same as --output")
+    convert_parser.add_argument("--output", help="the dataset folder to write (data/*.parquet, README.md, "
+                                                 f"{REPORT_NAME})")
     convert_parser.add_argument("--uncommon", metavar="FILE", help="JSON or YAML uncommon table (default: the paper's)")
     convert_parser.add_argument("--max-shard-size", metavar="SIZE", type=_size,
                                 help=f"largest Parquet shard, e.g. 500MB (default: {datasets.config.MAX_SHARD_SIZE})")
@@ -117,17 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     convert_parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     convert_parser.set_defaults(func=_cmd_convert)
 
-    sample_parser = commands.add_parser("sample", help="write a synthetic release in the public layout")
-    sample_parser.add_argument("output", help="the release folder to write (with --zip: the zip file)")
+    sample_parser = subcommand("sample", "write a synthetic release in the public layout")
+    sample_parser.add_argument("output_positional", nargs="?", metavar="OUTPUT", help="the same as --output")
+    sample_parser.add_argument("--output", help="the release folder to write (with --zip: the zip file)")
     sample_parser.add_argument("--num-images", type=_whole_number(1), required=True, metavar="N",
                                help="images in the release, drawn from the published Table 1 (every partition "
                                     "occurs from 8 on)")
     sample_parser.add_argument("--seed", type=int, default=0,
-                               help="seed of the annotations and images; one seed, one release (default: 0)")
+                               help="seed of everything random in the command: the annotations and the images; one "
+                                    "seed, one release")
     sample_parser.add_argument("--zip", action="store_true", help="write focus.zip-style archive instead of a folder")
     sample_parser.set_defaults(func=_cmd_sample)
 
-    validate_parser = commands.add_parser("validate", help="check a release or a converted dataset")
+    validate_parser = subcommand("validate", "check a release or a converted dataset")
     validate_parser.add_argument("path", help="release folder, focus.zip, or converted dataset folder")
     validate_parser.add_argument("--max-lines", type=_whole_number(0), default=50, metavar="N",
                                  help="lines to print per kind of finding (default: 50)")
@@ -144,9 +150,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    datasets.logging.set_verbosity_warning()
-    args = build_parser().parse_args(argv)
+    command.set_up_logging()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("convert", "sample"):
+        args.output = command.one_of(parser, args.output_positional, args.output, "OUTPUT or --output")
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 
+from focus_tools import command
 from harness import labels, models, preprocess, runfolder
 from harness.runfolder import CONFIG_FILE, RUN_FILE, model_dir, read_json
 from harness.data import SUBSETS, open_focus
@@ -283,16 +284,16 @@ def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bo
 
 
 def run_with_accelerator(args: argparse.Namespace,
-                         command: Callable[[Accelerator, argparse.Namespace], int]) -> int:
+                         work: Callable[[Accelerator, argparse.Namespace], int]) -> int:
     """A command's set-up and tear-down: logging (quiet on all but the main process), the accelerator,
     and afterwards accelerate's process-wide state released, so that a later command in this process
     may choose another precision."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command.set_up_logging()
     accelerator = make_accelerator(args)
     if not accelerator.is_main_process:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        return command(accelerator, args)
+        return work(accelerator, args)
     finally:
         accelerator.end_training()
         AcceleratorState._reset_state()

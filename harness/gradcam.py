@@ -60,7 +60,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 import focus_dataset
-from harness import cli, labels, models, passes, preprocess, runfolder
+from focus_tools import command
+from harness import cli, labels, passes, preprocess, runfolder
 from harness.models.adapters import LinearHeadClassifier
 from harness.models.open_clip_models import ZeroShotClassifier
 from harness.data import decode_error, decode_image
@@ -100,8 +101,7 @@ GUIDED_ACTIVATIONS = (nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command.parser(None, __doc__.splitlines()[0])
     add_data_arguments(parser)
     cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
-    output.add_argument("--seed", type=int, default=0, help="seed of --random-init")
+    output.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: --subset random/stratified and --random-init weights")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

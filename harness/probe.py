@@ -60,7 +60,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from harness import cli, labels, models, passes, preprocess, runfolder
+from focus_tools import command
+from harness import cli, labels, passes, preprocess, runfolder
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -93,8 +94,7 @@ COSINE_DECIMALS = 2  # as Table 6
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command.parser(None, __doc__.splitlines()[0])
     add_data_arguments(parser)
     cli.add_preprocessing_arguments(parser)
     add_model_arguments(parser)
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
     probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
                                                             "paper lists 3)")
-    probes.add_argument("--seed", type=int, default=0, help="seed of the sampling and splits (and of --random-init)")
+    probes.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: the balanced samples and splits of the probes, --subset random/stratified and --random-init weights")
 
     output = parser.add_argument_group("output")
     output.add_argument("--run", metavar="RUN_DIR",

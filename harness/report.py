@@ -10,7 +10,6 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 import focus_dataset
+from focus_tools import command
 from harness import paper
 from harness import results as results_table
 from harness.leaderboard import statistics
@@ -677,11 +677,15 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a FOCUS run folder's report.md and figures from its metrics.")
-    parser.add_argument("run_dir", type=Path, help="a run folder written by harness/run.py")
+    command.set_up_logging()
+    parser = command.parser("focus-report", "Redraw a FOCUS run's report.md, figures and results table from its "
+                                            "metrics (nothing is evaluated again).")
+    parser.add_argument("run_positional", nargs="?", metavar="RUN", help="the same as --run")
+    parser.add_argument("--run", help="a run folder written by focus-eval")
     args = parser.parse_args(argv)
+    run_dir = command.one_of(parser, args.run_positional, args.run, "RUN or --run")
     try:
-        written = write_run_report(args.run_dir)
+        written = write_run_report(run_dir)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 import focus_dataset
+from focus_tools import command
 from harness import cli, labels, models, passes, preprocess, report, runfolder
 from harness.data import decode_error
 
@@ -49,8 +50,7 @@ PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command.parser(None, __doc__.splitlines()[0])
     cli.add_data_arguments(parser)
     cli.add_preprocessing_arguments(parser)
     model = cli.add_model_arguments(parser)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-resume", action="store_true", help="discard a model's earlier predictions")
     output.add_argument("--save-every", type=int, default=1024, help="images per predictions part file")
     output.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap replicates for the gap intervals")
-    output.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    output.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: the bootstrap intervals, --subset random/stratified and --random-init weights")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

@@ -2,7 +2,6 @@
 torchvision's weights API, open_clip zero-shot heads, transformers classifiers; specs, wildcards, models files."""
 
 import pytest
-import safetensors.torch
 import timm
 import torch
 import torchvision

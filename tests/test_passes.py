@@ -155,7 +155,14 @@ TWO_PROCESS_SCRIPT = textwrap.dedent("""
                         schema=t.SCHEMA, parts_dir=parts, save_every=100, batch_size=2, quiet=True)
     except cli.COMMAND_ERRORS as err:
         print(f"error: {{err}}", file=sys.stderr)
-        sys.exit(2)
+        code = 2
+    else:
+        code = 0
+    finally:
+        # As the commands do (cli.run_with_accelerator): leave the process group before exiting, or gloo
+        # may abort at exit once the other process is gone.
+        accelerator.end_training()
+    sys.exit(code)
 """)
 
 

@@ -55,3 +55,20 @@ from harness.leaderboard.verification import (
     INTERVAL_TOLERANCE, POINT_TOLERANCE, GroundTruth, Verification, compare_claims, ground_truth, recompute_metrics,
     scored_predictions, submission_folders, top5_problems, value_problems, verify,
 )
+
+__all__ = [
+    "COLUMNS", "COUNT_PARTITIONS", "DEFAULT_DATASET_ID", "FAILED_COUNT", "FOCUS_DATASET_NAME", "GAPS",
+    "HASHED_FILES", "HTML_FILE", "INTERVAL_TOLERANCE", "LATER_METRICS", "MARKDOWN_FILE", "METRICS_FILE",
+    "MODEL_INDEX_FILE", "NOTES", "NUM_CLASSES", "POINT_TOLERANCE", "PREDICTIONS_FILE", "PREPROCESSINGS",
+    "PROTOCOLS", "SCHEMA_PATH", "SCHEMA_VERSION", "SCORINGS", "SUBMISSION_FILE", "SUBMISSION_SCHEMA",
+    "SUBMITTED_FILES", "TEMPLATE_PATH", "TOP_K", "UNCOMMON_PARTITIONS", "build_parser", "Column",
+    "common_uncommon_chart", "compare", "compare_claims", "connect", "display_name", "effective_robustness",
+    "effective_robustness_chart", "file_records", "flag_near_copies", "ground_truth", "GroundTruth",
+    "group_weights", "headline", "is_packed_submission", "leaderboard_rows", "leaderboard_tables",
+    "LeaderboardError", "Limits", "loads_strict", "main", "metadata_problems", "model_index", "pack",
+    "preprocessing_kind", "preprocessing_text", "Protocol", "protocol_of", "push", "push_operations", "PushResult",
+    "ranked_tables", "read_json_strict", "read_submitted_predictions", "recompute_metrics", "reject_copies",
+    "RejectedSubmissionError", "render", "render_html", "render_markdown", "scored_predictions", "Scoring",
+    "StrictRenderError", "submission_folders", "submission_id", "submission_metadata", "submission_schema",
+    "SubmissionError", "Table", "top5_problems", "value_problems", "Verification", "verify", "verify_among",
+]

@@ -7,13 +7,12 @@ its `main` sets up logging once.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
-import datasets
 
+from focus_tools import command
 from harness import runfolder
 from harness.leaderboard.comparisons import verify_among
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
@@ -134,29 +133,13 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
                        help="largest submission.json or metrics.json accepted")
 
 
-EXIT_STATUS = """exit status: 0 success, 1 a submission rejected (verify, render --strict, push), 2 the command
-cannot run (a missing run or model, an output in the way, a dataset that will not load, the Hub
-out of reach or refusing)"""
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default, as in timm's scripts, unless it states the default itself."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
-                or "(default: " in text):
-            return text
-        return f"{text} (default: %(default){'g' if isinstance(action.default, float) else 's'})"
-
-
 def _subcommand(commands, name: str, help: str) -> argparse.ArgumentParser:
-    return commands.add_parser(name, help=help, description=help, epilog=EXIT_STATUS, formatter_class=_HelpFormatter)
+    return commands.add_parser(name, help=help, description=help, epilog=command.EXIT_STATUS,
+                               formatter_class=command.HelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="focus-leaderboard", description=__doc__.splitlines()[0],
-                                     epilog=EXIT_STATUS, formatter_class=_HelpFormatter)
+    parser = command.parser("focus-leaderboard", __doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     pack_parser = _subcommand(commands, "pack", "run folder -> submission folder")
@@ -209,32 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_of(parser: argparse.ArgumentParser, positional: str | None, option: str | None, what: str) -> str:
-    """The value of a folder given as a positional (the old spelling) or an option (the common one)."""
-    if positional is None and option is None:
-        parser.error(f"the {what}: pass {'--run RUN' if what == 'run folder' else '--output DIR'}")
-    if positional is not None and option is not None and Path(positional) != Path(option):
-        parser.error(f"{positional} and {option}: "
-                     f"{'RUN_DIR and --run' if what == 'run folder' else 'OUT and --output'} name different folders")
-    return option if option is not None else positional
-
-
-def _set_up_logging() -> None:
-    """Log to stderr, as the other focus commands do; quiet the datasets library's own progress output."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    datasets.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The focus-leaderboard command: 0 success, 1 a rejected submission, 2 a command that cannot run."""
-    _set_up_logging()
+    command.set_up_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "pack":
-        args.run_dir = _one_of(parser, args.run_dir, args.run, "run folder")
+        args.run_dir = command.one_of(parser, args.run_dir, args.run, "RUN_DIR or --run")
     if args.command == "render":
-        args.out = _one_of(parser, args.out, args.output, "output folder")
+        args.out = command.one_of(parser, args.out, args.output, "OUT or --output")
     try:
         return args.func(args)
     except LeaderboardError as err:

@@ -57,7 +57,7 @@ __all__ = [
     "WeightsNotFoundError", "check_model_name", "convert_efficientnet_pytorch", "create_model", "display_name",
     "expand_model_names", "expand_specs", "head_size_advice", "hub_weights_file", "is_efficientnet_pytorch",
     "lite0_checkpoint_path", "load_checkpoint", "model_source", "num_parameters", "read_checkpoint",
-    "read_models_file", "sha256_file",
+    "read_models_file", "sha256_file", "specs",
 ]
 
 # The number of outputs each label space expects.

@@ -125,7 +125,7 @@ def _folder(spec: str, name: str, need_weights: bool) -> tuple[Path, str]:
                                 f"a folder saved with save_pretrained")
     patterns = SNAPSHOT_PATTERNS if need_weights else ("*.json",)
     return hub.fetch_snapshot(name, patterns, what=f"The model {spec!r}",
-                              alternative=f"pass a folder saved with save_pretrained as transformers:PATH"), "hub-cache"
+                              alternative="pass a folder saved with save_pretrained as transformers:PATH"), "hub-cache"
 
 
 def _weights_files(folder: Path) -> list[Path]:

@@ -83,7 +83,7 @@ def test_every_options_help_shows_its_default_and_the_exit_codes():
         for action in parser._actions:
             if action.option_strings and action.dest != "help" and not action.required:
                 assert "(default: " in formatter._get_help_string(action), (name, action.dest)
-        assert "exit status: 0 success, 1 a submission rejected" in " ".join(parser.format_help().split()), name
+        assert "exit status: 0 done 1 done in part: a submission rejected" in " ".join(parser.format_help().split()), name
 
 
 def test_help_shows_defaults_and_exit_codes_as_printed():
@@ -104,11 +104,11 @@ def test_render_takes_output_as_an_option_and_keeps_the_positional(site, convert
     with pytest.raises(SystemExit) as exit_info:
         leaderboard.main(["render", str(submissions_dir), "--data", str(converted)])
     assert exit_info.value.code == 2
-    assert "the output folder: pass --output DIR" in capsys.readouterr().err
+    assert "name the folder: OUT or --output" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         leaderboard.main(["render", str(submissions_dir), str(tmp_path / "a"), "--output", str(tmp_path / "b"),
                           "--data", str(converted)])
-    assert "OUT and --output name different folders" in capsys.readouterr().err
+    assert "name different folders (OUT or --output: give one)" in capsys.readouterr().err
 
 
 def test_pack_takes_the_run_as_an_option_and_keeps_the_positional(run_dir, tmp_path, capsys):
@@ -118,7 +118,7 @@ def test_pack_takes_the_run_as_an_option_and_keeps_the_positional(run_dir, tmp_p
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         leaderboard.main(["pack", "--model", "model_b.in1k"])
-    assert exit_info.value.code == 2 and "the run folder: pass --run RUN" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "name the folder: RUN_DIR or --run" in capsys.readouterr().err
 
 
 def test_render_logs_its_progress_once_logging_is_set_up(site, converted, tmp_path):
