@@ -64,6 +64,21 @@ def pending_rows(file_names: Sequence[str], parts_dir: Path, schema: pa.Schema) 
     return [row for row, file_name in enumerate(file_names) if file_name not in done]
 
 
+@dataclass(frozen=True)
+class Consumer:
+    """One user of a shared pass: its step, its rows, and where they go.
+
+    `rows` are the dataset rows it still needs (the pass covers the union of every consumer's rows);
+    each consumer's `to_rows` sees only its own. With `parts_dir`, its rows go to part files.
+    """
+
+    step: Step
+    to_rows: ToRows
+    schema: pa.Schema
+    rows: Sequence[int]
+    parts_dir: Path | None = None
+
+
 def run_pass(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence[int],
              geometry: Callable, input_size: Sequence[int], step: Step, to_rows: ToRows, *, schema: pa.Schema,
              parts_dir: Path | None = None, save_every: int = 1024, batch_size: int = 64, workers: int = 0,
@@ -75,14 +90,43 @@ def run_pass(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence
     mode unless `grad` (then it chooses where gradients flow). Every process calls this; an error on
     any of them is raised on all.
     """
-    buffer: list[pa.Table] = []  # rows not yet in a part file (without parts_dir: every row)
+    return run_shared_pass(accelerator, dataset, geometry, input_size,
+                           [Consumer(step, to_rows, schema, rows, parts_dir)], save_every=save_every,
+                           batch_size=batch_size, workers=workers, grad=grad, desc=desc, quiet=quiet)[0]
+
+
+def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometry: Callable,
+                    input_size: Sequence[int], consumers: Sequence[Consumer], *, save_every: int = 1024,
+                    batch_size: int = 64, workers: int = 0, grad: bool = False, desc: str = "",
+                    quiet: bool = False) -> list[PassResult]:
+    """One pass over the union of the consumers' rows: each batch is decoded and cropped once and fed to every
+    consumer's step (several models of one geometry, each normalising the uint8 images its own way).
+
+    Returns each consumer's PassResult; a consumer's rows are exactly what it would get from a pass of
+    its own (its steps see the same uint8 images), and they are written to its part files as they come.
+    """
+    rows = list(dict.fromkeys(row for consumer in consumers for row in consumer.rows))  # in the order given
+    wanted = [np.zeros(dataset.num_rows, dtype=bool) for _ in consumers]
+    for mask, consumer in zip(wanted, consumers):
+        mask[np.asarray(consumer.rows, dtype=np.int64)] = True
+    buffers: list[list[pa.Table]] = [[] for _ in consumers]  # rows not yet in a part file (without parts: all)
     error: Exception | None = None
 
     def keep(gathered: dict[str, np.ndarray]) -> None:
-        buffer.append(to_rows(gathered))
-        if parts_dir is not None and sum(t.num_rows for t in buffer) >= save_every:
-            cli.write_part(parts_dir, pa.concat_tables(buffer))
-            buffer.clear()
+        for i, (consumer, buffer) in enumerate(zip(consumers, buffers)):
+            mine = wanted[i][gathered["index"]]
+            if not mine.any():
+                continue
+            outputs = {name.split(":", 1)[1]: value[mine] for name, value in gathered.items()
+                       if name.startswith(f"{i}:")}
+            buffer.append(consumer.to_rows({"index": gathered["index"][mine], "ok": gathered["ok"][mine], **outputs}))
+            if consumer.parts_dir is not None and sum(t.num_rows for t in buffer) >= save_every:
+                cli.write_part(consumer.parts_dir, pa.concat_tables(buffer))
+                buffer.clear()
+
+    def step(batch: Batch) -> dict[str, torch.Tensor]:
+        return {f"{i}:{name}": value for i, consumer in enumerate(consumers)
+                for name, value in consumer.step(batch).items()}
 
     num_images = 0
     start = time.perf_counter()
@@ -114,15 +158,19 @@ def run_pass(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence
     progress.close()
     seconds = time.perf_counter() - start
 
-    def merge() -> pa.Table:
-        if parts_dir is None:
-            return pa.concat_tables(buffer) if buffer else schema.empty_table()
-        if buffer:
-            cli.write_part(parts_dir, pa.concat_tables(buffer))
-        return cli.read_parts(parts_dir, schema)
+    def merge() -> list[pa.Table]:
+        merged = []
+        for consumer, buffer in zip(consumers, buffers):
+            if consumer.parts_dir is None:
+                merged.append(pa.concat_tables(buffer) if buffer else consumer.schema.empty_table())
+                continue
+            if buffer:
+                cli.write_part(consumer.parts_dir, pa.concat_tables(buffer))
+            merged.append(cli.read_parts(consumer.parts_dir, consumer.schema))
+        return merged
 
-    rows_out = cli.run_shared(accelerator, merge, main_only=True)
-    return PassResult(rows=rows_out, num_images=num_images, seconds=seconds)
+    merged = cli.run_shared(accelerator, merge, main_only=True) or [None] * len(consumers)
+    return [PassResult(rows=table, num_images=num_images if rows else 0, seconds=seconds) for table in merged]
 
 
 def _loader(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence[int], geometry: Callable,

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a script (python harness/run.py, acceler
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import shlex
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     runtime = cli.add_runtime_arguments(parser)
     runtime.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     runtime.add_argument("--compile", action="store_true", help="torch.compile the model")
+    runtime.add_argument("--no-share-decode", action="store_true",
+                         help="one pass over the data per model; by default models of the same preprocessing "
+                              "geometry (size, resize, crop, interpolation) share each decoded batch")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", default="runs/focus", help="the run folder")
@@ -193,16 +197,34 @@ def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space:
     return to_rows
 
 
-def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fingerprint: str, name: str,
-                   checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
-                   run_dir: Path) -> dict[str, Any] | None:
-    """Predictions and metrics of one model (every process takes part); its metrics on the main process.
+@dataclasses.dataclass
+class Evaluation:
+    """One model of the run, built and described, ready to be evaluated (alone or with others)."""
 
-    The main process holds the model folder's lock throughout, so a second run of the same model
-    into the same --output stops at once, naming this one.
-    """
-    model_dir = runfolder.model_dir(run_dir, name)
-    # Built on every process; an error in any of them (missing weights) is raised on all.
+    name: str
+    model: torch.nn.Module
+    info: dict[str, Any]
+    preprocessing: dict[str, Any]
+    config: dict[str, Any]
+    model_dir: Path
+    pending: list[int] | None = None  # rows still to predict, once its folder is checked
+
+    @property
+    def geometry(self) -> tuple:
+        """What decoding, resizing and cropping depend on: models that agree can share one decoded batch."""
+        p = self.preprocessing
+        return tuple(p["input_size"]), str(p["resize"]), p["crop_pct"], p["crop_mode"], p["interpolation"]
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.model_dir / runfolder.PARTS_DIR
+
+
+def prepare_evaluation(accelerator: Accelerator, annotations: pa.Table, fingerprint: str, name: str,
+                       checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
+                       run_dir: Path) -> Evaluation:
+    """The model (built on every process; an error in any of them, such as missing weights, raised on all)
+    and the config.json that describes how it is evaluated."""
     model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(name, args, checkpoint,
                                                                                        overrides))
     label_space = info["label_space"]
@@ -218,18 +240,71 @@ def evaluate_model(accelerator: Accelerator, dataset, annotations: pa.Table, fin
         "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
         "harness_version": HARNESS_VERSION, "versions": cli.library_versions(),
     }
+    return Evaluation(name, model, info, preprocessing, config, runfolder.model_dir(run_dir, name))
+
+
+def shared_decode_groups(evaluations: list[Evaluation], share: bool, device: torch.device) -> list[list[Evaluation]]:
+    """The models in groups that share one decoded batch (the same geometry), in the run's order.
+
+    Without `share`, or where a group's models would not fit on the device together, each model has
+    a pass of its own, and the log says so.
+    """
+    groups: dict[tuple, list[Evaluation]] = {}
+    for evaluation in evaluations:
+        groups.setdefault(evaluation.geometry if share else (evaluation.name,), []).append(evaluation)
+    result = []
+    for group in groups.values():
+        if len(group) > 1 and not fits_together([e.model for e in group], device):
+            logger.warning("%s: too large to be on %s together; one pass per model (each decodes the images)",
+                           ", ".join(e.name for e in group), device)
+            result += [[evaluation] for evaluation in group]
+        else:
+            result.append(group)
+    return result
+
+
+def fits_together(modules: list[torch.nn.Module], device: torch.device, headroom: float = 2.0) -> bool:
+    """Whether the models' weights, `headroom` times over (for the activations), fit in the device's free memory.
+
+    Memory that is not a CUDA device's (the CPU's) is taken to fit.
+    """
+    if device.type != "cuda":
+        return True
+    size = sum(t.numel() * t.element_size() for module in modules for t in (*module.parameters(), *module.buffers()))
+    return headroom * size <= torch.cuda.mem_get_info(device)[0]
+
+
+def evaluate_group(accelerator: Accelerator, dataset, annotations: pa.Table, group: list[Evaluation],
+                   args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Predictions and metrics of models that share a geometry, in one pass over the data (every process
+    takes part); their metrics on the main process.
+
+    The main process holds each model folder's lock throughout, so a second run of one of these models
+    into the same --output stops at once, naming this one. Each model resumes from its own part files,
+    and its predictions are exactly what a pass of its own would give.
+    """
     with contextlib.ExitStack() as held:
         def lock() -> None:
-            model_dir.mkdir(parents=True, exist_ok=True)
-            held.enter_context(runfolder.folder_lock(model_dir, f"focus-eval of {name}"))
+            for evaluation in group:
+                evaluation.model_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(runfolder.folder_lock(evaluation.model_dir, f"focus-eval of {evaluation.name}"))
         cli.run_shared(accelerator, lock, main_only=True)
-        return _evaluate_locked(accelerator, dataset, annotations, name, model, info, preprocessing, config, args,
-                                model_dir)
+        metrics = {}
+        for evaluation in group:
+            done = _done_or_pending(accelerator, annotations, evaluation, args)
+            if done is not None:
+                metrics[evaluation.name] = done
+        todo = [evaluation for evaluation in group if evaluation.name not in metrics]
+        if todo:
+            metrics |= _predict(accelerator, dataset, annotations, todo, args)
+        return metrics
 
 
-def _evaluate_locked(accelerator: Accelerator, dataset, annotations: pa.Table, name: str, model: torch.nn.Module,
-                     info: dict[str, Any], preprocessing: dict[str, Any], config: dict[str, Any],
-                     args: argparse.Namespace, model_dir: Path) -> dict[str, Any] | None:
+def _done_or_pending(accelerator: Accelerator, annotations: pa.Table, evaluation: Evaluation,
+                     args: argparse.Namespace) -> dict[str, Any] | None:
+    """The model's metrics when its folder holds them (recomputed for other bootstrap settings); else None, with
+    evaluation.pending set and config.json written."""
+    model_dir, config, name = evaluation.model_dir, evaluation.config, evaluation.name
     # Every process checks (and raises alike); the main process deletes stale files before any reads parts.
     cli.run_shared(accelerator, lambda: check_resumable(model_dir, config, not args.no_resume,
                                                         accelerator.is_main_process))
@@ -243,48 +318,79 @@ def _evaluate_locked(accelerator: Accelerator, dataset, annotations: pa.Table, n
             logger.info("%s: recomputing the metrics with --n-bootstrap %d --seed %d", name, args.n_bootstrap,
                         args.seed)
             return write_metrics(model_dir, runfolder.read_predictions(model_dir / runfolder.PREDICTIONS_FILE), args)
-        return cli.run_shared(accelerator, recompute, main_only=True)
+        return cli.run_shared(accelerator, recompute, main_only=True) or {}
 
-    parts_dir = model_dir / runfolder.PARTS_DIR
     num_images = annotations.num_rows
-    pending = passes.pending_rows(annotations.column("file_name").to_pylist(), parts_dir, PART_SCHEMA)
+    evaluation.pending = passes.pending_rows(annotations.column("file_name").to_pylist(), evaluation.parts_dir,
+                                             PART_SCHEMA)
 
     def start() -> None:
-        previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if len(pending) < num_images else {}
+        previous = runfolder.read_json(model_dir / runfolder.CONFIG_FILE) if len(evaluation.pending) < num_images \
+            else {}
         config["started"] = previous.get("started", cli.now())
         runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
-        logger.info("%s: %s weights, preprocessing %s, %d of %d images to go", name, info["weights"],
-                    runfolder.preprocessing_summary(preprocessing), len(pending), num_images)
+        logger.info("%s: %s weights, preprocessing %s, %d of %d images to go", name, evaluation.info["weights"],
+                    runfolder.preprocessing_summary(evaluation.preprocessing), len(evaluation.pending), num_images)
     cli.run_shared(accelerator, start, main_only=True)
+    return None
 
-    model = model.to(accelerator.device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if args.compile:
-        model = torch.compile(model)
-    label_space = config["label_space"]
-    result = passes.run_pass(
-        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
-        prediction_step(model, preprocessing, label_space, args),
-        prediction_part_rows(dataset, annotations, name, label_space),
-        schema=PART_SCHEMA, parts_dir=parts_dir, save_every=args.save_every, batch_size=args.batch_size,
-        workers=args.workers, desc=name, quiet=args.quiet)
 
-    def finish() -> dict[str, Any]:
-        predictions = write_predictions(model_dir, check_parts(result.rows, model_dir, num_images))
-        config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
-            "finished": cli.now(), "images_per_second": result.images_per_second})
-        runfolder.write_json(model_dir / runfolder.CONFIG_FILE, config)
-        metrics = write_metrics(model_dir, predictions, args)
-        logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", name, 100 * metrics["top1"],
-                    metrics["n_failed_images"])
-        return metrics
-    return cli.run_shared(accelerator, finish, main_only=True)
+def _predict(accelerator: Accelerator, dataset, annotations: pa.Table, todo: list[Evaluation],
+             args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """One pass over the rows any of `todo` still needs, each batch decoded once and fed to every model."""
+    consumers = []
+    for evaluation in todo:
+        model = evaluation.model.to(accelerator.device)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if args.compile:
+            model = torch.compile(model)
+        label_space = evaluation.config["label_space"]
+        consumers.append(passes.Consumer(
+            prediction_step(model, evaluation.preprocessing, label_space, args),
+            prediction_part_rows(dataset, annotations, evaluation.name, label_space), PART_SCHEMA,
+            evaluation.pending, evaluation.parts_dir))
+    if len(todo) > 1:
+        logger.info("%s: one decoded pass for %d models (%s)", runfolder.preprocessing_summary(todo[0].preprocessing),
+                    len(todo), ", ".join(evaluation.name for evaluation in todo))
+    preprocessing = todo[0].preprocessing
+    results = passes.run_shared_pass(
+        accelerator, dataset, preprocess.geometry_transform(preprocessing), preprocessing["input_size"], consumers,
+        save_every=args.save_every, batch_size=args.batch_size, workers=args.workers,
+        desc=" + ".join(evaluation.name for evaluation in todo), quiet=args.quiet)
+
+    def finish() -> dict[str, dict[str, Any]]:
+        finished = {}
+        for evaluation, result in zip(todo, results):
+            model_dir = evaluation.model_dir
+            predictions = write_predictions(model_dir, check_parts(result.rows, model_dir, annotations.num_rows))
+            evaluation.config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
+                "finished": cli.now(), "images_per_second": result.images_per_second,
+                "shared_decode": [e.name for e in todo] if len(todo) > 1 else None})
+            runfolder.write_json(model_dir / runfolder.CONFIG_FILE, evaluation.config)
+            metrics = write_metrics(model_dir, predictions, args)
+            logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", evaluation.name, 100 * metrics["top1"],
+                        metrics["n_failed_images"])
+            finished[evaluation.name] = metrics
+        return finished
+    return cli.run_shared(accelerator, finish, main_only=True) or {}
 
 
 # --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
+
+def _evaluate_groups(accelerator: Accelerator, dataset, annotations: pa.Table, groups: list[list[Evaluation]],
+                     args: argparse.Namespace) -> dict[str, Exception]:
+    """Evaluate each group; the error of each group that fails, under each of its models' names."""
+    failed = {}
+    for group in groups:
+        try:
+            evaluate_group(accelerator, dataset, annotations, group, args)
+        except cli.COMMAND_ERRORS as err:
+            failed |= {evaluation.name: err for evaluation in group}
+    return failed
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -327,16 +433,32 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         print(f"error: {err}", file=sys.stderr)
         return 2
     failures: dict[str, str] = {}
+    evaluations = []
     for name in names:
         try:
-            evaluate_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args, overrides,
-                           run_dir)
+            evaluations.append(prepare_evaluation(accelerator, annotations, fingerprint, name, checkpoints.get(name),
+                                                  args, overrides, run_dir))
         except cli.COMMAND_ERRORS as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             if not args.keep_going:
                 return 2
             failures[name] = f"{type(err).__name__}: {err}"
+    for group in shared_decode_groups(evaluations, not args.no_share_decode, accelerator.device):
+        failed = _evaluate_groups(accelerator, dataset, annotations, [group], args)
+        if failed and len(group) > 1 and args.keep_going:
+            # One model's error (broken weights) must not cost the others of its group their results.
+            logger.warning("%s: the shared pass failed (%s); one pass per model", ", ".join(e.name for e in group),
+                           next(iter(failed.values())))
+            failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], args)
+        for name, error in failed.items():
+            print(f"error: {name}: {error}", file=sys.stderr)
+            if not args.keep_going:
+                return 2
+            failures[name] = f"{type(error).__name__}: {error}"
+        for evaluation in group:
+            evaluation.model = None  # its weights are not needed any more
     evaluated = [name for name in names if name not in failures]
+    del evaluations
     try:
         written = cli.run_shared(accelerator, lambda: report.write_run_report(run_dir), main_only=True) if evaluated \
             else None

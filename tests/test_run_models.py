@@ -5,6 +5,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import os
 
 import numpy as np
@@ -241,3 +242,44 @@ def test_other_weights_than_the_runs_are_refused(checkpoint_run, tmp_path, capsy
     assert gradcam.main(["--run", str(run), "--checkpoint", f"test_resnet={other}", "--max-images", "1",
                          "--quiet"]) == 2
     assert "are not the ones the run used" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- one decode, many models
+
+
+def test_models_of_one_geometry_share_a_decoded_pass_and_predict_exactly_as_alone(converted, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="focus-eval")
+    models = ["test_resnet", "test_efficientnet", "test_vit"]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    assert evaluate(converted, shared, "--models", *models, "--random-init") == 0
+    assert "one decoded pass for 3 models (test_resnet, test_efficientnet, test_vit)" in caplog.text
+    assert evaluate(converted, alone, "--models", *models, "--random-init", "--no-share-decode") == 0
+    for model in models:
+        assert config_of(shared, model)["shared_decode"] == models and config_of(alone, model)["shared_decode"] is None
+        files = [runfolder.model_dir(run, model) / runfolder.PREDICTIONS_FILE for run in (shared, alone)]
+        assert files[0].read_bytes() == files[1].read_bytes(), model
+
+
+def test_models_of_other_geometries_get_passes_of_their_own(converted, tmp_path, caplog):
+    # timm's own configs: test_resnet resizes bilinearly, test_efficientnet and test_vit bicubically.
+    caplog.set_level(logging.INFO, logger="focus-eval")
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "test_efficientnet", "test_vit", "--random-init",
+                    "--limit", "8", "--preprocess", "timm") == 0
+    assert "one decoded pass for 2 models (test_efficientnet, test_vit)" in caplog.text
+    assert config_of(output, "test_resnet")["shared_decode"] is None
+    assert config_of(output, "test_vit")["shared_decode"] == ["test_efficientnet", "test_vit"]
+
+
+def test_a_failing_model_of_a_shared_pass_fails_alone_with_keep_going(converted, tmp_path, capsys):
+    model = timm.create_model("test_resnet")
+    checkpoint = tmp_path / "nan.pth"
+    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                for k, v in model.state_dict().items()}, checkpoint)
+    output = tmp_path / "run"
+    code = evaluate(converted, output, "--models", "test_resnet", "test_efficientnet", "--checkpoint",
+                    f"test_resnet={checkpoint}", "--random-init", "test_efficientnet", "--limit", "8", "--keep-going")
+    assert code == 1
+    assert "test_resnet: ValueError: test_resnet gave non-finite logits" in capsys.readouterr().err
+    assert (runfolder.model_dir(output, "test_efficientnet") / runfolder.METRICS_FILE).is_file()
+    assert not (runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).exists()
