@@ -11,15 +11,12 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 import focus_dataset
 from focus_tools import command
@@ -35,6 +32,7 @@ from harness.runfolder import (
     RUN_FILE,
     model_slug,
     preprocessing_summary,
+    folder_lock,
     read_json,
 )
 
@@ -54,9 +52,6 @@ COUNT_PARTITIONS = ["P0", *focus_dataset.PARTITION_GROUPS]
 FIGURE3_FILE = "figure3_partitions.png"
 ROBUSTNESS_FILE = "effective_robustness.png"
 UNCOMMON_PARTITIONS = list(focus_dataset.PARTITION_GROUPS)  # P1, P2, P3
-_COMMON_COLORMAP, _UNCOMMON_COLORMAP = matplotlib.colormaps["Blues"], matplotlib.colormaps["Oranges"]
-_GAP_CELL_COLOR = "#e6e6e6"
-_DPI = 120
 
 
 @dataclasses.dataclass
@@ -416,27 +411,11 @@ def _names(names: Sequence[str], quote: bool = True) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-# --------------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------------
-
 def write_figures(results: Sequence[ModelResult], out_dir: str | Path) -> list[Path]:
-    """Figure 3 over all models, then per model Figure 2 and the Appendix E heatmaps, as PNG files.
+    """The report's figures as PNG files (harness/figures.py, which imports matplotlib only now)."""
+    from harness import figures
 
-    Figures are drawn on matplotlib's Agg canvas through `Figure` objects, never pyplot, so no
-    window opens and no global figure state is left behind.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [_save(_figure3(results), out_dir / FIGURE3_FILE)]
-    fit = effective_robustness(results)
-    if fit is not None:
-        labels = {result.name: result.label for result in results}
-        paths.append(_save(_effective_robustness_figure(fit, labels), out_dir / ROBUSTNESS_FILE))
-    for result in results:
-        paths.append(_save(_figure2(result), out_dir / figure2_file(result.name)))
-        paths.append(_save(_heatmaps(result), out_dir / heatmaps_file(result.name)))
-    return paths
+    return figures.write_figures(results, out_dir)
 
 
 def effective_robustness(results: Sequence[ModelResult]) -> dict[str, Any] | None:
@@ -459,147 +438,6 @@ def effective_robustness(results: Sequence[ModelResult]) -> dict[str, Any] | Non
     if len(names) < statistics.MIN_FIT_MODELS or len(set(common)) < 2:
         return None
     return {"models": names, **statistics.effective_robustness(np.array(common), np.array(uncommon))}
-
-
-def _effective_robustness_figure(fit: dict[str, Any], labels: dict[str, str]) -> Figure:
-    """Uncommon against common accuracy on logit axes, the fitted line, and each model's distance to it."""
-    figure = Figure(figsize=(6.5, 5), layout="constrained")
-    axes = figure.add_subplot()
-    common, uncommon = np.clip(fit["common"], 1e-3, 1 - 1e-3), np.clip(fit["uncommon"], 1e-3, 1 - 1e-3)
-    low, high = min(common.min(), uncommon.min()) * 0.8, 1 - (1 - max(common.max(), uncommon.max())) * 0.8
-    line = np.linspace(low, high, 200)
-    logit = np.log(line / (1 - line))
-    axes.plot(line, 1 / (1 + np.exp(-(fit["intercept"] + fit["slope"] * logit))), color="grey",
-              label=f"fit: logit(uncommon) = {fit['slope']:.2f} logit(common) {fit['intercept']:+.2f}")
-    axes.plot(line, line, color="grey", linestyle=":", label="no loss (y = x)")
-    for name, x, y, robustness in zip(fit["models"], common, uncommon, fit["effective_robustness"]):
-        axes.scatter(x, y, zorder=3)
-        axes.annotate(f"{labels.get(name, name)} ({100 * robustness:+.1f})", (x, y), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")
-    axes.set_xscale("logit")
-    axes.set_yscale("logit")
-    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99) if low <= t <= high]
-    axes.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
-    axes.set_yticks(ticks, [f"{100 * t:g}%" for t in ticks])
-    axes.minorticks_off()
-    axes.set_xlabel("accuracy on common settings, P0 (logit scale)")
-    axes.set_ylabel("accuracy on uncommon settings, P1 ∪ P2 ∪ P3 (logit scale)")
-    axes.set_title("Effective robustness: distance to the fit in points")
-    axes.legend(fontsize="small", loc="upper left")
-    return figure
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=_DPI)
-    return path
-
-
-def _accuracy_bars(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy in percent (NaN where undefined) and the Wilson interval as error bar lengths."""
-    def column(key: str) -> np.ndarray:
-        return np.array([np.nan if record[key] is None else 100 * record[key] for record in records])
-
-    accuracy, low, high = column("accuracy"), column("ci_low"), column("ci_high")
-    # Clipped because rounding can put a bound a hair on the wrong side, and matplotlib rejects
-    # negative error bars.
-    return accuracy, np.clip(np.stack([accuracy - low, high - accuracy]), 0, None)
-
-
-def _figure3(results: Sequence[ModelResult]) -> Figure:
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    x = np.arange(len(COUNT_PARTITIONS))
-    # Models are shifted a little sideways so that their error bars do not hide each other.
-    offsets = np.linspace(-0.08, 0.08, len(results)) if len(results) > 1 else [0.0]
-    for result, offset in zip(results, offsets):
-        accuracy, error = _accuracy_bars([result.metrics["partitions"][name] for name in COUNT_PARTITIONS])
-        axes.errorbar(x + offset, accuracy, yerr=error, marker="o", capsize=3, label=result.label)
-    axes.set_xticks(x, COUNT_PARTITIONS)
-    axes.set_xlabel("partition (number of uncommon attributes)")
-    axes.set_ylim(0, 105)
-    axes.set_ylabel("top-1 accuracy (%)")
-    axes.set_title("Figure 3: accuracy against partition (error bars: Wilson intervals)")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize="small", loc="best")
-    return figure
-
-
-def _figure2(result: ModelResult) -> Figure:
-    per_class = result.metrics["per_class"]
-    classes = list(per_class)
-    figure = Figure(figsize=(11, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    x = np.arange(len(classes))
-    width = 0.8 / len(COUNT_PARTITIONS)
-    colors = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.8, len(COUNT_PARTITIONS)))
-    for j, (name, color) in enumerate(zip(COUNT_PARTITIONS, colors)):
-        accuracy, error = _accuracy_bars([per_class[class_name][name] for class_name in classes])
-        # A partition with no image of a class gets no bar rather than a zero-height one.
-        shown = ~np.isnan(accuracy)
-        axes.bar(x[shown] + (j - (len(COUNT_PARTITIONS) - 1) / 2) * width, accuracy[shown], width,
-                 yerr=error[:, shown], capsize=2, color=color, label=name, error_kw={"elinewidth": 0.8})
-    axes.set_xticks(x, classes)
-    axes.set_ylim(0, 105)
-    axes.set_ylabel("top-1 accuracy (%)")
-    axes.set_title(f"Figure 2: class-wise accuracy per partition, {result.label}; no bar: no image")
-    axes.grid(axis="y", alpha=0.3)
-    # Explicit handles: a partition with no bar at all would otherwise get a default colour. Outside
-    # the axes, so that no bar hides behind it.
-    figure.legend(handles=[Patch(color=color, label=name) for name, color in zip(COUNT_PARTITIONS, colors)],
-                  loc="outside lower center", ncols=len(COUNT_PARTITIONS), fontsize="small")
-    return figure
-
-
-def _heatmaps(result: ModelResult) -> Figure:
-    heatmaps = result.metrics["heatmaps"]
-    widths = [len(heatmap["values"]) + 1 for heatmap in heatmaps.values()]  # + the gap column
-    figure = Figure(figsize=(0.8 * sum(widths) + 1.5, 5.8), layout="constrained")
-    panels = figure.subplots(1, len(heatmaps), gridspec_kw={"width_ratios": widths})
-    for i, (axes, (attribute, heatmap)) in enumerate(zip(panels, heatmaps.items())):
-        _draw_heatmap(axes, attribute, heatmap, class_labels=i == 0)
-    figure.suptitle(
-        f"Appendix E heatmaps, {result.label}: accuracy per class and setting "
-        "(shade and text: accuracy %, n occurrences; blank: none)"
-    )
-    figure.legend(
-        handles=[Patch(color=_COMMON_COLORMAP(0.6), label="common"),
-                 Patch(color=_UNCOMMON_COLORMAP(0.6), label="uncommon"),
-                 Patch(color=_GAP_CELL_COLOR, label="gap: the class's G (%), common − uncommon")],
-        loc="outside lower center", ncols=3, fontsize="small",
-    )
-    return figure
-
-
-def _draw_heatmap(axes, attribute: str, heatmap: dict[str, Any], class_labels: bool) -> None:
-    """One class x value table: blue common, orange uncommon, darker for higher accuracy; the gap column last.
-
-    Cell labels are left out of the layout: they sit inside the axes, and measuring hundreds of them
-    took a third of the drawing time.
-    """
-    classes, values = heatmap["classes"], heatmap["values"]
-    colors = np.ones((len(classes), len(values) + 1, 4))
-    for row in range(len(classes)):
-        for column in range(len(values)):
-            accuracy, total = heatmap["accuracy"][row][column], heatmap["total"][row][column]
-            if total == 0:
-                continue
-            colormap = _UNCOMMON_COLORMAP if heatmap["uncommon"][row][column] else _COMMON_COLORMAP
-            shade = 0.15 + 0.7 * accuracy
-            colors[row, column] = colormap(shade)
-            axes.text(column, row, f"{100 * accuracy:.0f}%\nn={total}", ha="center", va="center", fontsize=6.5,
-                      color="white" if shade > 0.6 else "black", in_layout=False)
-        colors[row, -1] = to_rgba(_GAP_CELL_COLOR)
-        gap = heatmap["gap"][row]
-        axes.text(len(values), row, DASH if gap is None else f"{100 * gap:+.0f}", ha="center", va="center",
-                  fontsize=7, in_layout=False)
-    axes.imshow(colors, aspect="auto")
-    axes.set_xticks(np.arange(len(values) + 1), [*values, "gap"], rotation=35, ha="right")
-    axes.set_yticks(np.arange(len(classes)), classes if class_labels else [])
-    axes.set_xticks(np.arange(len(values) + 2) - 0.5, minor=True)
-    axes.set_yticks(np.arange(len(classes) + 1) - 0.5, minor=True)
-    axes.grid(which="minor", color="white", linewidth=1)
-    axes.tick_params(which="minor", length=0)
-    axes.set_title(attribute)
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,38 +473,74 @@ def _load_model(folder: Path) -> ModelResult:
     )
 
 
-def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: dict[str, Any] | None = None) -> Path:
-    """Write RUN_DIR/report.md and RUN_DIR/figures/*.png; return the report's path.
+def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: dict[str, Any] | None = None, *,
+                 figures: str = "now") -> Path:
+    """Write RUN_DIR/report.md, and RUN_DIR/figures/*.png with figures="now"; return the report's path.
 
+    report.md links the figures unless figures="none" ("background": another process draws them).
     `run_info` defaults to RUN_DIR/run.json when that exists.
     """
     run_dir = Path(run_dir)
     if run_info is None and (run_dir / RUN_FILE).exists():
         run_info = read_json(run_dir / RUN_FILE)
-    write_figures(results, run_dir / FIGURES_DIR)
+    if figures == "now":
+        write_figures(results, run_dir / FIGURES_DIR)
     path = run_dir / REPORT_FILE
-    path.write_text(render_report(results, run_info=run_info, figures_dir=FIGURES_DIR))
+    _write_text(path, render_report(results, run_info=run_info,
+                                    figures_dir=None if figures == "none" else FIGURES_DIR))
     return path
 
 
 class WrittenReport(NamedTuple):
-    """What write_run_report wrote: report.md's path and text, and the results table as printed."""
+    """What write_run_report wrote: report.md's path and text, the results table as printed, and the process
+    drawing the figures in the background (None when they are drawn already, or not at all)."""
 
     path: Path
     markdown: str
     table: str
+    figures_process: subprocess.Popen | None = None
 
 
-def write_run_report(run_dir: str | Path) -> WrittenReport:
-    """A run folder's report.md, figures, results.csv and results.json, from what the folder holds."""
+FIGURE_MODES = ("now", "background", "none")
+FIGURES_LOG = "figures.log"
+
+
+def write_run_report(run_dir: str | Path, figures: str = "now") -> WrittenReport:
+    """A run folder's report.md, results.csv and results.json, from what the folder holds, and its figures.
+
+    `figures`: "now" draws them before returning; "background" leaves them to a process of their own
+    (`focus-report --figures-only`), so that the results are out without waiting for matplotlib (its
+    output goes to figures/figures.log); "none" draws none and report.md links none.
+    """
+    if figures not in FIGURE_MODES:
+        raise ValueError(f"--figures must be one of {list(FIGURE_MODES)}, got {figures!r}")
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     run_info = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else None
     rows, fit = results_rows(results)
     _write_text(run_dir / results_table.RESULTS_CSV, results_table.results_csv(rows))
     _write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows, fit))
-    path = write_report(run_dir, results, run_info)
-    return WrittenReport(path, path.read_text(), results_table.format_results(rows))
+    path = write_report(run_dir, results, run_info, figures=figures)
+    process = draw_figures_in_background(run_dir) if figures == "background" else None
+    return WrittenReport(path, path.read_text(), results_table.format_results(rows), process)
+
+
+def draw_figures_in_background(run_dir: Path) -> subprocess.Popen:
+    """Start `focus-report --figures-only` on the run folder in a session of its own; it outlives the command."""
+    figures_dir = run_dir / FIGURES_DIR
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    with open(figures_dir / FIGURES_LOG, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "harness.report", "--figures-only", "--run", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def draw_figures(run_dir: str | Path) -> list[Path]:
+    """The run's figures, drawn while holding the figures folder's lock: two drawers take turns."""
+    figures_dir = Path(run_dir) / FIGURES_DIR
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(figures_dir, "focus-report --figures-only", wait=True):
+        return write_figures(load_results(run_dir), figures_dir)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -682,11 +556,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             "metrics (nothing is evaluated again).")
     parser.add_argument("run_positional", nargs="?", metavar="RUN", help="the same as --run")
     parser.add_argument("--run", help="a run folder written by focus-eval")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="draw the figures only (what focus-eval leaves to a background process)")
     args = parser.parse_args(argv)
     run_dir = command.one_of(parser, args.run_positional, args.run, "RUN or --run")
     try:
+        if args.figures_only:
+            paths = draw_figures(run_dir)
+            print(f"drew {len(paths)} figure(s) in {Path(run_dir) / FIGURES_DIR}")
+            return 0
         written = write_run_report(run_dir)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(written.markdown)

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--save-every", type=int, default=1024, help="images per predictions part file")
     output.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap replicates for the gap intervals")
     output.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: the bootstrap intervals, --subset random/stratified and --random-init weights")
+    output.add_argument("--figures", choices=report.FIGURE_MODES, default="background",
+                        help="the report's figures: drawn in a process of their own once the results are out "
+                             "(background), before the command returns (now), or not at all (none)")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -460,8 +463,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     evaluated = [name for name in names if name not in failures]
     del evaluations
     try:
-        written = cli.run_shared(accelerator, lambda: report.write_run_report(run_dir), main_only=True) if evaluated \
-            else None
+        written = cli.run_shared(accelerator, lambda: report.write_run_report(run_dir, args.figures),
+                                 main_only=True) if evaluated else None
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -469,6 +472,9 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         print(written.markdown)
         print(written.table)
         print(f"run folder: {run_dir}")
+        if written.figures_process is not None:
+            logger.info("the figures are drawn in the background (pid %d) into %s; `focus-report %s` draws them "
+                        "again", written.figures_process.pid, run_dir / runfolder.FIGURES_DIR, run_dir)
     if failures:
         print(f"{len(failures)} of {len(names)} model(s) failed (--keep-going):", file=sys.stderr)
         for name, error in failures.items():

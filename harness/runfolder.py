@@ -207,18 +207,18 @@ LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path, holder: str) -> Iterator[None]:
+def folder_lock(folder: str | Path, holder: str, *, wait: bool = False) -> Iterator[None]:
     """Hold `folder`/.lock while a command writes in the folder; a second command stops at once.
 
     The lock is the kernel's (flock), so a killed holder never leaves it held: the file keeps the
     holder's description, and the next command that takes the lock finds the description of one
     that did not let go (logged as a stale lock from a killed run). The error for a lock held names
-    the holder: command, pid, host, since when.
+    the holder: command, pid, host, since when. With `wait`, a held lock is waited for instead.
     """
     path = Path(folder) / LOCK_FILE
     handle = open(path, "a+", encoding="utf-8")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         handle.seek(0)
         held_by = handle.read().strip() or "another process"

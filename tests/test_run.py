@@ -19,7 +19,7 @@ from harness.run import IDENTITY_KEYS, main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "8", "--workers", "0",
-        "--n-bootstrap", "50", "--quiet"]
+        "--n-bootstrap", "50", "--quiet", "--figures", "now"]
 
 
 def run_args(data, output, *extra):

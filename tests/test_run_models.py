@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 import PIL.Image
@@ -14,13 +15,13 @@ import pytest
 import timm
 import torch
 
-from harness import runfolder
+from harness import report, runfolder
 from harness.data import decode_image, subset_rows
 from harness.run import main
 
 from conftest import tiny_clip_folder
 
-FAST = ["--batch-size", "8", "--workers", "0", "--n-bootstrap", "20", "--quiet"]
+FAST = ["--batch-size", "8", "--workers", "0", "--n-bootstrap", "20", "--quiet", "--figures", "none"]
 
 
 def evaluate(data, output, *models_and_options):
@@ -283,3 +284,35 @@ def test_a_failing_model_of_a_shared_pass_fails_alone_with_keep_going(converted,
     assert "test_resnet: ValueError: test_resnet gave non-finite logits" in capsys.readouterr().err
     assert (runfolder.model_dir(output, "test_efficientnet") / runfolder.METRICS_FILE).is_file()
     assert not (runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).exists()
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def test_figures_are_drawn_in_the_background_once_the_results_are_out(converted, tmp_path, monkeypatch):
+    started = []
+    real = report.draw_figures_in_background
+    monkeypatch.setattr(report, "draw_figures_in_background", lambda run_dir: started.append(real(run_dir)) or
+                        started[-1])
+    output = tmp_path / "run"
+    assert main(["--data", str(converted), "--output", str(output), "--models", "test_resnet", "--random-init",
+                 "--limit", "8", "--quiet", "--workers", "0", "--n-bootstrap", "10"]) == 0
+    assert "](figures/figure3_partitions.png)" in (output / "report.md").read_text()
+    assert started[0].wait(timeout=120) == 0, (output / "figures" / "figures.log").read_text()
+    assert {"figure3_partitions.png", "figure2_test_resnet.png", "heatmaps_test_resnet.png"} <= {
+        path.name for path in (output / "figures").iterdir()}
+
+
+def test_without_figures_the_report_links_none(converted, tmp_path):
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "8") == 0
+    assert not (output / "figures").exists() and "figures/" not in (output / "report.md").read_text()
+
+
+def test_two_figure_drawers_take_turns(three_model_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(three_model_run, run)
+    drawers = [report.draw_figures_in_background(run) for _ in range(2)]
+    assert [drawer.wait(timeout=180) for drawer in drawers] == [0, 0]
+    robustness = report.effective_robustness(report.load_results(run)) is not None
+    assert len(list((run / "figures").glob("*.png"))) == 1 + robustness + 2 * 3  # figure 3, robustness, 2 a model
