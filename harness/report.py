@@ -22,7 +22,6 @@ import focus_dataset
 from focus_tools import command
 from harness import paper
 from harness import results as results_table
-from harness.leaderboard import statistics
 from harness.runfolder import (
     CONFIG_FILE,
     FAILED_FILE,
@@ -426,6 +425,8 @@ def effective_robustness(results: Sequence[ModelResult]) -> dict[str, Any] | Non
     model's effective robustness is its vertical distance to the line, in accuracy. Models with either
     accuracy undefined are left out. Returns the fit with the models' names, in results' order.
     """
+    from harness.leaderboard import statistics  # the leaderboard's pure statistics, imported when needed
+
     names, common, uncommon = [], [], []
     for result in results:
         partitions = result.metrics["partitions"]
