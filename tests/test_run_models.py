@@ -316,3 +316,50 @@ def test_two_figure_drawers_take_turns(three_model_run, tmp_path):
     assert [drawer.wait(timeout=180) for drawer in drawers] == [0, 0]
     robustness = report.effective_robustness(report.load_results(run)) is not None
     assert len(list((run / "figures").glob("*.png"))) == 1 + robustness + 2 * 3  # figure 3, robustness, 2 a model
+
+
+def test_a_converted_folder_with_a_truncated_shard_is_named(converted, tmp_path, capsys):
+    damaged = tmp_path / "focus"
+    shutil.copytree(converted, damaged)
+    shard = next((damaged / "data").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert evaluate(damaged, tmp_path / "run", "--models", "test_resnet", "--random-init") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and shard.name in err and "Traceback" not in err
+
+
+def test_a_missing_optional_library_says_which_extra_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name in ("transformers", "open_clip"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    from harness.models import create_model
+
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'focus-benchmark\[transformers\]'"):
+        create_model("transformers:org/name")
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'focus-benchmark\[clip\]'"):
+        create_model("open_clip:ViT-B-32/laion2b_s34b_b79k")
+
+
+def test_models_that_do_not_fit_on_the_device_together_get_a_pass_each(monkeypatch, caplog):
+    from harness import run
+
+    class Fake:
+        def __init__(self, name):
+            self.name, self.model = name, torch.nn.Linear(1000, 1000)  # 4 MB of weights
+            self.geometry = ("one geometry",)
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**20, 80 * 2**30))
+    cuda = torch.device("cuda", 0)
+    group = [Fake("a"), Fake("b")]
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, cuda)] == [["a"], ["b"]]
+    assert "too large to be on cuda:0 together; one pass per model" in caplog.text
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * 2**20, 80 * 2**30))
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, cuda)] == [["a", "b"]]
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, False, cuda)] == [["a"], ["b"]]
