@@ -137,22 +137,12 @@ def load_uncommon_table(path: str | os.PathLike | None = None) -> dict[str, dict
     """
     if path is None:
         return validate_uncommon_table(UNCOMMON, source="the paper's table")
-    path = Path(path)
-    # A FIFO or a device would block or never end: only a regular file, of a table's size, is read.
-    if path.exists() and not path.is_file():
-        raise FocusDataError(f"{path}: not a regular file; expected a JSON or YAML uncommon table")
+    from focus_tools.command import read_small_text
+
     try:
-        with path.open("rb") as file:
-            data = file.read(_MAX_UNCOMMON_TABLE_BYTES + 1)
-    except OSError as err:
-        raise FocusDataError(f"{path}: cannot read the uncommon table: {err.strerror}") from err
-    if len(data) > _MAX_UNCOMMON_TABLE_BYTES:
-        raise FocusDataError(f"{path}: larger than {_MAX_UNCOMMON_TABLE_BYTES:,} bytes; an uncommon table is a "
-                             "few lines of JSON or YAML")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FocusDataError(f"{path}: not UTF-8 text (a JSON or YAML uncommon table is expected)") from None
+        text = read_small_text(path, "a JSON or YAML uncommon table", _MAX_UNCOMMON_TABLE_BYTES)
+    except ValueError as err:
+        raise FocusDataError(str(err)) from None
     try:
         table = yaml.safe_load(text)  # YAML is a superset of JSON: one parser reads both
     except yaml.YAMLError as err:

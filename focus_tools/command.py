@@ -59,3 +59,26 @@ def one_of(parser: argparse.ArgumentParser, positional: str | None, option: str 
     if positional is not None and option is not None and Path(positional) != Path(option):
         parser.error(f"{positional} and {option} name different folders ({names}: give one)")
     return option if option is not None else positional
+
+
+def read_small_text(path: str | Path, what: str, max_bytes: int = 2**20) -> str:
+    """A user's small text file (a table, a list of models, prompt templates), read safely.
+
+    Only a regular file is opened (a FIFO or a device would block or never end), at most `max_bytes`
+    are read, and the bytes must be UTF-8. Every failure is a ValueError naming the file and `what`
+    was expected.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: not a regular file; expected {what}")
+    try:
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror}); expected {what}") from None
+    if len(data) > max_bytes:
+        raise ValueError(f"{path}: larger than {max_bytes:,} bytes; expected {what}, a small text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); expected {what}") from None

@@ -180,7 +180,7 @@ def test_binary_uncommon_file_is_a_clean_error(tmp_path, sample_release, capsys)
     path.write_bytes(bytes(range(256)) * 10)
     assert fd.main(["convert", str(sample_release), str(tmp_path / "out"), "--uncommon", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {path}: not UTF-8 text (a JSON or YAML uncommon table is expected)\n"
+    assert err == f"error: {path}: not UTF-8 text (byte 128); expected a JSON or YAML uncommon table\n"
 
 
 def test_uncommon_file_that_is_not_a_regular_file_is_refused(tmp_path):

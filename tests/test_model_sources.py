@@ -1,6 +1,8 @@
 """Tests of harness/models' sources on tiny random-weights models saved offline: timm hf-hub: and local-dir:,
 torchvision's weights API, open_clip zero-shot heads, transformers classifiers; specs, wildcards, models files."""
 
+import os
+
 import pytest
 import timm
 import torch
@@ -243,3 +245,12 @@ def test_models_file_lists_specs_with_comments(tmp_path):
         models.read_models_file(path)
     with pytest.raises(ValueError, match=r"cannot be read"):
         models.read_models_file(tmp_path / "missing.txt")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # would block a plain read for ever
+    with pytest.raises(ValueError, match=r"fifo: not a regular file; expected --models-file"):
+        models.read_models_file(fifo)
+    with pytest.raises(ValueError, match=r"fifo: not a regular file; expected --prompts"):
+        read_prompts(fifo)
+    (tmp_path / "big.txt").write_text("resnet50\n" * 200_000)
+    with pytest.raises(ValueError, match=r"big.txt: larger than 1,048,576 bytes"):
+        models.read_models_file(tmp_path / "big.txt")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from focus_tools.command import read_small_text
 from harness.models import hub
 from harness.models.checkpoints import load_checkpoint
 from harness.models.timm_models import UnknownModelError, close_names
@@ -83,16 +84,8 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     Blank lines and lines starting with ``#`` are left out.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_PROMPTS_BYTES:
-            raise ValueError(f"{path}: {path.stat().st_size:,} bytes; a prompts file holds at most "
-                             f"{MAX_PROMPTS_BYTES:,} bytes of templates")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}); a prompts file holds one template "
-                         f"per line, e.g. 'a photo of a {{}}.'") from None
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the prompts file ({error.strerror})") from None
+    text = read_small_text(path, "--prompts: prompt templates, one per line, e.g. 'a photo of a {}.'",
+                           MAX_PROMPTS_BYTES)
     templates = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from focus_tools.command import read_small_text
+
 SOURCES = ("timm", "torchvision", "open_clip", "transformers")
 _PREFIXES = {"torchvision:": "torchvision", "open_clip:": "open_clip", "transformers:": "transformers"}
 PAPER_PRESET = "paper"
@@ -114,17 +116,7 @@ def expand_specs(specs: Iterable[str], *, pretrained_only: bool = False) -> list
 def read_models_file(path: str | os.PathLike) -> list[str]:
     """The specs in a models file: one per line; blank lines and ``#`` comments left out."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_MODELS_FILE_BYTES:
-            raise ValueError(f"--models-file {path}: {size:,} bytes; a models file lists specs, one per line "
-                             f"(at most {MAX_MODELS_FILE_BYTES:,} bytes)")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"--models-file {path}: not UTF-8 text (byte {error.start}); list one model spec per "
-                         f"line") from None
-    except OSError as error:
-        raise ValueError(f"--models-file {path}: cannot be read ({error.strerror})") from None
+    text = read_small_text(path, "--models-file: one model spec per line", MAX_MODELS_FILE_BYTES)
     specs = []
     for number, line in enumerate(text.splitlines(), start=1):
         spec = line.split("#", 1)[0].strip()
