@@ -32,21 +32,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# The data pipeline alone: decode, resize and crop in the harness's FocusImages, no model. Arguments: the
+# converted folder, DataLoader workers, interpolation, crop_pct (bench_harness.py runs it too).
 DECODE_ONLY = textwrap.dedent("""
     import json, sys, time
     import torch
     from harness import preprocess
     from harness.data import FocusImages, open_focus
     dataset, _ = open_focus(sys.argv[1])
-    preprocessing = {"input_size": [3, 224, 224], "interpolation": "bilinear", "crop_pct": 1.0,
+    preprocessing = {"input_size": [3, 224, 224], "interpolation": sys.argv[3], "crop_pct": float(sys.argv[4]),
                      "crop_mode": "center", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), range(dataset.num_rows), (3, 224, 224))
-    loader = torch.utils.data.DataLoader(images, batch_size=256, num_workers=int(sys.argv[2]))
+    loader = torch.utils.data.DataLoader(images, batch_size=64, num_workers=int(sys.argv[2]))
     start = time.perf_counter()
     for _ in loader:
         pass
     print(json.dumps({"images_per_second": dataset.num_rows / (time.perf_counter() - start)}))
 """)
+
+
+def decode_only(converted: Path, workers: int, interpolation: str = "bilinear", crop_pct: float = 1.0) -> float:
+    """Images per second of the data pipeline alone, in a process of its own."""
+    result = subprocess.run([sys.executable, "-c", DECODE_ONLY, str(converted), str(workers), interpolation,
+                             str(crop_pct)], check=True, cwd=REPO, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["images_per_second"]
 
 
 def _image(job: tuple[int, str, tuple[int, int]]) -> None:
@@ -123,9 +132,7 @@ def main() -> None:
     summary["write_release_seconds"] = time.perf_counter() - start
     summary["convert_seconds"] = timed([sys.executable, "-m", "focus_dataset", "convert", str(release), "--output",
                                         str(converted)], stdout=subprocess.DEVNULL)
-    decode = subprocess.run([sys.executable, "-c", DECODE_ONLY, str(converted), str(args.workers)], check=True,
-                            cwd=REPO, capture_output=True, text=True)
-    summary["decode_only_images_per_second"] = json.loads(decode.stdout.strip().splitlines()[-1])["images_per_second"]
+    summary["decode_only_images_per_second"] = decode_only(converted, args.workers)
     command = [sys.executable, "-m", "harness.run", "--data", str(converted), "--output", str(run), "--models",
                *args.models, "--random-init", "--precision", args.precision, "--batch-size", str(args.batch_size),
                "--workers", str(args.workers), "--figures", "none", "--quiet", "--n-bootstrap", "100"]
