@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from focus_dataset import ROWS_PER_GROUP, Annotation, FocusDataError, annotate, focus_features, quote
+from focus_dataset import (CLASS_NAMES, LOCATION_NAMES, ROWS_PER_GROUP, TIME_NAMES, WEATHER_NAMES, Annotation,
+                           FocusDataError, focus_features, partition_ids, quote, uncommon_masks)
 from focus_tools.release import Release, problem_text, read_image
 
 # The names of a converted folder's shards, as datasets' Hub convention has them.
@@ -65,14 +66,9 @@ def image_batches(shards: list[Path], rows: int = 256) -> Iterator[dict[str, byt
 
 def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) -> pa.RecordBatch:
     """Examples with label names as one typed Arrow batch (names to ids with Arrow compute, not per row)."""
-    return encode_columns({name: [example[name] for example in examples] for name in features}, features)
-
-
-def encode_columns(columns: dict[str, list], features: datasets.Features) -> pa.RecordBatch:
-    """Columns of values with label names as one typed Arrow batch (see encode_batch)."""
     arrays = []
     for name, feature in features.items():
-        values = columns[name]
+        values = [example[name] for example in examples]
         if isinstance(feature, datasets.ClassLabel):
             array = pc.index_in(pa.array(values, pa.string()), value_set=pa.array(feature.names))
         elif isinstance(feature, datasets.List):
@@ -87,18 +83,54 @@ def encode_columns(columns: dict[str, list], features: datasets.Features) -> pa.
 
 
 def annotation_columns(annotations: list[Annotation], uncommon: dict) -> pa.RecordBatch:
-    """Every column but the image, of every annotated image, encoded at once (the values are annotate's).
+    """Every column but the image, of every annotated image, as one typed batch.
 
-    The values are gathered by column, one example at a time: a dict per row for every row would
-    make memory grow with the release.
+    The values are annotate's, computed on whole columns: the uncommon flags from uncommon_masks,
+    the partitions by partition_ids (a test pins them to annotate's for every class and partition).
     """
+    n = len(annotations)
+    masks = uncommon_masks(uncommon)
+    label = _ids([a.category for a in annotations], CLASS_NAMES)
+    time, weather = _ids([a.time for a in annotations], TIME_NAMES), _ids([a.weather for a in annotations], WEATHER_NAMES)
+    locations_per_row = np.array([len(a.locations) for a in annotations], dtype=np.int64)
+    location = _ids([name for a in annotations for name in a.locations], LOCATION_NAMES)
+    location_row = np.repeat(np.arange(n), locations_per_row)
+    is_uncommon = masks["locations"][label[location_row], location]
+    uncommon_locations_per_row = np.bincount(location_row[is_uncommon], minlength=n)
+    uncommon_time, uncommon_weather = masks["time"][label, time], masks["weather"][label, weather]
+    uncommon_location = uncommon_locations_per_row > 0
+    file_names = [a.file_name for a in annotations]
+    values = {
+        "file_name": file_names,
+        "query": [name.split("/", 1)[0] for name in file_names],
+        "label": label,
+        "time": time,
+        "weather": weather,
+        "locations": _lists(locations_per_row, location),
+        "humans": np.array([a.humans for a in annotations], dtype=bool),
+        "uncommon_time": uncommon_time,
+        "uncommon_weather": uncommon_weather,
+        "uncommon_location": uncommon_location,
+        "uncommon_locations": _lists(uncommon_locations_per_row, location[is_uncommon]),
+        "num_uncommon": uncommon_time.astype(np.int8) + uncommon_weather + uncommon_location,
+        "partition": partition_ids(uncommon_time, uncommon_weather, uncommon_location),
+    }
     features = focus_features()
     del features["image"]
-    columns: dict[str, list] = {name: [] for name in features}
-    for annotation in annotations:
-        for name, value in annotate(annotation, uncommon).items():
-            columns[name].append(value)
-    return encode_columns(columns, features)
+    schema = features.arrow_schema
+    return pa.RecordBatch.from_arrays([pa.array(values[field.name]).cast(field.type) for field in schema], schema=schema)
+
+
+def _ids(names: list[str], label_names: list[str]) -> np.ndarray:
+    """Label ids (positions in label_names) of label names."""
+    position = {name: i for i, name in enumerate(label_names)}
+    return np.array([position[name] for name in names], dtype=np.int64)
+
+
+def _lists(lengths: np.ndarray, values: np.ndarray) -> pa.ListArray:
+    """A list array of consecutive runs of values, one run of each length."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(offsets, values)
 
 
 def shard_size_limit(max_shard_size: str | int | None) -> int:

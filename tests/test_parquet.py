@@ -107,3 +107,21 @@ def test_image_buffers_are_used_again_from_row_group_to_row_group(tmp_path, samp
     # 24 row groups; at most the few alive at once (filled, queued, being written) have buffers.
     assert pq.ParquetFile(tmp_path / "out" / "data" / "test-00000-of-00001.parquet").num_row_groups == 24
     assert 1 <= len(allocated) <= 5
+
+
+@pytest.mark.parametrize("uncommon", ["paper", "mine"])
+def test_annotation_columns_hold_annotates_values_for_every_class_and_partition(uncommon):
+    table = fd.load_uncommon_table()
+    if uncommon == "mine":  # night common, every place uncommon for ships, fog for nobody
+        table = {"time": {c: [] for c in fd.CLASS_NAMES},
+                 "weather": {c: ["raining", "snowing"] for c in fd.CLASS_NAMES},
+                 "locations": {**table["locations"], "ship": fd.LOCATION_NAMES[:-1]}}
+    annotations = fd.sample_annotations(2000, seed=3)
+    features = fd.focus_features()
+    del features["image"]
+    expected = fd.encode_batch([fd.annotate(a, table) for a in annotations], features)
+    columns = parquet.annotation_columns(annotations, table)
+    assert columns.equals(expected) and columns.schema.equals(expected.schema, check_metadata=True)
+    if uncommon == "paper":  # the sample holds every partition
+        assert set(columns.column("partition").to_pylist()) == set(range(len(fd.PARTITION_NAMES)))
+    assert parquet.annotation_columns([], table).num_rows == 0
