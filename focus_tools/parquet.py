@@ -276,6 +276,7 @@ class _ImageColumn:
         # grown when needed.
         self._buffers = buffers
         self.buffer = buffers.take(max(expected_bytes + expected_bytes // 4, 2**20))
+        self._view = _bytes(self.buffer)
         self._offsets = [0]
         self._valid: list[bool] = []
 
@@ -285,12 +286,12 @@ class _ImageColumn:
 
     def reserve(self, size: int) -> memoryview:
         """A writable view of the next `size` bytes of the buffer, for the next file to be read into."""
-        end = self.num_bytes + size
-        if end > self.buffer.size:
-            grown = self._buffers.take(max(end, 2 * self.buffer.size))
-            _bytes(grown)[:self.num_bytes] = _bytes(self.buffer)[:self.num_bytes]
-            self.buffer = grown
-        return _bytes(self.buffer)[self.num_bytes:end]
+        start = self._offsets[-1]
+        if start + size > self.buffer.size:
+            grown = self._buffers.take(max(start + size, 2 * self.buffer.size))
+            _bytes(grown)[:start] = self._view[:start]
+            self.buffer, self._view = grown, _bytes(grown)
+        return self._view[start:start + size]
 
     def append(self, data: memoryview | None) -> None:
         """The next row: the view that reserve() gave and the file was read into, or None (no image)."""
@@ -302,7 +303,7 @@ class _ImageColumn:
         start, valid = self._offsets[-2], self._valid[-1]
         rest = _ImageColumn(self._buffers, expected_bytes=self.num_bytes)
         view = rest.reserve(self.num_bytes - start)
-        view[:] = _bytes(self.buffer)[start:self.num_bytes]
+        view[:] = self._view[start:self.num_bytes]
         rest.append(view if valid else None)
         del self._offsets[-1], self._valid[-1]
         return rest

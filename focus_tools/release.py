@@ -75,25 +75,29 @@ class _FolderFile(ReleaseFile):
         self._fd, self.size = fd, size
 
     def read(self) -> bytes:
-        # Up to one byte more than its size (not the limit: no buffer of the limit's size), so that
-        # a file that grew since fstat shows.
+        # One byte more than its size (not the limit: no buffer of the limit's size), so that a file
+        # that grew since fstat shows; a regular file gives fewer bytes than asked only at its end.
         chunks, done = [], 0
         try:
-            while done <= self.size and (chunk := os.read(self._fd, self.size + 1 - done)):
-                chunks.append(chunk)
-                done += len(chunk)
+            while True:
+                chunks.append(os.read(self._fd, self.size + 1 - done))
+                done += len(chunks[-1])
+                if not chunks[-1] or done >= self.size:  # short of its size, a read may be partial
+                    break
         except OSError as err:
             raise UnreadableFile(f"cannot be read: {err.strerror}") from None
         self._check_length(done)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def read_into(self, view: memoryview) -> None:
-        spare = bytearray(1)  # the byte after the view, as read() reads one more
+        spare = bytearray(1)  # the byte after the view, as read() asks one more
         done = 0
         try:
-            while done <= self.size and (got := os.readv(self._fd, [view[done:], spare] if done < self.size
-                                                                else [spare])):
+            while True:
+                got = os.readv(self._fd, [view[done:], spare])
                 done += got
+                if not got or done >= self.size:
+                    break
         except OSError as err:
             raise UnreadableFile(f"cannot be read: {err.strerror}") from None
         self._check_length(done)
@@ -123,6 +127,12 @@ class _ArchiveMember(ReleaseFile):
         return data
 
 
+# Every well-formed `locations` string with its names in the paper's order ("grass, water", "none").
+_LOCATIONS_IN_ORDER = {", ".join(names): names for names in
+                       [("none",)] + [tuple(name for i, name in enumerate(LOCATION_NAMES[:-1]) if subset >> i & 1)
+                                      for subset in range(1, 2 ** (len(LOCATION_NAMES) - 1))]}
+
+
 def parse_locations(value: Any) -> tuple[tuple[str, ...], list[str]]:
     """Split a release `locations` string; return (names in the paper's order, problems).
 
@@ -133,6 +143,8 @@ def parse_locations(value: Any) -> tuple[tuple[str, ...], list[str]]:
     """
     if not isinstance(value, str) or not value.strip():
         return (), [f"malformed locations {quote(value)}: expected names joined by ', ' or 'none'"]
+    if value in _LOCATIONS_IN_ORDER:  # nearly every row: no need to take it apart
+        return _LOCATIONS_IN_ORDER[value], []
     problems = []
     items = value.split(", ")
     if any("," in item or item != item.strip() or not item for item in items):
@@ -494,12 +506,13 @@ def check_image_bytes(data: bytes | memoryview | None) -> str | None:
     if not data:
         return "empty file"
     # Fast path for the common formats: their signatures, sizes and end markers, without PIL.
+    # The end marker may have a few bytes after it: it is looked for in the last 4 KB, at the very end first.
     if data[:3] == b"\xff\xd8\xff":
-        if b"\xff\xd9" not in bytes(data[-4096:]):
+        if data[-2:] != b"\xff\xd9" and b"\xff\xd9" not in bytes(data[-4096:]):
             return "truncated: no JPEG end marker"
         return _pixel_problem(_jpeg_size(data))
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        if b"IEND" not in bytes(data[-4096:]):
+        if data[-8:-4] != b"IEND" and b"IEND" not in bytes(data[-4096:]):
             return "truncated: no PNG end chunk"
         return _pixel_problem(struct.unpack(">II", data[16:24]) if len(data) >= 24 else None)
     try:

@@ -28,6 +28,14 @@ def test_malformed_locations_strings_are_named(value, problem):
     assert any(problem in p for p in problems), problems
 
 
+def test_well_formed_locations_looked_up_parse_as_when_taken_apart(monkeypatch):
+    import focus_tools.release as release
+    looked_up = dict(release._LOCATIONS_IN_ORDER)
+    assert len(looked_up) == 2 ** (len(fd.LOCATION_NAMES) - 1)  # every subset of the places, and "none"
+    monkeypatch.setattr(release, "_LOCATIONS_IN_ORDER", {})
+    assert all(fd.parse_locations(value) == (names, []) for value, names in looked_up.items())
+
+
 def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, release_copy):
     name = first_file_name(release_copy)
     execute(release_copy, "UPDATE annotations SET category='airplane' WHERE file_name=?", name)
