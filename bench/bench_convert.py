@@ -140,7 +140,8 @@ def main() -> None:
     if len(rows) > 1:
         print(f"convert peak RSS, {largest['images']:,} vs {smallest['images']:,} images: "
               f"×{largest['convert_peak_rss_mb'] / smallest['convert_peak_rss_mb']:.2f} for "
-              f"×{largest['megabytes'] / smallest['megabytes']:.1f} the data (target: flat, ≤ ×{TARGET_MEMORY_RATIO})")
+              f"×{largest['megabytes'] / smallest['megabytes']:.1f} the data "
+              f"(target: flat, ≤ ×{TARGET_MEMORY_RATIO})")
     loads = [load for r in rows for load in r["load_average"]]
     print(f"load average during the runs: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores. Convert "
           "reads in one thread while another writes: with cores busy they overlap less, and its wall-clock ratio "

@@ -91,7 +91,8 @@ def annotation_columns(annotations: list[Annotation], uncommon: dict) -> pa.Reco
     n = len(annotations)
     masks = uncommon_masks(uncommon)
     label = _ids([a.category for a in annotations], CLASS_NAMES)
-    time, weather = _ids([a.time for a in annotations], TIME_NAMES), _ids([a.weather for a in annotations], WEATHER_NAMES)
+    time = _ids([a.time for a in annotations], TIME_NAMES)
+    weather = _ids([a.weather for a in annotations], WEATHER_NAMES)
     locations_per_row = np.array([len(a.locations) for a in annotations], dtype=np.int64)
     location = _ids([name for a in annotations for name in a.locations], LOCATION_NAMES)
     location_row = np.repeat(np.arange(n), locations_per_row)
@@ -118,7 +119,8 @@ def annotation_columns(annotations: list[Annotation], uncommon: dict) -> pa.Reco
     features = focus_features()
     del features["image"]
     schema = features.arrow_schema
-    return pa.RecordBatch.from_arrays([pa.array(values[field.name]).cast(field.type) for field in schema], schema=schema)
+    return pa.RecordBatch.from_arrays([pa.array(values[field.name]).cast(field.type) for field in schema],
+                                      schema=schema)
 
 
 def _ids(names: list[str], label_names: list[str]) -> np.ndarray:
@@ -311,7 +313,8 @@ class _ImageColumn:
     def finish(self, paths: pa.Array, image_type: pa.StructType) -> pa.StructArray:
         """The column as the Image feature stores it: struct<bytes, path>, null where no image was read."""
         offsets = pa.array(self._offsets, pa.int32()).buffers()[1]
-        data = pa.Array.from_buffers(pa.binary(), len(self._valid), [None, offsets, self.buffer.slice(0, self.num_bytes)])
+        data = pa.Array.from_buffers(pa.binary(), len(self._valid),
+                                     [None, offsets, self.buffer.slice(0, self.num_bytes)])
         mask = None if all(self._valid) else pa.array([not valid for valid in self._valid])
         return pa.StructArray.from_arrays([data, paths], fields=list(image_type), mask=mask)
 
