@@ -328,24 +328,12 @@ def generate_examples(source: str | os.PathLike, table: dict, report: dict[str, 
                       skip_invalid: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row index, example) for every annotated image of a release, by file_name; problems go to `report`."""
     # The release reader imports the label lists from this module: imported on use, not at the top.
-    from focus_tools.release import UnreadableFile, Release, check_image_bytes, read_annotations
+    from focus_tools.release import Release, read_image, release_annotations
 
     with Release(source) as release:
-        annotations, skipped = read_annotations(release, skip_invalid=skip_invalid)
-        report["skipped_rows"] = skipped
-        annotated = {a.file_name for a in annotations}
-        report["images_without_rows"] = [n for n in release.image_names() if n not in annotated]
-        report["image_problems"] = []
+        annotations = release_annotations(release, report, skip_invalid=skip_invalid)
         for index, annotation in enumerate(annotations):
-            try:
-                data = release.read(annotation.file_name)
-                problem = check_image_bytes(data)
-            except UnreadableFile as err:  # missing, or refused unread
-                data, problem = None, str(err)
-            if problem is not None:
-                # The row stays (its annotation is good); readers see the problem when decoding.
-                logger.warning("%s: image %s: %s", release.source, annotation.file_name, problem)
-                report["image_problems"].append({"file_name": annotation.file_name, "problem": problem})
+            data = read_image(release, annotation.file_name, report)
             example = annotate(annotation, table)
             example["image"] = None if data is None else {"bytes": data, "path": annotation.file_name}
             yield index, example

@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from focus_dataset import (FocusDataError, focus_info, generate_examples, load_uncommon_table, quote,
-                           validate_uncommon_table)
+import pyarrow as pa
+
+from focus_dataset import FocusDataError, focus_info, load_uncommon_table, quote, validate_uncommon_table
 from focus_tools.card import render_card
-from focus_tools.parquet import SHARD_PATTERN, read_annotation_columns, shard_size_limit, write_parquet_shards
-from focus_tools.release import Release, read_annotations
+from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
+from focus_tools.release import Release, release_annotations
 from focus_tools.statistics import closest_published_version, dataset_fingerprint
 
 REPORT_NAME = "conversion_report.json"
@@ -47,8 +48,9 @@ def convert(
 ) -> dict:
     """Convert a release (folder or focus.zip) into a Hub-ready dataset folder; return its report.
 
-    The examples are FocusBuilder's own (generate_examples), written to Parquet by pyarrow in row
-    groups, so memory stays flat and the time stays close to reading the files.
+    The examples are FocusBuilder's own (the values of annotate, the images and problems of
+    read_image), written to Parquet by pyarrow a row group at a time, so memory stays flat and the
+    time stays close to reading and writing the files.
 
     OUTPUT gets `data/test-XXXXX-of-YYYYY.parquet`, a README.md dataset card and
     conversion_report.json. It appears only when the conversion has succeeded. With `overwrite`, an
@@ -58,28 +60,27 @@ def convert(
     check_output(source, output, overwrite=overwrite)
     max_shard_bytes = shard_size_limit(max_shard_size)
     table = validate_uncommon_table(uncommon) if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
-    # Check every annotation before anything is written.
+    report: dict[str, Any] = {}
     with Release(source) as release:
-        read_annotations(release, skip_invalid=skip_invalid)
-    with staging_folder(output) as staging:
-        report: dict[str, Any] = {}
-        examples = (example for _, example in generate_examples(source, table, report, skip_invalid=skip_invalid))
-        shards = write_parquet_shards(examples, staging / "data", max_shard_size=max_shard_bytes)
-        annotations = read_annotation_columns(staging)
-        report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
-                      published_version=closest_published_version(annotations))
-        (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-        (staging / CARD_NAME).write_text(render_card(focus_info(), annotations, table, report,
-                                                     num_bytes=sum(p.stat().st_size for p in shards)))
-        # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
-        check_output(source, output, overwrite=overwrite)
-        (staging / _LOCK_NAME).unlink()  # the lock itself stays held until the folder is in place
-        # The old folder steps aside before the new one takes its name, and goes only after.
-        retired = staging.with_name(staging.name + ".old")
-        if output.exists():
-            os.replace(output, retired)
-        os.replace(staging, output)
-        shutil.rmtree(retired, ignore_errors=True)
+        # Every annotation is checked before anything is written.
+        columns = annotation_columns(release_annotations(release, report, skip_invalid=skip_invalid), table)
+        with staging_folder(output) as staging:
+            shards = write_parquet_shards(release, columns, report, staging / "data", max_shard_size=max_shard_bytes)
+            annotations = pa.Table.from_batches([columns])
+            report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
+                          published_version=closest_published_version(annotations))
+            (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+            (staging / CARD_NAME).write_text(render_card(focus_info(), annotations, table, report,
+                                                         num_bytes=sum(p.stat().st_size for p in shards)))
+            # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
+            check_output(source, output, overwrite=overwrite)
+            (staging / _LOCK_NAME).unlink()  # the lock itself stays held until the folder is in place
+            # The old folder steps aside before the new one takes its name, and goes only after.
+            retired = staging.with_name(staging.name + ".old")
+            if output.exists():
+                os.replace(output, retired)
+            os.replace(staging, output)
+            shutil.rmtree(retired, ignore_errors=True)
     return report
 
 

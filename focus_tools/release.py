@@ -17,14 +17,14 @@ import sqlite3
 import stat
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import PIL.Image
 
 from focus_dataset import (ANNOTATIONS_DB, CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, Annotation,
-                           FocusDataError, quote)
+                           FocusDataError, logger, quote)
 
 _ANNOTATION_COLUMNS = ("file_name", "category", "time", "weather", "locations", "humans")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -45,6 +45,94 @@ class UnreadableFile(FocusDataError):
     """A file of the release that is not read: missing, not a regular file inside the release, or too large."""
 
 
+class ReleaseFile:
+    """A file of the release that Release.open checked and opened: its `size`, and one read of exactly
+    that many bytes, as bytes or into a caller's buffer. A context manager; closing it closes the file."""
+
+    size: int
+
+    def read(self) -> bytes:
+        raise NotImplementedError
+
+    def read_into(self, view: memoryview) -> None:
+        """The file's bytes into view, a writable byte view of len(view) == size."""
+        view[:] = self.read()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ReleaseFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _FolderFile(ReleaseFile):
+    """A regular file of a release folder, opened without following links and checked with fstat."""
+
+    def __init__(self, fd: int, size: int):
+        self._fd, self.size = fd, size
+
+    def read(self) -> bytes:
+        # One byte more than its size (not the limit: no buffer of the limit's size), so that a file
+        # that grew since fstat shows; a regular file gives fewer bytes than asked only at its end.
+        chunks, done = [], 0
+        try:
+            while True:
+                chunks.append(os.read(self._fd, self.size + 1 - done))
+                done += len(chunks[-1])
+                if not chunks[-1] or done >= self.size:  # short of its size, a read may be partial
+                    break
+        except OSError as err:
+            raise UnreadableFile(f"cannot be read: {err.strerror}") from None
+        self._check_length(done)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def read_into(self, view: memoryview) -> None:
+        spare = bytearray(1)  # the byte after the view, as read() asks one more
+        done = 0
+        try:
+            while True:
+                got = os.readv(self._fd, [view[done:], spare])
+                done += got
+                if not got or done >= self.size:
+                    break
+        except OSError as err:
+            raise UnreadableFile(f"cannot be read: {err.strerror}") from None
+        self._check_length(done)
+
+    def _check_length(self, length: int) -> None:
+        if length != self.size:
+            raise UnreadableFile("changed while read: refused")
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class _ArchiveMember(ReleaseFile):
+    """An archive member whose declared size and compression ratio were checked."""
+
+    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+        self._archive, self._info, self.size = archive, info, info.file_size
+
+    def read(self) -> bytes:
+        try:
+            with self._archive.open(self._info) as member:
+                data = member.read(self.size + 1)
+        except Exception as err:  # noqa: BLE001 - zipfile and its decompressors raise many kinds on bad data
+            raise UnreadableFile(f"corrupt archive member: {problem_text(err)}") from None
+        if len(data) != self.size:
+            raise UnreadableFile(f"corrupt archive member: {len(data):,} bytes, {self.size:,} declared")
+        return data
+
+
+# Every well-formed `locations` string with its names in the paper's order ("grass, water", "none").
+_LOCATIONS_IN_ORDER = {", ".join(names): names for names in
+                       [("none",)] + [tuple(name for i, name in enumerate(LOCATION_NAMES[:-1]) if subset >> i & 1)
+                                      for subset in range(1, 2 ** (len(LOCATION_NAMES) - 1))]}
+
+
 def parse_locations(value: Any) -> tuple[tuple[str, ...], list[str]]:
     """Split a release `locations` string; return (names in the paper's order, problems).
 
@@ -55,6 +143,8 @@ def parse_locations(value: Any) -> tuple[tuple[str, ...], list[str]]:
     """
     if not isinstance(value, str) or not value.strip():
         return (), [f"malformed locations {quote(value)}: expected names joined by ', ' or 'none'"]
+    if value in _LOCATIONS_IN_ORDER:  # nearly every row: no need to take it apart
+        return _LOCATIONS_IN_ORDER[value], []
     problems = []
     items = value.split(", ")
     if any("," in item or item != item.strip() or not item for item in items):
@@ -160,7 +250,8 @@ class Release:
         self._root = self._find_root(self.source)
         self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            database = self._read_file(ANNOTATIONS_DB, MAX_DATABASE_BYTES, ANNOTATIONS_DB)
+            with self._open_file(ANNOTATIONS_DB, MAX_DATABASE_BYTES, ANNOTATIONS_DB) as file:
+                database = file.read()
         except UnreadableFile as err:
             raise FocusDataError(f"{self._root / ANNOTATIONS_DB}: {err}") from None
         self._load_database(database)
@@ -188,8 +279,9 @@ class Release:
         self._zip = zipfile.ZipFile(self.source)
         self._prefix = self._find_prefix(self._zip)
         try:
-            database = self._read_member(self._zip.getinfo(self._prefix + ANNOTATIONS_DB), MAX_DATABASE_BYTES,
-                                         ANNOTATIONS_DB)
+            with self._open_member(self._zip.getinfo(self._prefix + ANNOTATIONS_DB), MAX_DATABASE_BYTES,
+                                   ANNOTATIONS_DB) as file:
+                database = file.read()
         except UnreadableFile as err:
             raise FocusDataError(f"{self.source}: {self._prefix}{ANNOTATIONS_DB}: {err}") from None
         self._load_database(database)
@@ -266,17 +358,25 @@ class Release:
         Raises UnreadableFile, whose text is the problem ("missing", "a symbolic link, not a
         regular file: refused", ...), for a file that is not read.
         """
+        with self.open(file_name) as file:
+            return file.read()
+
+    def open(self, file_name: str) -> ReleaseFile:
+        """An image file, checked and opened for one read of its size: into bytes or a caller's buffer.
+
+        Raises UnreadableFile, as read() does, for a file that is not opened.
+        """
         if file_name_problems(file_name):
             raise UnreadableFile("outside the release or not a valid path in it: refused")
         if self._zip is None:
-            return self._read_file(file_name, MAX_IMAGE_BYTES, "an image file")
+            return self._open_file(file_name, MAX_IMAGE_BYTES, "an image file")
         try:
             info = self._zip.getinfo(self._prefix + file_name)
         except KeyError:
             raise UnreadableFile("missing") from None
-        return self._read_member(info, MAX_IMAGE_BYTES, "an image file")
+        return self._open_member(info, MAX_IMAGE_BYTES, "an image file")
 
-    def _read_file(self, file_name: str, limit: int, what: str) -> bytes:
+    def _open_file(self, file_name: str, limit: int, what: str) -> ReleaseFile:
         """A regular file inside the release folder: each folder on its way opened without following
         links, the file checked with lstat before it is opened and with fstat after."""
         *folders, name = file_name.split("/")
@@ -293,14 +393,13 @@ class Release:
             # O_NOFOLLOW and O_NONBLOCK: a link or a FIFO swapped in since the lstat is neither
             # followed nor waited on; fstat then checks what was opened.
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
-            with open(fd, "rb") as file:
+            try:
                 status = os.fstat(fd)
                 _check_regular(status, limit, what)
-                size = status.st_size
-                data = file.read(size + 1)  # the size it has, not the limit: no buffer of the limit's size
-            if len(data) > size:
-                raise UnreadableFile("changed while read: refused")
-            return data
+            except BaseException:
+                os.close(fd)
+                raise
+            return _FolderFile(fd, status.st_size)
         except (FileNotFoundError, NotADirectoryError):
             raise UnreadableFile("missing") from None
         except UnreadableFile:
@@ -311,7 +410,7 @@ class Release:
             for fd in opened:
                 os.close(fd)
 
-    def _read_member(self, info: zipfile.ZipInfo, limit: int, what: str) -> bytes:
+    def _open_member(self, info: zipfile.ZipInfo, limit: int, what: str) -> ReleaseFile:
         """An archive member, its declared size and compression ratio checked before it is read."""
         mode = info.external_attr >> 16
         if info.is_dir():
@@ -324,14 +423,7 @@ class Release:
         if info.file_size > _RATIO_CHECKED_ABOVE and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
             raise UnreadableFile(f"archive member compressed {info.file_size // max(info.compress_size, 1):,}:1, "
                                    f"more than the {MAX_COMPRESSION_RATIO}:1 limit: refused")
-        try:
-            with self._zip.open(info) as member:
-                data = member.read(info.file_size + 1)
-        except Exception as err:  # noqa: BLE001 - zipfile and its decompressors raise many kinds on bad data
-            raise UnreadableFile(f"corrupt archive member: {problem_text(err)}") from None
-        if len(data) != info.file_size:
-            raise UnreadableFile(f"corrupt archive member: {len(data):,} bytes, {info.file_size:,} declared")
-        return data
+        return _ArchiveMember(self._zip, info)
 
     def image_names(self) -> list[str]:
         """Every image file in the release (relative names), whether annotated or not."""
@@ -376,7 +468,7 @@ def problem_text(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+def _jpeg_size(data: bytes | memoryview) -> tuple[int, int] | None:
     """(width, height) from a JPEG's frame header, read without PIL."""
     at = 2
     while at + 9 <= len(data):
@@ -404,19 +496,23 @@ def _pixel_problem(size: tuple[int, int] | None) -> str | None:
     return f"declares {size[0]}×{size[1]} pixels, more than the {limit:,} that PIL decodes (a decompression bomb)"
 
 
-def check_image_bytes(data: bytes | None) -> str | None:
-    """A cheap check of an image file (header, size and end marker, no full decode): the problem, or None."""
+def check_image_bytes(data: bytes | memoryview | None) -> str | None:
+    """A cheap check of an image file (header, size and end marker, no full decode): the problem, or None.
+
+    `data` is the file's bytes, or a byte view of them (read into a row group's buffer).
+    """
     if data is None:
         return "missing"
     if not data:
         return "empty file"
     # Fast path for the common formats: their signatures, sizes and end markers, without PIL.
-    if data.startswith(b"\xff\xd8\xff"):
-        if b"\xff\xd9" not in data[-4096:]:
+    # The end marker may have a few bytes after it: it is looked for in the last 4 KB, at the very end first.
+    if data[:3] == b"\xff\xd8\xff":
+        if data[-2:] != b"\xff\xd9" and b"\xff\xd9" not in bytes(data[-4096:]):
             return "truncated: no JPEG end marker"
         return _pixel_problem(_jpeg_size(data))
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        if b"IEND" not in data[-4096:]:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if data[-8:-4] != b"IEND" and b"IEND" not in bytes(data[-4096:]):
             return "truncated: no PNG end chunk"
         return _pixel_problem(struct.unpack(">II", data[16:24]) if len(data) >= 24 else None)
     try:
@@ -468,3 +564,38 @@ def read_annotations(release: Release, skip_invalid: bool = False) -> tuple[list
     if not annotations:
         raise FocusDataError(f"{release.source}: {ANNOTATIONS_DB} holds no usable annotation rows")
     return annotations, skipped
+
+
+def release_annotations(release: Release, report: dict[str, list], *, skip_invalid: bool = False) -> list[Annotation]:
+    """The release's annotations, every row checked (read_annotations). The rows skipped and the image
+    files that no row names go to `report`, which then collects the image problems (read_image)."""
+    annotations, report["skipped_rows"] = read_annotations(release, skip_invalid=skip_invalid)
+    annotated = {a.file_name for a in annotations}
+    report["images_without_rows"] = [n for n in release.image_names() if n not in annotated]
+    report["image_problems"] = []
+    return annotations
+
+
+def read_image(release: Release, file_name: str, report: dict[str, list],
+               into: Callable[[int], memoryview] | None = None) -> bytes | memoryview | None:
+    """An image file's bytes, checked cheaply (check_image_bytes), or None when it is not read.
+
+    With `into`, the bytes are read into the view that into(size) returns, and that view is returned:
+    convert reads each file straight into its row group's buffer. A problem is logged and added to
+    report["image_problems"]; the row stays (its annotation is good), and readers see the problem
+    when decoding.
+    """
+    try:
+        with release.open(file_name) as file:
+            if into is None:
+                data = file.read()
+            else:
+                data = into(file.size)
+                file.read_into(data)
+        problem = check_image_bytes(data)
+    except UnreadableFile as err:  # missing, or refused unread
+        data, problem = None, str(err)
+    if problem is not None:
+        logger.warning("%s: image %s: %s", release.source, file_name, problem)
+        report["image_problems"].append({"file_name": file_name, "problem": problem})
+    return data

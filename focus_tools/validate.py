@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from focus_dataset import Annotation, annotate, focus_features, load_uncommon_table, partition_ids, quote
-from focus_tools.parquet import converted_shards, image_batches, open_shard, read_annotation_columns
+from focus_dataset import Annotation, focus_features, load_uncommon_table, partition_ids, quote
+from focus_tools.parquet import annotation_columns, converted_shards, image_batches, open_shard, read_annotation_columns
 from focus_tools.release import UnreadableFile, Release, decode_problem, file_name_problems, parse_annotation
 from focus_tools.statistics import (closest_published_version, compare_with_published, dataset_fingerprint,
                                     table1_counts, table2_counts)
@@ -47,10 +47,7 @@ def _decode_problems(names: list[str], read: Callable[[str], bytes | None]) -> l
 
 def annotations_table(annotations: list[Annotation], table: dict) -> pa.Table:
     """The typed annotation columns (no images) of parsed release rows."""
-    rows = [annotate(a, table) for a in annotations]
-    features = focus_features()
-    del features["image"]
-    return datasets.Dataset.from_list(rows, features=features).with_format("arrow")[:]
+    return pa.Table.from_batches([annotation_columns(annotations, table)])
 
 
 def validate_release(path: str | os.PathLike) -> ValidationResult:

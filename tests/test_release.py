@@ -13,6 +13,7 @@ import pytest
 
 import focus_dataset as fd
 from conftest import execute, first_file_name
+from focus_tools.release import ReleaseFile, read_image
 
 
 @pytest.mark.parametrize("value, problem", [
@@ -25,6 +26,14 @@ from conftest import execute, first_file_name
 def test_malformed_locations_strings_are_named(value, problem):
     _, problems = fd.parse_locations(value)
     assert any(problem in p for p in problems), problems
+
+
+def test_well_formed_locations_looked_up_parse_as_when_taken_apart(monkeypatch):
+    import focus_tools.release as release
+    looked_up = dict(release._LOCATIONS_IN_ORDER)
+    assert len(looked_up) == 2 ** (len(fd.LOCATION_NAMES) - 1)  # every subset of the places, and "none"
+    monkeypatch.setattr(release, "_LOCATIONS_IN_ORDER", {})
+    assert all(fd.parse_locations(value) == (names, []) for value, names in looked_up.items())
 
 
 def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, release_copy):
@@ -311,3 +320,51 @@ def test_a_database_with_far_more_rows_than_focus_is_refused(tmp_path, release_c
     monkeypatch.setattr("focus_tools.release.MAX_ROWS", 40)
     with pytest.raises(fd.FocusDataError, match="annotations.db holds 48 rows, more than 40"):
         fd.convert(release_copy, tmp_path / "out")
+
+
+
+# --- one read of a checked file: into bytes or into a caller's buffer --------------------------------
+
+
+def read_into_new_buffer(file: ReleaseFile) -> bytes:
+    buffer = bytearray(file.size)
+    file.read_into(memoryview(buffer))
+    return bytes(buffer)
+
+
+def test_a_file_read_into_a_buffer_has_the_bytes_read_gives(sample_release, sample_zip):
+    name = first_file_name(sample_release).lstrip("/")
+    for source in (sample_release, sample_zip):
+        with fd.Release(source) as release, release.open(name) as file:
+            assert read_into_new_buffer(file) == release.read(name) == (sample_release / name).read_bytes()
+
+
+@pytest.mark.parametrize("read", [lambda file: file.read(), read_into_new_buffer], ids=["read", "read_into"])
+@pytest.mark.parametrize("change", [lambda path: path.open("ab").write(b"more"), lambda path: os.truncate(path, 100)],
+                         ids=["grew", "shrank"])
+def test_a_file_that_changes_size_between_open_and_read_is_refused(release_copy, read, change):
+    name = first_file_name(release_copy).lstrip("/")
+    with fd.Release(release_copy) as release, release.open(name) as file:
+        change(release_copy / name)
+        with pytest.raises(fd.UnreadableFile, match="^changed while read: refused$"):
+            read(file)
+
+
+def test_the_cheap_check_finds_the_same_problem_in_bytes_and_in_a_view_of_them():
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 100
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 8 + struct.pack(">II", 9, 9) + b"IEND"
+    for data in (jpeg, jpeg + b"\xff\xd9", png, png[:-4], b"", b"not an image"):
+        assert fd.check_image_bytes(memoryview(data)) == fd.check_image_bytes(data)
+
+
+def test_read_image_logs_and_reports_a_problem_and_reads_into_the_view_it_is_given(release_copy, caplog):
+    missing, present = sorted(p.relative_to(release_copy).as_posix() for p in release_copy.rglob("*.jpg"))[:2]
+    (release_copy / missing).unlink()
+    report = {"image_problems": []}
+    with fd.Release(release_copy) as release, caplog.at_level("WARNING", logger="focus_dataset"):
+        assert read_image(release, missing, report) is None
+        buffer = bytearray(100_000)
+        view = read_image(release, present, report, into=lambda size: memoryview(buffer)[:size])
+    assert bytes(view) == buffer[:len(view)] == (release_copy / present).read_bytes()
+    assert report["image_problems"] == [{"file_name": missing, "problem": "missing"}]
+    assert f"image {missing}: missing" in caplog.text
