@@ -460,8 +460,9 @@ def filter_focus(
 # The tools' public names, importable from this module as before the split. PEP 562: looked up on
 # first use, so `import focus_dataset` loads neither the conversion nor the validation machinery.
 _TOOLS = {
-    "focus_tools.release": ["Release", "UnreadableFile", "parse_locations", "parse_annotation", "file_name_problems",
-                            "read_annotations", "check_image_bytes", "decode_problem", "problem_text",
+    "focus_tools.release": ["Release", "ReleaseFile", "UnreadableFile", "parse_locations", "parse_annotation",
+                            "file_name_problems", "read_annotations", "release_annotations", "read_image",
+                            "check_image_bytes", "decode_problem", "problem_text",
                             "MAX_IMAGE_BYTES", "MAX_DATABASE_BYTES", "MAX_FILE_NAME_LENGTH", "MAX_ROWS",
                             "MAX_COMPRESSION_RATIO"],
     "focus_tools.published": ["PUBLISHED_VERSIONS", "PUBLISHED_TABLE1", "PUBLISHED_TABLE2"],
@@ -470,7 +471,8 @@ _TOOLS = {
                                "table1_differences", "table2_differences", "compare_with_published",
                                "dataset_fingerprint", "summary"],
     "focus_tools.parquet": ["SHARD_PATTERN", "converted_shards", "open_shard", "read_annotation_columns",
-                            "image_batches", "encode_batch", "shard_size_limit", "write_parquet_shards"],
+                            "image_batches", "encode_batch", "annotation_columns", "shard_size_limit",
+                            "write_parquet_shards"],
     "focus_tools.card": ["CARD_TEMPLATE", "render_card", "format_uncommon_table"],
     "focus_tools.convert": ["REPORT_NAME", "CARD_NAME", "convert", "check_output", "staging_folder"],
     "focus_tools.hub": ["check_hub_access", "push_to_hub", "hub_problem"],

@@ -10,7 +10,7 @@ from focus_tools import parquet
 
 
 def test_max_shard_size_splits_into_numbered_shards(tmp_path, sample_release, monkeypatch):
-    # Shard size is checked between row groups: small groups let 48 images make several shards.
+    # Small row groups as well as a small limit: 48 images make several shards.
     monkeypatch.setattr("focus_tools.parquet.ROWS_PER_GROUP", 8)
     output = tmp_path / "sharded"
     fd.convert(sample_release, output, max_shard_size="200KB")
