@@ -150,8 +150,7 @@ def load_metric_module() -> ModuleType:
 def load_metric(**kwargs: Any):
     """The FOCUS metric as an `evaluate` module, wherever the toolkit is installed (``evaluate.load`` on its folder).
 
-    >>> metric = load_metric()  # doctest: +SKIP
-    >>> metric.compute(**metric_inputs(read_predictions("runs/demo/MODEL/predictions.parquet")), seed=0)  # doctest: +SKIP
+    With a run's predictions: ``load_metric().compute(**metric_inputs(read_predictions(PATH)), seed=0)``.
     """
     import evaluate
 
