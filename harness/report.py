@@ -233,7 +233,7 @@ def _dataset_line(results: Sequence[ModelResult], run_info: dict[str, Any]) -> s
     version = run_info.get("version")
     if version:
         line += (f" Closest published version of the release (by Table 1): the {version['version']:,}-image "
-                 f"version ({version['description']}); Table 1 differs from it in {version['table1_differences']} "
+                 f"version, {version['description']}; Table 1 differs from it in {version['table1_differences']} "
                  f"cell(s), Table 2 in {version['table2_differences']}.")
     if len({value for value in fingerprints.values() if value is not None}) > 1:
         listed = ", ".join(f"`{name}` `{value}`" for name, value in fingerprints.items())
