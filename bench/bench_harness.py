@@ -141,7 +141,8 @@ def main() -> None:
     print(f"  plain / focus-eval: x{single_ratio:.2f} (target >= x{TARGETS['single']:.1f})")
     print(f"  fixed cost of focus-eval beyond the plain script's (imports, dataset, metrics, report): {fixed:.2f} s, "
           f"{fixed / harness:.0%} of the run (target <= {TARGETS['fixed_seconds']:.1f} s)")
-    figures, _ = timed([sys.executable, "-m", "harness.report", "--figures-only", "--run", str(args.workdir / "single")])
+    figures, _ = timed([sys.executable, "-m", "harness.report", "--figures-only", "--run",
+                        str(args.workdir / "single")])
     print(f"  its figures, which focus-eval draws in a process of its own once the results are out (measured here "
           f"apart, so that they do not slow the next command): {figures:.2f} s")
     print(f"three models of one geometry ({', '.join(SHARED)}, {args.shared_images} images):")

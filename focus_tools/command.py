@@ -1,4 +1,4 @@
-"""What the five focus-* commands share: one command-line contract.
+"""What the six focus-* commands share: one command-line contract.
 
 focus-dataset, focus-eval, focus-probe, focus-gradcam, focus-report and focus-leaderboard name the same
 things the same way (--data the dataset, --run a focus-eval run folder, --output what the command
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import stat
 from pathlib import Path
 
 EXIT_STATUS = """\
@@ -69,13 +71,19 @@ def read_small_text(path: str | Path, what: str, max_bytes: int = 2**20) -> str:
     was expected.
     """
     path = Path(path)
-    if path.exists() and not path.is_file():
-        raise ValueError(f"{path}: not a regular file; expected {what}")
     try:
-        with path.open("rb") as file:
-            data = file.read(max_bytes + 1)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; what was opened is checked, not the path.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise ValueError(f"{path}: cannot be read ({err.strerror}); expected {what}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ValueError(f"{path}: not a regular file; expected {what}")
+    with os.fdopen(descriptor, "rb") as file:
+        try:
+            data = file.read(max_bytes + 1)
+        except OSError as err:
+            raise ValueError(f"{path}: cannot be read ({err.strerror}); expected {what}") from None
     if len(data) > max_bytes:
         raise ValueError(f"{path}: larger than {max_bytes:,} bytes; expected {what}, a small text file")
     try:

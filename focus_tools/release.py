@@ -268,7 +268,8 @@ class Release:
         if len(inner) == 1:
             return inner[0]
         if len(inner) > 1:
-            raise FocusDataError(f"{folder}: two releases: {inner[0] / ANNOTATIONS_DB} and {inner[1] / ANNOTATIONS_DB}; "
+            raise FocusDataError(f"{folder}: two releases: {inner[0] / ANNOTATIONS_DB} and "
+                                 f"{inner[1] / ANNOTATIONS_DB}; "
                                  "give the folder of the one to convert")
         raise FocusDataError(
             f"{folder}: no {ANNOTATIONS_DB}; expected {folder / ANNOTATIONS_DB} (the folder that "

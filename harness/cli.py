@@ -6,7 +6,6 @@ import argparse
 import datetime
 import importlib.metadata
 import logging
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 
 from focus_tools import command
+from focus_dataset import quote
 from harness import labels, models, preprocess, runfolder
 from harness.runfolder import CONFIG_FILE, RUN_FILE, model_dir, read_json
 from harness.data import SUBSETS, open_focus
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # What ends a command with its message and exit status 2 (bad input, unreadable or unwritable files, a
 # run folder that does not fit); any other exception is a bug and shows its traceback.
-COMMAND_ERRORS = (ValueError, OSError, RuntimeError)
+COMMAND_ERRORS = (ValueError, OSError, RuntimeError, ImportError)  # ImportError: a missing optional library
 
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "evaluate", "pyarrow", "numpy", "pillow")
 
@@ -146,7 +146,7 @@ def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str
         if not sep or not name or not path:
             raise ValueError(f"--checkpoint expects MODEL=PATH, got {item!r}")
         if name not in model_names:
-            raise ValueError(f"--checkpoint {item!r}: {name!r} is not among --models {model_names}")
+            raise ValueError(f"--checkpoint {quote(item)}: {quote(name)} is not among --models {listed(model_names)}")
         checkpoints[name] = path
     return checkpoints
 
@@ -160,7 +160,7 @@ def check_models(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     names = models.expand_specs(given, pretrained_only=args.pretrained_only)
     unknown = [name for name in args.random_init or () if name not in names]
     if unknown:
-        raise ValueError(f"--random-init {unknown}: not among the models {names}")
+        raise ValueError(f"--random-init {listed(unknown)}: not among the models {listed(names)}")
     checkpoints = parse_checkpoints(args.checkpoint, names)
     for name in names:
         models.check_model_name(name, pretrained=not random_init(args, name) and name not in checkpoints)
@@ -185,12 +185,49 @@ def models_of_run(args: argparse.Namespace) -> tuple[list[str], dict[str, str], 
         config_file = model_dir(run_dir, name) / CONFIG_FILE
         if not config_file.is_file():
             raise ValueError(f"--run {run_dir}: {name!r} is not a model of the run (it evaluated "
-                             f"{run_info.get('models', [])}). Run `focus-eval --data ... --models {name} --output "
+                             f"{listed(run_info.get('models', []))}). Run `focus-eval --data ... --models {name} "
+                             f"--output "
                              f"{run_dir}` first, or name the images with --images.")
         configs[name] = read_json(config_file)
+    args.run_fingerprint = run_info.get("dataset_fingerprint")
+    args.data_of_run = args.data is None
     if args.data is None:
         args.data = run_info.get("data")
     return names, parse_checkpoints(args.checkpoint, names), configs
+
+
+def check_data_of_run(args: argparse.Namespace, fingerprint: str) -> None:
+    """With --run, the data must be the run's (the analyses explain its predictions): its data changed since,
+    or another --data, is refused."""
+    if not getattr(args, "run", None) or args.run_fingerprint in (None, fingerprint):
+        return
+    where = (f"the run's data, {args.data}, has changed since the run" if args.data_of_run
+             else f"--data {args.data} is not the data the run evaluated")
+    raise ValueError(f"--run {args.run}: {where} (dataset fingerprint {fingerprint}, the run's "
+                     f"{args.run_fingerprint}); its predictions and weights explain that data only")
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, checked before any work starts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {quote(text)}")
+        return value
+    return parse
+
+
+def listed(names: Sequence[str], shown: int = 8) -> str:
+    """Names for a message: the first few, each clipped, and how many more (a wildcard can expand to a thousand).
+
+    >>> listed(["a", "b"]), listed([str(i) for i in range(10)], shown=2)
+    ("['a', 'b']", "['0', '1', ... (8 more)]")
+    """
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return "[" + ", ".join(quote(name) for name in names[:shown]) + more + "]"
 
 
 def random_init(args: argparse.Namespace, name: str) -> bool:
@@ -255,14 +292,22 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
     return Accelerator(mixed_precision=mixed_precision, cpu=args.cpu or not accelerator_available())
 
 
+class SharedError(RuntimeError):
+    """An error raised on another process of the run, with its message (see shared_error)."""
+
+
 def shared_error(error: Exception | None) -> Exception | None:
     """This process's error, else the first other process's, else None; a collective every process calls.
 
     Work done by one process only (the main process's writes) can fail there alone: shared this way,
-    the error stops every process instead of leaving the others waiting at the next barrier.
+    the error stops every process instead of leaving the others waiting at the next barrier. Only the
+    error's message crosses between processes (an exception object may not pickle), so the others
+    raise a SharedError with the same message.
     """
-    errors = [e for e in gather_object([error]) if e is not None]
-    return error if error is not None else next(iter(errors), None)
+    messages = [m for m in gather_object([None if error is None else str(error)]) if m is not None]
+    if error is not None:
+        return error
+    return SharedError(messages[0]) if messages else None
 
 
 def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bool = False) -> T | None:
@@ -340,10 +385,26 @@ def check_cache(config_path: Path, config: dict, identity_keys: Sequence[str], *
         logger.warning("%s: %s without %s (how they were made): stale, making them again", config_path.parent,
                        ", ".join(path.name for path in found), config_path.name)
     for path in [*stale, config_path]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        remove_stale(path)
+
+
+def remove_stale(path: Path) -> None:
+    """Delete what a command wrote at `path`, and nothing else.
+
+    A file (or a symbolic link, which goes, not what it names) is unlinked. A folder is a folder of part
+    files (write_part): its part files and staged names go, and the folder too when nothing else is left
+    in it. Anything else there (a user's files) is left where it is.
+    """
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    for entry in path.iterdir():
+        if (entry.name.startswith(("part-", ".part-")) and (entry.is_symlink() or entry.is_file())):
+            entry.unlink()
+    try:
+        path.rmdir()
+    except OSError:
+        logger.warning("%s: left in place, with files the harness did not write", path)
 
 
 def read_parts(parts_dir: Path, schema: pa.Schema) -> pa.Table:
@@ -358,6 +419,4 @@ def write_part(parts_dir: Path, rows: pa.Table) -> None:
     """One more part file, renamed into place only when complete (a kill leaves no partial part)."""
     parts_dir.mkdir(parents=True, exist_ok=True)
     number = len(list(parts_dir.glob("part-*.parquet")))
-    tmp = parts_dir / f".part-{number:05d}.tmp"
-    pq.write_table(rows, tmp)
-    tmp.replace(parts_dir / f"part-{number:05d}.parquet")
+    runfolder.write_parquet(parts_dir / f"part-{number:05d}.parquet", rows)

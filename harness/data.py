@@ -84,6 +84,11 @@ def open_focus(
     return dataset, chosen
 
 
+def image_files(dataset: datasets.Dataset) -> datasets.Dataset:
+    """The dataset's image column alone, its rows the files' bytes ({"bytes", "path"}), nothing decoded."""
+    return dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+
+
 def decode_image(data: bytes | None) -> PIL.Image.Image:
     """An RGB PIL image from file bytes (grayscale, CMYK and palette images converted).
 
@@ -131,7 +136,7 @@ class FocusImages(torch.utils.data.Dataset):
 
     def __init__(self, dataset: datasets.Dataset, transform: Callable, indices: Sequence[int],
                  input_size: Sequence[int]):
-        self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+        self.images = image_files(dataset)
         self.transform = transform
         self.indices = list(indices)
         self.input_size = tuple(input_size)
@@ -151,7 +156,7 @@ class FocusImages(torch.utils.data.Dataset):
 
 def decode_error(dataset: datasets.Dataset, index: int) -> str:
     """Why the image at row `index` cannot be decoded (for the run folder and the log)."""
-    image = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))[index]["image"]
+    image = image_files(dataset)[index]["image"]
     try:
         decode_image(None if image is None else image["bytes"])
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as it is

@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from harness import runfolder
 from harness.report import (
     COUNT_PARTITIONS,
     DASH,
@@ -79,8 +80,7 @@ def _effective_robustness_figure(fit: dict[str, Any], labels: dict[str, str]) ->
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return runfolder.save_figure(figure, path, dpi=_DPI)
 
 
 def _accuracy_bars(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ from focus_tools import command
 from harness import cli, labels, passes, preprocess, runfolder
 from harness.models.adapters import LinearHeadClassifier
 from harness.models.open_clip_models import ZeroShotClassifier
-from harness.data import decode_error, decode_image
+from harness.data import decode_error, decode_image, image_files
 from harness.cli import (
     add_data_arguments,
     add_model_arguments,
@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
-    output.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: --subset random/stratified and --random-init weights")
+    output.add_argument("--seed", type=int, default=0,
+                        help="seed of everything random in the command: --subset random/stratified and "
+                             "--random-init weights")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -432,7 +434,7 @@ def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int],
             image = gathered["image"][i].transpose(1, 2, 0).astype(np.float32) / np.float32(255)
             figure = plot_panel(np.asarray(original), image, cam, guided_gradcam(gathered["guided"][i], cam),
                                 panel_title(record))
-            figure.savefig(out_dir / record["panel"], dpi=100)
+            runfolder.save_figure(figure, out_dir / record["panel"], dpi=100)
             records.append(record)
         return pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
     return to_rows
@@ -463,7 +465,7 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
                     runfolder.preprocessing_summary(preprocessing))
     cli.run_shared(accelerator, start, main_only=True)
 
-    images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    images = image_files(dataset)
     result = passes.run_pass(
         accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
         gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
@@ -478,7 +480,7 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
                   "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
                   "precision": args.precision, "date": now()}
         runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
-        (out_dir / INDEX_FILE).write_text(format_index(records, header))
+        runfolder.write_text(out_dir / INDEX_FILE, format_index(records, header))
         logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
         return out_dir / INDEX_FILE
     return cli.run_shared(accelerator, finish, main_only=True)
@@ -501,6 +503,11 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
+    try:
+        cli.check_data_of_run(args, focus_dataset.dataset_fingerprint(annotations))
+    except cli.COMMAND_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for name in names:
         try:
             index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,

@@ -111,17 +111,32 @@ def focus_predictions(
     return focus_index[mapped[logits[:, mapped].argmax(dim=1)]]
 
 
-def topk_predictions(logits: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def topk_predictions(logits: torch.Tensor, k: int = 5,
+                     among: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the ``k`` most probable class ids (int64) and their softmax probabilities (float32).
 
     Both have shape (batch, k), best first; ``k`` is capped at the number of classes. For an
-    ImageNet-1k head the ids are ImageNet class ids (the top-5 of the predictions file).
+    ImageNet-1k head the ids are ImageNet class ids (the top-5 of the predictions file). With
+    ``among`` (class ids), the top ``k`` of those classes only, with their probabilities over all
+    classes: under the restricted mapping, the top-5 of the mapped classes, whose first is the
+    prediction, so that top-5 accuracy is never below top-1.
+
+    >>> logits = torch.zeros(1, 1000)
+    >>> logits[0, 0], logits[0, 282] = 5.0, 1.0  # tench, then tiger cat
+    >>> topk_predictions(logits, 2)[0].tolist()
+    [[0, 282]]
+    >>> topk_predictions(logits, 2, among=mapped_imagenet_ids())[0][0, 0].item()
+    282
     """
     if k < 1:
         raise ValueError(f"k must be a positive number of classes, got {k}.")
     probs = logits.float().softmax(dim=1)
-    top_probs, top_ids = probs.topk(min(k, logits.shape[1]), dim=1)
-    return top_ids, top_probs
+    if among is None:
+        top_probs, top_ids = probs.topk(min(k, logits.shape[1]), dim=1)
+        return top_ids, top_probs
+    among = torch.as_tensor(among, device=logits.device)
+    top_probs, positions = probs[:, among].topk(min(k, len(among)), dim=1)
+    return among[positions], top_probs
 
 
 @lru_cache(maxsize=1)

@@ -132,30 +132,33 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
     start = time.perf_counter()
     progress = tqdm(total=len(rows), desc=desc, unit="img", disable=quiet or not accelerator.is_local_main_process)
     batches = iter(_loader(accelerator, dataset, rows, geometry, input_size, batch_size, workers)) if rows else iter(())
-    while True:
-        batch = outputs = None
-        if error is None:
-            try:
-                batch = next(batches, None)
-                if batch is not None:
-                    outputs = _run_step(accelerator, step, Batch(*batch), grad)
-            except Exception as err:  # noqa: BLE001 - shared below, whatever it is
-                error = err
-        if (error := cli.shared_error(error)) is not None:
-            progress.close()
-            raise error
-        if batch is None:
-            break
-        indices, _, ok = batch
-        gathered = accelerator.gather_for_metrics({"index": indices, "ok": ok, **outputs})
-        num_images += len(gathered["index"])
-        progress.update(len(gathered["index"]))
-        if accelerator.is_main_process:
-            try:  # the error, if any, is shared at the next batch
-                keep({name: value.cpu().numpy() for name, value in gathered.items()})
-            except Exception as err:  # noqa: BLE001
-                error = err
-    progress.close()
+    try:
+        while True:
+            batch = outputs = None
+            if error is None:
+                try:
+                    batch = next(batches, None)
+                    if batch is not None:
+                        outputs = _run_step(accelerator, step, Batch(*batch), grad)
+                except Exception as err:  # noqa: BLE001 - shared below, whatever it is
+                    error = err
+            if (error := cli.shared_error(error)) is not None:
+                raise error
+            if batch is None:
+                break
+            indices, _, ok = batch
+            gathered = accelerator.gather_for_metrics({"index": indices, "ok": ok, **outputs})
+            num_images += len(gathered["index"])
+            progress.update(len(gathered["index"]))
+            if accelerator.is_main_process:
+                try:  # the error, if any, is shared at the next batch
+                    keep({name: value.cpu().numpy() for name, value in gathered.items()})
+                except Exception as err:  # noqa: BLE001
+                    error = err
+    finally:
+        progress.close()
+        # The loader's workers end now, not when an error's traceback lets go of this frame.
+        batches = batch = outputs = None
     seconds = time.perf_counter() - start
 
     def merge() -> list[pa.Table]:

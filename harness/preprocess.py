@@ -44,6 +44,9 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")
 # The authors' geometry; the input size, mean and std stay the model's own.
 PAPER_GEOMETRY = {"crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear"}
 OVERRIDES = ("img_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")  # as timm validate.py's
+# Bounds on the overrides: every worker resizes each image to input size / crop_pct, so a crop_pct of
+# 0.001 or an input of 10^5 pixels would ask for gigapixel images.
+MAX_IMG_SIZE, MIN_CROP_PCT, MAX_CROP_PCT = 4096, 0.1, 2.0
 
 
 def check_overrides(overrides: dict[str, Any]) -> None:
@@ -51,11 +54,11 @@ def check_overrides(overrides: dict[str, Any]) -> None:
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise ValueError(f"unknown preprocessing override(s) {unknown}; the overrides are {list(OVERRIDES)}")
-    if overrides.get("img_size") is not None and overrides["img_size"] < 1:
-        raise ValueError(f"--img-size must be a positive number of pixels, got {overrides['img_size']}")
-    if overrides.get("crop_pct") is not None and not overrides["crop_pct"] > 0:
-        raise ValueError(f"--crop-pct must be a positive fraction (crop size / resize size, e.g. 0.875), "
-                         f"got {overrides['crop_pct']}")
+    if overrides.get("img_size") is not None and not 1 <= overrides["img_size"] <= MAX_IMG_SIZE:
+        raise ValueError(f"--img-size must be a number of pixels from 1 to {MAX_IMG_SIZE}, got {overrides['img_size']}")
+    if overrides.get("crop_pct") is not None and not MIN_CROP_PCT <= overrides["crop_pct"] <= MAX_CROP_PCT:
+        raise ValueError(f"--crop-pct must be a fraction (crop size / resize size, e.g. 0.875) from {MIN_CROP_PCT} to "
+                         f"{MAX_CROP_PCT}, got {overrides['crop_pct']}")
     if overrides.get("crop_mode") not in (None, *CROP_MODES):
         raise ValueError(f"--crop-mode must be one of {list(CROP_MODES)}, got {overrides['crop_mode']!r}")
     if overrides.get("interpolation") not in (None, *INTERPOLATIONS):

@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
     probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
                                                             "paper lists 3)")
-    probes.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: the balanced samples and splits of the probes, --subset random/stratified and --random-init weights")
+    probes.add_argument("--seed", type=int, default=0,
+                        help="seed of everything random in the command: the balanced samples and splits of the "
+                             "probes, --subset random/stratified and --random-init weights")
 
     output = parser.add_argument_group("output")
     output.add_argument("--run", metavar="RUN_DIR",
@@ -237,10 +239,7 @@ def merge_feature_parts(parts: pa.Table, model_dir: Path, file_names: list[str])
     if parts.num_rows != len(file_names):
         raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; rerun to resume")
     valid = parts.filter(parts.column("features").is_valid()).sort_by("file_name")
-    features_path = model_dir / FEATURES_FILE
-    tmp = features_path.with_name(FEATURES_FILE + ".tmp")
-    pq.write_table(valid, tmp)
-    tmp.replace(features_path)
+    runfolder.write_parquet(model_dir / FEATURES_FILE, valid)
     return sorted(set(file_names) - set(valid.column("file_name").to_pylist()))
 
 
@@ -304,7 +303,8 @@ def fit_probe(features: np.ndarray, present: np.ndarray, *, test_size: float = 0
 
 def check_probe_options(min_images: int, test_size: float) -> None:
     if min_images < MIN_SPLIT_IMAGES:
-        raise ValueError(f"--min-images must be at least 2 (one image each side to train and to test), "
+        raise ValueError(f"--min-images must be at least {MIN_SPLIT_IMAGES} (one image each side to train and to "
+                         f"test), "
                          f"got {min_images}")
     if not 0 < test_size < 1:
         raise ValueError(f"--test-size must be a fraction in (0, 1), got {test_size}")
@@ -562,10 +562,10 @@ def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model
         logger.warning("%s: no Table 6: %s", name, err)
         header["table6_note"] = f"No Table 6: {err}"
     runfolder.write_json(model_dir / PROBES_JSON, probes_json(cells, header))
-    (model_dir / PROBES_MD).write_text(format_probes(cells, header))
+    runfolder.write_text(model_dir / PROBES_MD, format_probes(cells, header))
     figure = plot_heatmap(cells, f"{info['model']}: probe accuracy (%) per class and location\n"
                                  f"(in parentheses, hatched: fewer than {args.min_images} images on a side)")
-    figure.savefig(model_dir / PROBES_HEATMAP, dpi=120)
+    runfolder.save_figure(figure, model_dir / PROBES_HEATMAP, dpi=120)
     trained = [cell for cell in cells if cell["status"] == "trained"]
     logger.info("%s: %d of %d probes trained, %d of them small; %s", name, len(trained), len(cells),
                 sum(cell["small"] for cell in trained), model_dir / PROBES_MD)
@@ -590,6 +590,11 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         return 2
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = focus_dataset.dataset_fingerprint(annotations)
+    try:
+        cli.check_data_of_run(args, fingerprint)
+    except cli.COMMAND_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for name in names:
         try:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,

@@ -11,6 +11,7 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 import focus_dataset
-from focus_tools import command
+from focus_tools import command, outputs
 from harness import paper
 from harness import results as results_table
 from harness.runfolder import (
@@ -27,12 +28,14 @@ from harness.runfolder import (
     FAILED_FILE,
     FIGURES_DIR,
     METRICS_FILE,
+    REPO_ROOT,
     REPORT_FILE,
     RUN_FILE,
+    folder_lock,
     model_slug,
     preprocessing_summary,
-    folder_lock,
     read_json,
+    write_text,
 )
 
 ACCURACY_DECIMALS = 2  # as Table 4
@@ -485,9 +488,9 @@ def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: 
     if run_info is None and (run_dir / RUN_FILE).exists():
         run_info = read_json(run_dir / RUN_FILE)
     if figures == "now":
-        write_figures(results, run_dir / FIGURES_DIR)
+        draw_figures(run_dir, results)
     path = run_dir / REPORT_FILE
-    _write_text(path, render_report(results, run_info=run_info,
+    write_text(path, render_report(results, run_info=run_info,
                                     figures_dir=None if figures == "none" else FIGURES_DIR))
     return path
 
@@ -519,8 +522,8 @@ def write_run_report(run_dir: str | Path, figures: str = "now") -> WrittenReport
     results = load_results(run_dir)
     run_info = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else None
     rows, fit = results_rows(results)
-    _write_text(run_dir / results_table.RESULTS_CSV, results_table.results_csv(rows))
-    _write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows, fit))
+    write_text(run_dir / results_table.RESULTS_CSV, results_table.results_csv(rows))
+    write_text(run_dir / results_table.RESULTS_JSON, results_table.results_json(rows, fit))
     path = write_report(run_dir, results, run_info, figures=figures)
     process = draw_figures_in_background(run_dir) if figures == "background" else None
     return WrittenReport(path, path.read_text(), results_table.format_results(rows), process)
@@ -530,25 +533,25 @@ def draw_figures_in_background(run_dir: Path) -> subprocess.Popen:
     """Start `focus-report --figures-only` on the run folder in a session of its own; it outlives the command."""
     figures_dir = run_dir / FIGURES_DIR
     figures_dir.mkdir(parents=True, exist_ok=True)
-    with open(figures_dir / FIGURES_LOG, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "harness.report", "--figures-only", "--run", str(run_dir)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    # The log is a fresh file (never written through a link); the process finds this checkout's harness
+    # whatever its working folder.
+    log = outputs.write_new_file(figures_dir, f".{FIGURES_LOG}.", "")
+    os.replace(log, figures_dir / FIGURES_LOG)
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                                             os.environ.get("PYTHONPATH")])))
+    with open(figures_dir / FIGURES_LOG, "ab") as output:
+        return subprocess.Popen([sys.executable, "-m", "harness.report", "--figures-only", "--run",
+                                 str(run_dir.resolve())], stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=environment)
 
 
-def draw_figures(run_dir: str | Path) -> list[Path]:
-    """The run's figures, drawn while holding the figures folder's lock: two drawers take turns."""
+def draw_figures(run_dir: str | Path, results: Sequence[ModelResult] | None = None) -> list[Path]:
+    """The run's figures (of `results`, by default the run's), drawn holding the figures folder's lock: two
+    drawers take turns."""
     figures_dir = Path(run_dir) / FIGURES_DIR
     figures_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(figures_dir, "focus-report --figures-only", wait=True):
-        return write_figures(load_results(run_dir), figures_dir)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Written to a temporary name beside it, then renamed: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with folder_lock(figures_dir, "a figure drawer (focus-report)", wait=True):
+        return write_figures(load_results(run_dir) if results is None else results, figures_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-PARTITIONS = ["P0", "P1", "P2", "P3", "P(t)", "P(w)", "P(l)", "P(t,w)", "P(w,l)", "P(t,l)", "P(t,w,l)"]
+from focus_dataset import PARTITION_GROUPS, PARTITION_NAMES
+
+# metrics.json's partitions: P0, the groups P1-P3, then P(t) ... P(t,w,l).
+PARTITIONS = ["P0", *PARTITION_GROUPS, *PARTITION_NAMES[1:]]
 GAPS = ["G_t", "G_w", "G_l", "gap_overall", "gap_overall_paper"]
 COLUMNS = [
     "model", "paper_name", "source", "weights", "sha256", "label_space", "mapping", "preprocess",
@@ -54,6 +57,7 @@ def result_row(config: dict[str, Any], metrics: dict[str, Any], n_failed: int = 
     }
     row |= {name: metrics["partitions"][name]["accuracy"] for name in PARTITIONS}
     row |= {name: (metrics.get(name) or {}).get("value") for name in GAPS}
+    # images/s: of the pass that made the predictions (with a shared decode, the rate of the group's pass).
     row |= {"effective_robustness": None, "images_per_second": config.get("images_per_second"),
             "n_images": metrics.get("n"), "n_failed_images": n_failed}
     return row

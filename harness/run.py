@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 
 import focus_dataset
 from focus_tools import command
@@ -46,7 +45,7 @@ except importlib.metadata.PackageNotFoundError:  # a checkout used without insta
     HARNESS_VERSION = "source"
 # Settings that change predictions: a resumed run must match them exactly.
 IDENTITY_KEYS = ("model", "weights", "sha256", "init_seed", "preprocessing", "label_space", "mapping", "zero_shot",
-                 "precision", "channels_last", "dataset_fingerprint", "num_images")
+                 "precision", "channels_last", "compile", "dataset_fingerprint", "num_images")
 PART_SCHEMA = runfolder.PREDICTION_SCHEMA.append(pa.field("error", pa.string()))
 
 
@@ -64,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     runtime = cli.add_runtime_arguments(parser)
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                          help="the channels_last memory format for the models and their inputs: faster convolutions "
-                              "on CPUs and GPUs (on this project's 2-core machine resnet18 runs 22%% faster, "
-                              "resnet50 28%%), the same numbers up to float rounding")
+                              "on CPUs and GPUs (see the README's benchmarks), the same numbers up to float rounding")
     runtime.add_argument("--compile", action="store_true", help="torch.compile the model")
     runtime.add_argument("--no-share-decode", action="store_true",
                          help="one pass over the data per model; by default models of the same preprocessing "
@@ -75,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--output", default="runs/focus", help="the run folder")
     output.add_argument("--no-resume", action="store_true", help="discard a model's earlier predictions")
     output.add_argument("--save-every", type=int, default=1024, help="images per predictions part file")
-    output.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap replicates for the gap intervals")
-    output.add_argument("--seed", type=int, default=0, help="seed of everything random in the command: the bootstrap intervals, --subset random/stratified and --random-init weights")
+    output.add_argument("--n-bootstrap", type=cli.whole_number(0, 100_000), default=1000,
+                        help="bootstrap replicates for the gap intervals (0 to 100,000; 0: none)")
+    output.add_argument("--seed", type=int, default=0,
+                        help="seed of everything random in the command: the bootstrap intervals, --subset "
+                             "random/stratified and --random-init weights")
     output.add_argument("--figures", choices=report.FIGURE_MODES, default="background",
                         help="the report's figures: drawn in a process of their own once the results are out "
                              "(background), before the command returns (now), or not at all (none)")
@@ -126,9 +127,7 @@ def write_predictions(model_dir: Path, parts: pa.Table) -> pa.Table:
     failed = pc.invert(pc.is_null(parts.column("error")))
     predictions = parts.filter(pc.invert(failed)).drop_columns(["error"])
     failures = parts.filter(failed)
-    tmp = model_dir / (runfolder.PREDICTIONS_FILE + ".tmp")
-    pq.write_table(predictions, tmp)
-    tmp.replace(model_dir / runfolder.PREDICTIONS_FILE)
+    runfolder.write_parquet(model_dir / runfolder.PREDICTIONS_FILE, predictions)
     runfolder.write_json(model_dir / runfolder.FAILED_FILE, [
         {"file_name": n, "error": e}
         for n, e in zip(failures.column("file_name").to_pylist(), failures.column("error").to_pylist())])
@@ -167,13 +166,17 @@ def metrics_settings_match(metrics: dict[str, Any], args: argparse.Namespace) ->
 
 def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], label_space: str,
                     args: argparse.Namespace) -> passes.Step:
-    """The model on a batch: FOCUS predictions, the top-5 of its own classes, and whether its logits are finite."""
+    """The model on a batch: FOCUS predictions, the top-5 of its own classes (of the mapped ones under the
+    restricted mapping), and whether its logits are finite."""
+    restricted = label_space == "imagenet" and args.mapping == "restricted"
+    among = labels.mapped_imagenet_ids() if restricted else None
+
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
         images = preprocess.normalize(batch.images, preprocessing)
         if args.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         logits = model(images)
-        top_ids, top_probs = labels.topk_predictions(logits, k=5)
+        top_ids, top_probs = labels.topk_predictions(logits, k=5, among=among)
         return {"prediction": labels.focus_predictions(logits, label_space, args.mapping),
                 "top_ids": top_ids, "top_probs": top_probs, "finite": torch.isfinite(logits).all(dim=1)}
     return step
@@ -249,35 +252,41 @@ def prepare_evaluation(accelerator: Accelerator, annotations: pa.Table, fingerpr
     return Evaluation(name, model, info, preprocessing, config, runfolder.model_dir(run_dir, name))
 
 
-def shared_decode_groups(evaluations: list[Evaluation], share: bool, device: torch.device) -> list[list[Evaluation]]:
+def shared_decode_groups(evaluations: list[Evaluation], share: bool,
+                         free_memory: int | None) -> list[list[Evaluation]]:
     """The models in groups that share one decoded batch (the same geometry), in the run's order.
 
-    Without `share`, or where a group's models would not fit on the device together, each model has
-    a pass of its own, and the log says so.
+    Without `share`, or where a group's models would not fit in `free_memory` bytes together (None: not
+    a GPU's, taken to fit), each model has a pass of its own, and the log says so. Every process must
+    get the same groups: `free_memory` is the least over the processes (device_free_memory).
     """
     groups: dict[tuple, list[Evaluation]] = {}
     for evaluation in evaluations:
         groups.setdefault(evaluation.geometry if share else (evaluation.name,), []).append(evaluation)
     result = []
     for group in groups.values():
-        if len(group) > 1 and not fits_together([e.model for e in group], device):
-            logger.warning("%s: too large to be on %s together; one pass per model (each decodes the images)",
-                           ", ".join(e.name for e in group), device)
+        if len(group) > 1 and not fits_together([e.model for e in group], free_memory):
+            logger.warning("%s: too large to be on the GPU together (%.1f GB free); one pass per model (each decodes "
+                           "the images)", ", ".join(e.name for e in group), free_memory / 1e9)
             result += [[evaluation] for evaluation in group]
         else:
             result.append(group)
     return result
 
 
-def fits_together(modules: list[torch.nn.Module], device: torch.device, headroom: float = 2.0) -> bool:
-    """Whether the models' weights, `headroom` times over (for the activations), fit in the device's free memory.
+def device_free_memory(accelerator: Accelerator) -> int | None:
+    """The least free memory of the processes' GPUs, in bytes (the same on every process); None off GPUs."""
+    free = torch.cuda.mem_get_info(accelerator.device)[0] if accelerator.device.type == "cuda" else None
+    values = [value for value in gather_object([free]) if value is not None]
+    return min(values) if values else None
 
-    Memory that is not a CUDA device's (the CPU's) is taken to fit.
-    """
-    if device.type != "cuda":
+
+def fits_together(modules: list[torch.nn.Module], free_memory: int | None, headroom: float = 2.0) -> bool:
+    """Whether the models' weights, `headroom` times over (for the activations), fit in `free_memory` bytes."""
+    if free_memory is None:
         return True
     size = sum(t.numel() * t.element_size() for module in modules for t in (*module.parameters(), *module.buffers()))
-    return headroom * size <= torch.cuda.mem_get_info(device)[0]
+    return headroom * size <= free_memory
 
 
 def evaluate_group(accelerator: Accelerator, dataset, annotations: pa.Table, group: list[Evaluation],
@@ -370,9 +379,9 @@ def _predict(accelerator: Accelerator, dataset, annotations: pa.Table, todo: lis
         for evaluation, result in zip(todo, results):
             model_dir = evaluation.model_dir
             predictions = write_predictions(model_dir, check_parts(result.rows, model_dir, annotations.num_rows))
-            evaluation.config.update(runfolder.read_json(model_dir / runfolder.CONFIG_FILE) | {
-                "finished": cli.now(), "images_per_second": result.images_per_second,
-                "shared_decode": [e.name for e in todo] if len(todo) > 1 else None})
+            # The rate of the pass that made the predictions: with a shared decode, the group's.
+            evaluation.config.update(finished=cli.now(), images_per_second=result.images_per_second,
+                                     shared_decode=[e.name for e in todo] if len(todo) > 1 else None)
             runfolder.write_json(model_dir / runfolder.CONFIG_FILE, evaluation.config)
             metrics = write_metrics(model_dir, predictions, args)
             logger.info("%s: top-1 %.2f%%, %d image(s) failed to decode", evaluation.name, 100 * metrics["top1"],
@@ -386,15 +395,26 @@ def _predict(accelerator: Accelerator, dataset, annotations: pa.Table, todo: lis
 # The run
 # --------------------------------------------------------------------------------------------
 
+def report_under_lock(run_dir: Path, figures: str) -> report.WrittenReport:
+    """The run's report and results, written while no other focus-eval writes run.json or its own report."""
+    with runfolder.folder_lock(run_dir, "focus-eval, writing the report", wait=True):
+        return report.write_run_report(run_dir, figures)
+
+
 def _evaluate_groups(accelerator: Accelerator, dataset, annotations: pa.Table, groups: list[list[Evaluation]],
-                     args: argparse.Namespace) -> dict[str, Exception]:
-    """Evaluate each group; the error of each group that fails, under each of its models' names."""
+                     args: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """Evaluate each group; the error of each group that fails (its type's name and message), under each of its
+    models' names.
+
+    Only the message is kept: the exception would keep the failed pass's frames, and with them its
+    DataLoader workers and models, alive through what comes next.
+    """
     failed = {}
     for group in groups:
         try:
             evaluate_group(accelerator, dataset, annotations, group, args)
         except cli.COMMAND_ERRORS as err:
-            failed |= {evaluation.name: err for evaluation in group}
+            failed |= {evaluation.name: (type(err).__name__, str(err)) for evaluation in group}
     return failed
 
 
@@ -420,12 +440,19 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
 
     def start() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        with runfolder.folder_lock(run_dir, "focus-eval, writing run.json", wait=True):
+            record_run()
+
+    def record_run() -> None:
+        # Read, changed and written under the run folder's lock: two commands evaluating other models into
+        # one --output both keep their models in run.json.
         earlier = runfolder.read_json(run_dir / runfolder.RUN_FILE) if (run_dir / runfolder.RUN_FILE).exists() else {}
         # The report covers every model evaluated in this folder, this command's and earlier ones'.
         names_so_far = list(dict.fromkeys([*earlier.get("models", []), *names]))
         runfolder.write_json(run_dir / runfolder.RUN_FILE, {
             "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
-            "data": str(args.data), "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
+            "data": str(Path(args.data).resolve()) if Path(args.data).exists() else str(args.data),
+            "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
             "subset": subset, "version": focus_dataset.closest_published_version(annotations),
             "models": names_so_far, "num_processes": accelerator.num_processes,
             "versions": cli.library_versions(), "date": cli.now(),
@@ -449,24 +476,24 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             if not args.keep_going:
                 return 2
             failures[name] = f"{type(err).__name__}: {err}"
-    for group in shared_decode_groups(evaluations, not args.no_share_decode, accelerator.device):
+    for group in shared_decode_groups(evaluations, not args.no_share_decode, device_free_memory(accelerator)):
         failed = _evaluate_groups(accelerator, dataset, annotations, [group], args)
         if failed and len(group) > 1 and args.keep_going:
             # One model's error (broken weights) must not cost the others of its group their results.
             logger.warning("%s: the shared pass failed (%s); one pass per model", ", ".join(e.name for e in group),
-                           next(iter(failed.values())))
+                           next(iter(failed.values()))[1])
             failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], args)
-        for name, error in failed.items():
-            print(f"error: {name}: {error}", file=sys.stderr)
+        for name, (kind, message) in failed.items():
+            print(f"error: {name}: {message}", file=sys.stderr)
             if not args.keep_going:
                 return 2
-            failures[name] = f"{type(error).__name__}: {error}"
+            failures[name] = f"{kind}: {message}"
         for evaluation in group:
             evaluation.model = None  # its weights are not needed any more
     evaluated = [name for name in names if name not in failures]
     del evaluations
     try:
-        written = cli.run_shared(accelerator, lambda: report.write_run_report(run_dir, args.figures),
+        written = cli.run_shared(accelerator, lambda: report_under_lock(run_dir, args.figures),
                                  main_only=True) if evaluated else None
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

@@ -38,6 +38,7 @@ import math
 import os
 import re
 import socket
+import stat
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from focus_tools import outputs
+from focus_tools.command import read_small_text
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +200,23 @@ def read_predictions(path: str | Path) -> pa.Table:
 
 def write_json(path: str | Path, data: Any) -> None:
     """JSON with no NaN or Infinity (they are not JSON); written to a temporary name, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    outputs.write_atomic(path, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """A text file of the run folder, replaced whole (focus_tools.outputs.write_atomic)."""
+    outputs.write_atomic(path, text)
+
+
+def write_parquet(path: str | Path, table: pa.Table) -> None:
+    """A Parquet file of the run folder, replaced whole: written under a fresh name beside it, then renamed."""
+    outputs.replace_with(path, lambda staged: pq.write_table(table, staged))
+
+
+def save_figure(figure: Any, path: str | Path, dpi: int) -> Path:
+    """A matplotlib figure as a PNG file of the run folder, replaced whole; returns the path."""
+    outputs.replace_with(path, lambda staged: figure.savefig(staged, dpi=dpi, format="png"))
+    return Path(path)
 
 
 LOCK_FILE = ".lock"
@@ -213,20 +230,34 @@ def folder_lock(folder: str | Path, holder: str, *, wait: bool = False) -> Itera
     holder's description, and the next command that takes the lock finds the description of one
     that did not let go (logged as a stale lock from a killed run). The error for a lock held names
     the holder: command, pid, host, since when. With `wait`, a held lock is waited for instead.
+    A folder that is a symbolic link, or a lock file that is a link or not a regular file, is refused:
+    a command writes (and deletes) only where its folders are.
     """
-    path = Path(folder) / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise RuntimeError(f"{folder} is a symbolic link; the harness writes in a run's own folders only")
+    path = folder / LOCK_FILE
     try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as err:
+        raise RuntimeError(f"{path} cannot be opened as a lock file ({err.strerror}): remove it") from None
+    handle = os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace")
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise RuntimeError(f"{path} is not a regular file: remove it")
         fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         handle.seek(0)
-        held_by = handle.read().strip() or "another process"
+        held_by = handle.read(_LOCK_TEXT).strip() or "another process"
         handle.close()
         raise RuntimeError(f"{folder} is in use by {held_by}: wait for it to finish, or write to another --output "
                            f"(two commands writing one model's results at once would each redo the other's work)")
+    except BaseException:
+        handle.close()
+        raise
     try:
         handle.seek(0)
-        left = handle.read().strip()
+        left = handle.read(_LOCK_TEXT).strip()
         if left:
             logger.warning("%s: a stale lock of %s, which no longer runs (killed?): taking it", folder, left)
         handle.seek(0)
@@ -243,14 +274,22 @@ def folder_lock(folder: str | Path, holder: str, *, wait: bool = False) -> Itera
         handle.close()
 
 
+_LOCK_TEXT = 200  # characters of a holder's description read back (a lock file holds one short line)
+
+
 def read_json(path: str | Path) -> Any:
-    """A JSON file of the run folder; a damaged one is a ValueError that names it."""
+    """A JSON file of the run folder, read safely (a regular file, 64 MB at most); a damaged one is a ValueError
+    that names it."""
     path = Path(path)
+    text = read_small_text(path, "a JSON file written by the harness", _MAX_JSON_BYTES)
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
         raise ValueError(f"{path} is damaged: not valid JSON ({err}). Delete it and rerun the command that "
                          f"wrote it.") from None
+
+
+_MAX_JSON_BYTES = 64 * 2**20
 
 
 def _finite(value: Any) -> Any:

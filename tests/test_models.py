@@ -28,7 +28,6 @@ from harness.models import (
     check_model_name,
     convert_efficientnet_pytorch,
     create_model,
-    expand_model_names,
     load_checkpoint,
     lite0_checkpoint_path,
     sha256_file,
@@ -459,8 +458,8 @@ def test_docstring_examples_run():
         assert doctest.testmod(module).failed == 0
 
 
-def test_expand_model_names_expands_the_paper_preset_once():
-    assert expand_model_names(["paper", "torchvision:resnet50/IMAGENET1K_V1", LITE0_MODEL]) == [*PAPER_MODELS,
-                                                                                               LITE0_MODEL]
+def test_expand_specs_expands_the_paper_preset_once():
+    assert models.expand_specs(["paper", "torchvision:resnet50/IMAGENET1K_V1", LITE0_MODEL]) == [*PAPER_MODELS,
+                                                                                                 LITE0_MODEL]
     assert models.display_name("torchvision:resnet50/IMAGENET1K_V1") == "ResNet50"
     assert models.display_name(LITE0_MODEL) == LITE0_MODEL

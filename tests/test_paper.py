@@ -77,8 +77,8 @@ def test_metric_gap_overall_paper_on_images_like_the_paper_matches_the_published
 
 
 def test_gap_overall_paper_does_not_depend_on_p3_and_gap_overall_does():
-    wrong = compute_focus_metrics(**images_like_the_paper("Wide-ResNet50-2", p3_correct=0), n_bootstrap=0)
-    right = compute_focus_metrics(**images_like_the_paper("Wide-ResNet50-2", p3_correct=35), n_bootstrap=0)
-    assert wrong["gap_overall_paper"] == right["gap_overall_paper"]
-    uncommon = sum(wrong["partitions"][p]["n"] for p in ("P1", "P2", "P3"))
-    assert wrong["gap_overall"]["value"] - right["gap_overall"]["value"] == pytest.approx(35 / uncommon)
+    none_of_p3 = compute_focus_metrics(**images_like_the_paper("Wide-ResNet50-2", p3_correct=0), n_bootstrap=0)
+    all_of_p3 = compute_focus_metrics(**images_like_the_paper("Wide-ResNet50-2", p3_correct=35), n_bootstrap=0)
+    assert none_of_p3["gap_overall_paper"] == all_of_p3["gap_overall_paper"]
+    uncommon = sum(none_of_p3["partitions"][p]["n"] for p in ("P1", "P2", "P3"))
+    assert none_of_p3["gap_overall"]["value"] - all_of_p3["gap_overall"]["value"] == pytest.approx(35 / uncommon)

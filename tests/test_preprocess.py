@@ -166,8 +166,11 @@ def test_an_undecodable_image_is_a_zero_uint8_tensor_of_the_input_size():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"img_size": 0}, "--img-size must be a positive number of pixels, got 0"),
-    ({"crop_pct": 0.0}, r"--crop-pct must be a positive fraction \(crop size / resize size, e.g. 0.875\), got 0.0"),
+    ({"img_size": 0}, "--img-size must be a number of pixels from 1 to 4096, got 0"),
+    ({"img_size": 100_000}, "--img-size must be a number of pixels from 1 to 4096, got 100000"),
+    ({"crop_pct": 0.0},
+     r"--crop-pct must be a fraction \(crop size / resize size, e.g. 0.875\) from 0.1 to 2.0, got 0.0"),
+    ({"crop_pct": 1e-9}, r"--crop-pct must be a fraction .* from 0.1 to 2.0, got 1e-09"),
     ({"crop_mode": "middle"}, r"--crop-mode must be one of \['center', 'squash', 'border'\], got 'middle'"),
     ({"interpolation": "cubic"}, "--interpolation must be one of .*, got 'cubic'"),
     ({"mean": [0.5, 0.5]}, r"--mean takes 1 value \(for every channel\) or 3 \(R G B\), got 2: \[0.5, 0.5\]"),

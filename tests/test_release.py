@@ -231,8 +231,8 @@ def test_zip_member_declaring_3_gib_is_refused_before_reading(tmp_path, sample_z
     archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={member: 3 * 2**30})
     report = fd.convert(archive, tmp_path / "out")
     name = member.split("/", 1)[1]
-    assert report["image_problems"] == [{"file_name": name, "problem": "archive member declares 3,072 MB, more "
-                                                                        "than the 64 MB limit for an image file: refused"}]
+    problem = "archive member declares 3,072 MB, more than the 64 MB limit for an image file: refused"
+    assert report["image_problems"] == [{"file_name": name, "problem": problem}]
 
 
 def test_zip_member_with_a_suspicious_compression_ratio_is_refused(tmp_path, sample_zip):

@@ -91,13 +91,14 @@ def test_two_processes_give_identical_predictions(one_process_run, converted, tm
 def test_an_error_on_the_main_process_after_the_loop_ends_every_process(converted, tmp_path):
     # Before, the other process waited for ever at the barrier after the main process's failed write.
     output = tmp_path / "unwritable"
-    blocked = runfolder.model_dir(output, "test_resnet") / (runfolder.PREDICTIONS_FILE + ".tmp")
-    blocked.mkdir(parents=True)  # predictions.parquet cannot be written through it
+    blocked = runfolder.model_dir(output, "test_resnet") / runfolder.PREDICTIONS_FILE
+    (blocked / "keep").mkdir(parents=True)  # a folder with a user's file in it: no file can be renamed over it
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                str(REPO / "harness" / "run.py"), *run_args(converted, output, "--limit", "12")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode != 0 and "exitcode  : 2" in result.stderr, result.stderr[-3000:]
     assert result.stderr.count("error: test_resnet: ") == 2 and blocked.name in result.stderr, result.stderr[-3000:]
+    assert (blocked / "keep").is_dir()  # what the harness did not write is not deleted
     assert 'harness/run.py", line' not in result.stderr  # a message, not a traceback
 
 

@@ -7,15 +7,19 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
+import subprocess
 
 import numpy as np
 import PIL.Image
+import pyarrow.parquet as pq
 import pytest
 import timm
 import torch
 
-from harness import report, runfolder
+import focus_dataset as fd
+from harness import labels, report, runfolder
 from harness.data import decode_image, subset_rows
 from harness.run import main
 
@@ -68,7 +72,8 @@ def test_torchvision_and_clip_models_in_one_run_each_in_its_label_space(converte
     clip_folder = tmp_path / "clip"
     tiny_clip_folder(clip_folder)
     output = tmp_path / "run"
-    assert evaluate(converted, output, "--models", "torchvision:mobilenet_v3_small", f"open_clip:local-dir:{clip_folder}",
+    assert evaluate(converted, output, "--models", "torchvision:mobilenet_v3_small",
+                    f"open_clip:local-dir:{clip_folder}",
                     "--random-init", "torchvision:mobilenet_v3_small", "--limit", "12") == 0
     torchvision_config = config_of(output, "torchvision:mobilenet_v3_small")
     clip_config = config_of(output, f"open_clip:local-dir:{clip_folder}")
@@ -312,7 +317,13 @@ def test_without_figures_the_report_links_none(converted, tmp_path):
 def test_two_figure_drawers_take_turns(three_model_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(three_model_run, run)
-    drawers = [report.draw_figures_in_background(run) for _ in range(2)]
+    (run / "figures").mkdir()
+    with runfolder.folder_lock(run / "figures", "this test"):
+        waiting = report.draw_figures_in_background(run)
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=15)  # the lock is held: the drawer waits for it
+        assert not list((run / "figures").glob("*.png"))
+    drawers = [waiting, report.draw_figures_in_background(run)]
     assert [drawer.wait(timeout=180) for drawer in drawers] == [0, 0]
     robustness = report.effective_robustness(report.load_results(run)) is not None
     assert len(list((run / "figures").glob("*.png"))) == 1 + robustness + 2 * 3  # figure 3, robustness, 2 a model
@@ -347,7 +358,7 @@ def test_a_missing_optional_library_says_which_extra_to_install(monkeypatch):
         create_model("open_clip:ViT-B-32/laion2b_s34b_b79k")
 
 
-def test_models_that_do_not_fit_on_the_device_together_get_a_pass_each(monkeypatch, caplog):
+def test_models_that_do_not_fit_on_the_device_together_get_a_pass_each(caplog):
     from harness import run
 
     class Fake:
@@ -355,11 +366,136 @@ def test_models_that_do_not_fit_on_the_device_together_get_a_pass_each(monkeypat
             self.name, self.model = name, torch.nn.Linear(1000, 1000)  # 4 MB of weights
             self.geometry = ("one geometry",)
 
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**20, 80 * 2**30))
-    cuda = torch.device("cuda", 0)
     group = [Fake("a"), Fake("b")]
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, cuda)] == [["a"], ["b"]]
-    assert "too large to be on cuda:0 together; one pass per model" in caplog.text
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * 2**20, 80 * 2**30))
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, cuda)] == [["a", "b"]]
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, False, cuda)] == [["a"], ["b"]]
+    # 8 MB of weights together, twice over for the activations: 16 MB needed.
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, 10 * 2**20)] == [["a"], ["b"]]
+    assert "a, b: too large to be on the GPU together (0.0 GB free); one pass per model" in caplog.text
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, 40 * 2**20)] == [["a", "b"]]
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, False, 40 * 2**20)] == [["a"], ["b"]]
+    # Off GPUs (None) the models are taken to fit.
+    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, None)] == [["a", "b"]]
+
+
+def test_device_free_memory_is_none_off_gpus_and_the_least_over_processes(monkeypatch):
+    from harness import run
+
+    class Accelerator:
+        device = torch.device("cpu")
+
+    monkeypatch.setattr(run, "gather_object", lambda values: values)
+    assert run.device_free_memory(Accelerator()) is None
+    Accelerator.device = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(run, "gather_object", lambda values: [*values, 2 * 2**30, None])
+    assert run.device_free_memory(Accelerator()) == 2 * 2**30
+
+
+def test_restricted_mapping_ranks_the_mapped_classes_so_top5_is_never_below_top1(converted, tmp_path):
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--mapping", "restricted") == 0
+    table = pq.read_table(runfolder.model_dir(output, "test_resnet") / runfolder.PREDICTIONS_FILE)
+    correct, top5_correct = (table.column(c).to_numpy(zero_copy_only=False) for c in ("correct", "top5_correct"))
+    assert (top5_correct | ~correct).all()
+    focus_of = labels.imagenet_to_focus_index()
+    first = np.array([ids[0] for ids in table.column("top5_ids").to_pylist()])
+    assert (focus_of[first] == table.column("prediction").to_numpy()).all() and (focus_of[first] >= 0).all()
+
+
+def test_two_commands_evaluating_other_models_into_one_output_both_keep_their_models(converted, tmp_path):
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "8") == 0
+    assert evaluate(converted, output, "--models", "test_efficientnet", "--random-init", "--limit", "8") == 0
+    assert json.loads((output / "run.json").read_text())["models"] == ["test_resnet", "test_efficientnet"]
+    rows = list(csv.DictReader(io.StringIO((output / "results.csv").read_text())))
+    assert sorted(row["model"] for row in rows) == ["test_efficientnet", "test_resnet"]
+
+
+def test_channels_last_is_the_default_and_part_of_what_a_resume_must_match(converted, tmp_path, capsys):
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "8") == 0
+    assert config_of(output, "test_resnet")["channels_last"] is True
+    (runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).unlink()
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "8",
+                    "--no-channels-last") == 2
+    assert "channels_last: cached True, now False" in capsys.readouterr().err
+
+
+def test_a_missing_optional_library_is_one_line_from_focus_eval(converted, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # import open_clip now raises ImportError
+    assert evaluate(converted, tmp_path / "run", "--models", "open_clip:ViT-B-32/laion2b_s34b_b79k") == 2
+    err = capsys.readouterr().err
+    assert "pip install 'focus-benchmark[clip]'" in err and "Traceback" not in err
+
+
+def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_kept(converted, tmp_path, capsys):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
+    model_dir.mkdir(parents=True)
+    (model_dir / runfolder.LOCK_FILE).symlink_to(target)
+    assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "--limit", "8") == 2
+    assert "cannot be opened as a lock file" in capsys.readouterr().err and target.read_text() == "keep me"
+
+
+def test_analyses_refuse_a_run_whose_data_changed(checkpoint_run, converted, tmp_path, capsys):
+    from harness import gradcam
+
+    run, _ = checkpoint_run
+    other = tmp_path / "other"
+    fd.convert(fd.write_sample_release(tmp_path / "release", 20, seed=3), other)
+    assert gradcam.main(["--run", str(run), "--data", str(other), "--max-images", "1", "--quiet"]) == 2
+    assert f"--data {other} is not the data the run evaluated (dataset fingerprint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--crop-pct", "0.001"], "--crop-pct must be a fraction .* from 0.1 to 2.0, got 0.001"),
+    (["--img-size", "100000"], "--img-size must be a number of pixels from 1 to 4096, got 100000"),
+])
+def test_preprocessing_overrides_that_would_ask_for_gigapixel_images_are_refused(converted, tmp_path, capsys, option,
+                                                                                 message):
+    assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", *option) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_n_bootstrap_is_bounded_before_any_work(converted, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(converted), "--output", str(tmp_path), "--models", "test_resnet", "--n-bootstrap",
+              "10000000000"])
+    assert exit_info.value.code == 2 and "expected a whole number from 0 to 100,000" in capsys.readouterr().err
+
+
+def test_a_model_folder_that_is_a_link_is_refused_and_what_it_points_to_kept(converted, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "metrics.json").write_text("a file of the user's")
+    (tmp_path / "run").mkdir()
+    runfolder.model_dir(tmp_path / "run", "test_resnet").symlink_to(elsewhere)
+    assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "--limit", "8") == 2
+    assert "is a symbolic link; the harness writes in a run's own folders only" in capsys.readouterr().err
+    assert (elsewhere / "metrics.json").read_text() == "a file of the user's"
+
+
+def test_stale_results_are_deleted_but_nothing_the_harness_did_not_write(tmp_path, caplog):
+    from harness import cli as harness_cli
+
+    model_dir = tmp_path / "model"
+    parts = model_dir / "parts"
+    parts.mkdir(parents=True)
+    (parts / "part-00000.parquet").write_bytes(b"rows")
+    (parts / ".part-00001.parquet.0123abcd").write_bytes(b"half written")
+    (parts / "notes.txt").write_text("a user's notes")
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (model_dir / "metrics.json").symlink_to(outside)
+    (model_dir / "predictions.parquet").write_bytes(b"old")
+    harness_cli.check_cache(model_dir / "config.json", {"model": "a"}, ["model"], holds="predictions",
+                            stale=[parts, model_dir / "metrics.json", model_dir / "predictions.parquet"],
+                            resume=True, is_main=True)
+    # The part files and the results went; the link went, not the file it names; the user's notes stayed.
+    assert sorted(p.name for p in parts.iterdir()) == ["notes.txt"]
+    assert not (model_dir / "metrics.json").is_symlink() and outside.read_text() == "{}"
+    assert not (model_dir / "predictions.parquet").exists()
+    assert f"{parts}: left in place, with files the harness did not write" in caplog.text
+    assert "stale, making them again" in caplog.text

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import runfolder
-from harness.leaderboard import outputs
+from focus_tools import outputs
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
 from harness.leaderboard.submission import (

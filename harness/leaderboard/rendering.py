@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from harness.leaderboard import outputs
+from focus_tools import outputs
 from harness.leaderboard.comparisons import flag_near_copies, reject_copies
 from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.markdown import render_markdown

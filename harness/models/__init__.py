@@ -17,6 +17,7 @@ have timm's feature interface too (harness/models/adapters.py), so the probes wo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -46,7 +47,6 @@ from harness.models.timm_models import (
     LITE0_MODEL,
     LITE0_SHA256,
     UnknownModelError,
-    hub_weights_file,
     lite0_checkpoint_path,
 )
 from harness.runfolder import sha256_file
@@ -55,7 +55,7 @@ __all__ = [
     "CHECKPOINT_SUFFIXES", "LABEL_SPACE_CLASSES", "LITE0_MODEL", "LITE0_SHA256", "PAPER_DISPLAY_NAMES",
     "PAPER_MODELS", "PAPER_WEIGHT_NOTES", "SOURCES", "CheckpointMismatchError", "UnknownModelError",
     "WeightsNotFoundError", "check_model_name", "convert_efficientnet_pytorch", "create_model", "display_name",
-    "expand_model_names", "expand_specs", "head_size_advice", "hub_weights_file", "is_efficientnet_pytorch",
+    "expand_specs", "head_size_advice", "is_efficientnet_pytorch",
     "lite0_checkpoint_path", "load_checkpoint", "model_source", "num_parameters", "read_checkpoint",
     "read_models_file", "sha256_file", "specs",
 ]
@@ -64,15 +64,6 @@ __all__ = [
 LABEL_SPACE_CLASSES = {"imagenet": 1000, "focus": len(CLASS_NAMES)}
 # Libraries whose models say their own label space (CLIP: the FOCUS class names; transformers: its labels).
 _OWN_LABEL_SPACE = ("open_clip", "transformers")
-
-
-def expand_model_names(names: list[str] | tuple[str, ...]) -> list[str]:
-    """``expand_specs`` without wildcards' pretrained filter (the name earlier versions had).
-
-    >>> expand_model_names(["tf_efficientnet_lite0", "paper"])[:2]
-    ['tf_efficientnet_lite0', 'torchvision:resnet50/IMAGENET1K_V1']
-    """
-    return expand_specs(names)
 
 
 def check_model_name(spec: str, *, pretrained: bool = True) -> str:
@@ -138,6 +129,8 @@ def create_model(
     if label_space is not None and label_space not in LABEL_SPACE_CLASSES:
         raise ValueError(f"label_space must be one of {list(LABEL_SPACE_CLASSES)}, got {label_space!r}")
     source, library_name = model_source(name)
+    if checkpoint is not None:  # recorded absolute: a run's weights are the same file from any folder
+        checkpoint = Path(checkpoint).resolve()
     if prompts is not None and source != "open_clip":
         raise ValueError(f"--prompts applies to CLIP models (open_clip:...), not to {name!r}")
     if num_classes is None and source not in _OWN_LABEL_SPACE and label_space == "focus":

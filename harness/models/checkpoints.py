@@ -159,8 +159,9 @@ def _classifier_hint(model: nn.Module, reshaped: dict[str, tuple]) -> str | None
 def head_size_advice(checkpoint_classes: int, model_classes: int | None) -> str:
     """What to do when a checkpoint's head has another number of classes than the model built for it.
 
-    >>> head_size_advice(1000, 10)
-    'Only the classifier differs: the checkpoint has a 1000-class head, the model was built with 10 classes (--label-space focus). For an ImageNet-1k head use --label-space imagenet (the default).'
+    >>> print(head_size_advice(1000, 10))  # doctest: +NORMALIZE_WHITESPACE
+    Only the classifier differs: the checkpoint has a 1000-class head, the model was built with 10 classes
+    (--label-space focus). For an ImageNet-1k head use --label-space imagenet (the default).
     """
     text = (f"Only the classifier differs: the checkpoint has a {checkpoint_classes}-class head, the model was "
             f"built with {model_classes} classes")

@@ -38,7 +38,7 @@ PAPER_MODELS: tuple[str, ...] = (
 )
 PAPER_DISPLAY_NAMES: dict[str, str] = dict(zip(PAPER_MODELS, (
     "ResNet50", "Wide-ResNet50-2", "MobileNet-v3-large", "EfficientNet-b4", "EfficientNet-b7")))
-# Where each preset's weights come from (README, report).
+# Where each preset's weights come from, as the README's table of the paper preset says.
 _TORCHVISION_NOTE = ("torchvision's original ImageNet weights (IMAGENET1K_V1, what pretrained=True loaded), "
                      "through torchvision's weights API, as in the paper.")
 _EFFICIENTNET_NOTE = ("The TensorFlow release's AutoAugment weights, the ones EfficientNet-PyTorch (the paper's "

@@ -92,12 +92,6 @@ def _hub_location(name: str) -> tuple[str, str | None, tuple[str, ...]]:
     return repo_id, revision, files
 
 
-def hub_weights_file(name: str) -> Path | None:
-    """Return the cached file of timm's pretrained weights for ``name``, or None if not cached."""
-    repo_id, revision, files = _hub_location(name)
-    return next((path for f in files if (path := hub.cached_file(repo_id, f, revision)) is not None), None)
-
-
 def _alternative(name: str) -> str:
     return f"pass a local file with --checkpoint {name}=PATH (Python: create_model(name, checkpoint=PATH))"
 

@@ -100,7 +100,6 @@ Examples:
     {'value': 1.0, 'ci_low': None, 'ci_high': None}
 """
 
-# A copy of the label lists of focus_dataset.py, the toolkit's source of truth, kept here because
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class FocusGeneralization(evaluate.Metric):

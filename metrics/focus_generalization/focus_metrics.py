@@ -206,7 +206,7 @@ def _integers(name, column):
     ids, bad = _whole_numbers(values, column)
     if bad is not None:
         value = column[bad] if isinstance(column, (list, tuple)) else values[bad]
-        raise ValueError(f"{name}[{bad}] is {_shown(value)!r}, but {name} must hold integer ids.")
+        raise ValueError(f"{name}[{bad}] is {_shown(value)}, but {name} must hold integer ids.")
     return ids
 
 
@@ -246,9 +246,14 @@ def _is_id(value):
         _INT64.min <= value < 2.0**63)
 
 
-def _shown(value):
-    """A value as the user wrote it, for error messages (7, not np.int64(7))."""
-    return value.item() if isinstance(value, np.generic) else value
+def _shown(value, width=80):
+    """A value as the user wrote it, for error messages: 7, not np.int64(7); a long value clipped.
+
+    >>> _shown(np.int64(7)), _shown("x" * 1000).endswith("... (1002 characters)")
+    ('7', True)
+    """
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
 def _ids(name, values, low, high, rows=None, note=""):
@@ -283,7 +288,7 @@ def _flags(name, column):
     bad = np.flatnonzero(~is_flag)
     if bad.size:
         raise ValueError(
-            f"{name}[{bad[0]}] is {_shown(values[bad[0]])!r}, but {name} must hold booleans (True, False)."
+            f"{name}[{bad[0]}] is {_shown(values[bad[0]])}, but {name} must hold booleans (True, False)."
         )
     return values.astype(bool)
 
@@ -295,7 +300,7 @@ def _flattened(name, lists):
     except TypeError:
         row = next(i for i, value in enumerate(lists) if not hasattr(value, "__len__"))
         raise ValueError(
-            f"{name}[{row}] is {_shown(lists[row])!r}, but each row of {name} must be a list of location ids."
+            f"{name}[{row}] is {_shown(lists[row])}, but each row of {name} must be a list of location ids."
         ) from None
     flat = list(itertools.chain.from_iterable(lists))
     values = np.asarray(flat)
@@ -305,7 +310,7 @@ def _flattened(name, lists):
     ids, bad = _whole_numbers(values, flat)
     if bad is not None:
         raise ValueError(
-            f"{name}[{rows[bad]}] holds {_shown(flat[bad])!r}, but {name} must hold integer location ids."
+            f"{name}[{rows[bad]}] holds {_shown(flat[bad])}, but {name} must hold integer location ids."
         )
     return rows, _ids(name, ids, 0, len(LOCATION_NAMES) - 1, rows)
 

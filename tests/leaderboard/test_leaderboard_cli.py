@@ -83,7 +83,8 @@ def test_every_options_help_shows_its_default_and_the_exit_codes():
         for action in parser._actions:
             if action.option_strings and action.dest != "help" and not action.required:
                 assert "(default: " in formatter._get_help_string(action), (name, action.dest)
-        assert "exit status: 0 done 1 done in part: a submission rejected" in " ".join(parser.format_help().split()), name
+        help_text = " ".join(parser.format_help().split())
+        assert "exit status: 0 done 1 done in part: a submission rejected" in help_text, name
 
 
 def test_help_shows_defaults_and_exit_codes_as_printed():
