@@ -54,6 +54,7 @@ def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, rep
         table1=format_table1(counts, uncommon_masks(uncommon)),
         table2=format_table2(sizes),
         uncommon_table=format_uncommon_table(uncommon),
+        undefined_gaps=undefined_gaps(uncommon),
         uncommon_is_default=uncommon == load_uncommon_table(),
         report=report,
         citation=_CITATION.strip(),
@@ -61,6 +62,25 @@ def render_card(info: datasets.DatasetInfo, table: pa.Table, uncommon: dict, rep
         location_names=LOCATION_NAMES, partition_names=PARTITION_NAMES,
     )
     return str(card)
+
+
+def undefined_gaps(table: dict) -> str:
+    """What the table leaves without a gap: the classes with no uncommon value of an attribute.
+
+    >>> print(undefined_gaps(load_uncommon_table()))
+    no time is uncommon for frog, so the per-class G_t of frog is undefined (the metric gives `None`), and
+    the overall G_t pools the other classes
+    """
+    sentences = []
+    for attribute in UNCOMMON_ATTRIBUTES:
+        classes = [name for name in CLASS_NAMES if not table[attribute][name]]
+        if classes:
+            listed = ", ".join(classes)
+            gap = f"G_{attribute[0]}"
+            sentences.append(f"no {attribute} is uncommon for {listed}, so the per-class {gap} of {listed} "
+                             f"{'is' if len(classes) == 1 else 'are'} undefined (the metric gives `None`), and\n"
+                             f"the overall {gap} pools the other classes")
+    return "; ".join(sentences)
 
 
 def format_uncommon_table(table: dict) -> str:

@@ -52,6 +52,22 @@ TABLE4: dict[str, dict[str, float]] = {
 }
 
 
+def printed(paper_name: str) -> dict[str, str]:
+    """The paper's numbers for one of its models as printed: Table 3 in whole percents, Table 4 with two
+    decimals, the overall gap as stated (24.2, 21.00); the keys of `published`.
+
+    >>> row = printed("EfficientNet-b4")
+    >>> row["G_t"], row["P(t,l)"], "gap_overall_paper" in row
+    ('5', '50.00', False)
+    >>> printed("EfficientNet-b7")["gap_overall_paper"]
+    '21.00'
+    """
+    published(paper_name)  # raises on a name the paper does not have
+    return ({key: f"{value:d}" for key, value in TABLE3[paper_name].items()}
+            | {key: f"{value:.2f}" for key, value in TABLE4[paper_name].items()}
+            | ({"gap_overall_paper": OVERALL_GAP_PRINTED[paper_name]} if paper_name in OVERALL_GAP_PRINTED else {}))
+
+
 def published(paper_name: str) -> dict[str, float]:
     """The paper's numbers for one of its models, keyed like the metric's output, in percent.
 

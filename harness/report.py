@@ -131,9 +131,8 @@ def render_report(
         "G_a = accuracy on images whose attribute a has a common value − accuracy where it is uncommon "
         "(Equation 1), for time, weather and locations. Two overall gaps: A(P0) − A(P1 ∪ P2 ∪ P3), every image "
         "with an uncommon attribute, and A(P0) − A(P1 ∪ P2), the definition behind the paper's published "
-        "overall gaps (its footnote 2 leaves P3 out), which is the one to compare with them. Frog has no "
-        "uncommon time in the paper's table, so its own G_t is undefined (— in its heatmap) and G_t pools "
-        "the other nine classes. Smaller is better.\n\n" + _gap_table(results),
+        "overall gaps (its footnote 2 leaves P3 out), which is the one to compare with them. "
+        + _frog_note(results) + "Smaller is better.\n\n" + _gap_table(results),
         "## Table 4: top-1 accuracy per partition (%)\n\n"
         "P^A holds the images whose uncommon attributes are exactly A (t time, w weather, l locations); "
         "P0 has none.\n\n" + _partition_table(results, TABLE4_COLUMNS),
@@ -210,6 +209,16 @@ def _header(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
             f"model's {FAILED_FILE})."
         )
     return "\n\n".join(lines)
+
+
+def _frog_note(results: Sequence[ModelResult]) -> str:
+    """Why frog's own G_t is undefined, when it is for every model (the paper's uncommon table gives frog
+    no uncommon time; a user's table may)."""
+    frog_time_gaps = [result.metrics.get("per_class", {}).get("frog", {}).get("G_t") for result in results]
+    if results and all(gap is None for gap in frog_time_gaps):
+        return (f"No frog image has an uncommon time (the paper's table has none for frog), so frog's own G_t "
+                f"is undefined ({DASH} in its heatmap) and G_t pools the other nine classes. ")
+    return ""
 
 
 def _dataset_line(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
@@ -365,9 +374,9 @@ def _row_label(result: ModelResult) -> str:
 
 
 def _paper_row(paper_name: str, columns: Sequence[str]) -> list[str]:
-    published = paper.published(paper_name)
+    printed = paper.printed(paper_name)
     return [f"*paper* ({paper_name})"] + [
-        DASH if published.get(column) is None else f"*{published[column]:g}*" for column in columns
+        DASH if printed.get(column) is None else f"*{printed[column]}*" for column in columns
     ]
 
 

@@ -36,3 +36,19 @@ def test_card_of_the_20815_version_says_tables_3_and_4_were_measured_on_another(
     assert "closest to the **20,815-image\nversion** of FOCUS, the version in the authors' repository notebooks" in card
     assert "0\nTable 1 cell(s)" in card
     assert "The paper's Tables 3 and 4 were measured on another version" in card
+
+
+def test_card_says_which_classes_have_no_gap_under_the_table_in_use():
+    table = published_version_table(23902)
+    empty_report = {"skipped_rows": [], "image_problems": [], "images_without_rows": []}
+    paper_card = fd.render_card(fd.focus_info(), table, fd.load_uncommon_table(), empty_report, num_bytes=1)
+    assert "no time is uncommon for frog, so the per-class G_t of frog is undefined" in paper_card
+    # A user's table that gives frog an uncommon time and takes cat's and dog's away.
+    uncommon = fd.load_uncommon_table()
+    uncommon["time"] = dict(uncommon["time"], frog=["night"], cat=[], dog=[])
+    user_card = fd.render_card(fd.focus_info(), table, uncommon, empty_report, num_bytes=1)
+    assert "G_t of frog" not in user_card
+    assert "no time is uncommon for cat, dog, so the per-class G_t of cat, dog are undefined" in user_card
+    uncommon["time"] = {name: ["night"] for name in fd.CLASS_NAMES}
+    every_card = fd.render_card(fd.focus_info(), table, uncommon, empty_report, num_bytes=1)
+    assert "Every class has an uncommon value of every attribute in this table" in every_card

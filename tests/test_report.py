@@ -216,7 +216,7 @@ def test_paper_numbers_appear_only_under_models_with_a_paper_name(results):
         assert sum(label.startswith("*paper*") for label in labels) == 1
         for column in columns:
             label = columns[column] if isinstance(columns, dict) else column
-            expected = f"*{published[column]:g}*" if column in published else "—"
+            expected = f"*{paper.printed('ResNet50')[column]}*" if column in published else "—"
             assert table["*paper* (ResNet50)"][label] == expected
     assert "*paper*" not in report.render_report(results[1:])
 
@@ -332,3 +332,50 @@ def test_results_json_holds_the_fits_inputs_and_coefficients(tmp_path, run_dir):
     assert {row["model"]: row["effective_robustness"] for row in saved["rows"]} == dict(zip(
         saved["effective_robustness"]["models"], saved["effective_robustness"]["effective_robustness"]))
     assert "effective_robustness" in written.table.splitlines()[0]
+
+
+def test_paper_rows_give_the_published_overall_gap_as_printed_under_its_own_definition(results):
+    models = [ModelResult(name, results[0].metrics, {"model": name}, paper_name=name)
+              for name in ("Wide-ResNet50-2", "EfficientNet-b4", "EfficientNet-b7")]
+    markdown = report.render_report(models)
+    gaps, partitions = _table(markdown, "Table 3"), _table(markdown, "Table 4")
+    published, with_p3 = report.GAP_COLUMNS["gap_overall_paper"], report.GAP_COLUMNS["gap_overall"]
+    # The paper states the overall gap, A(P0) - A(P1 u P2), for these two only, as printed.
+    assert gaps["*paper* (Wide-ResNet50-2)"][published] == "*24.2*"
+    assert gaps["*paper* (EfficientNet-b7)"][published] == "*21.00*"
+    assert gaps["*paper* (EfficientNet-b4)"][published] == "—"
+    assert {gaps[f"*paper* ({m.name})"][with_p3] for m in models} == {"—"}  # never published with P3 in
+    assert gaps["*paper* (EfficientNet-b4)"]["G_t (time)"] == "*5*"
+    assert partitions["*paper* (EfficientNet-b4)"]["P(t,l)"] == "*50.00*"  # two decimals, as Table 4 prints
+
+
+def _version(number: int, differences: int) -> dict:
+    return {"version": number, "description": "as published", "tables_3_and_4": number == paper.MEASURED_ON,
+            "num_images": number, "table1_differences": differences, "table2_differences": differences}
+
+
+@pytest.mark.parametrize("version, says", [
+    (None, "this run did not record which version its data is."),
+    (_version(paper.MEASURED_ON, 0), "which is this run's data: the rows compare."),
+    (_version(paper.MEASURED_ON, 7), "differs in 7 Table 1 cell(s) (a subset, a filter or another release): "
+                                     "**the rows are a reference, not a like-for-like comparison.**"),
+    (_version(20815, 0), "this run's data is closest to the 20,815-image version: **the rows are a reference, "
+                         "not a like-for-like comparison.**"),
+])
+def test_the_header_says_whether_the_paper_rows_were_measured_on_this_runs_data(results, version, says):
+    markdown = report.render_report(results, run_info={} if version is None else {"version": version})
+    assert f"They were measured on the {paper.MEASURED_ON:,}-image version of FOCUS" in markdown
+    assert says in markdown
+    if version is not None:
+        assert (f"Closest published version of the release (by Table 1): the {version['version']:,}-image version"
+                in markdown)
+
+
+def test_the_frog_note_follows_the_uncommon_table_the_metrics_were_computed_with(results):
+    note = "No frog image has an uncommon time"
+    assert results[0].metrics["per_class"]["frog"]["G_t"] is None  # the paper's table: no uncommon time for frog
+    assert note in report.render_report(results)
+    frog_has_a_gap = dict(results[0].metrics, per_class=dict(results[0].metrics["per_class"],
+                                                             frog={**results[0].metrics["per_class"]["frog"],
+                                                                   "G_t": 0.1}))
+    assert note not in report.render_report([ModelResult("m", frog_has_a_gap, {"model": "m"})])
