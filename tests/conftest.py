@@ -56,20 +56,29 @@ def first_file_name(release: Path) -> str:
 
 
 @functools.cache
-def published_version_table(version: int) -> pa.Table:
-    """Annotation columns of made-up images whose Table 1 is exactly a published version's."""
+def published_version_annotations(version: int) -> list[focus_dataset.Annotation]:
+    """Made-up images whose Table 1 is exactly a published version's."""
     table1 = focus_dataset.PUBLISHED_VERSIONS[version]["table1"]
     annotations = []
     for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
         values = {attribute: [name for name in names for _ in range(table1[attribute][name][class_id])]
                   for attribute, names in focus_dataset.ATTRIBUTE_NAMES.items()}
         num_images = len(values["time"])
-        # Location occurrences dealt round-robin: a location never lands twice on one image.
-        locations = [values["locations"][i::num_images] for i in range(num_images)]
+        # "none" stands alone, as in a release; the other location occurrences are dealt round-robin to the
+        # other images, so a location never lands twice on one image.
+        placed = [name for name in values["locations"] if name != "none"]
+        alone = values["locations"].count("none")
+        dealt = num_images - alone
+        locations = [("none",)] * alone + [tuple(placed[i::dealt]) for i in range(dealt)]
         annotations += [focus_dataset.Annotation(f"{class_name}-x/{i}.jpg", class_name, values["time"][i],
                                                  values["weather"][i], tuple(locations[i]), False)
                         for i in range(num_images)]
-    return focus_dataset.annotations_table(annotations, focus_dataset.load_uncommon_table())
+    return annotations
+
+
+def published_version_table(version: int) -> pa.Table:
+    """Annotation columns of made-up images whose Table 1 is exactly a published version's."""
+    return focus_dataset.annotations_table(published_version_annotations(version), focus_dataset.load_uncommon_table())
 
 
 def png_declaring(width: int, height: int) -> bytes:

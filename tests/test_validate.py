@@ -5,13 +5,14 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import focus_dataset as fd
-from conftest import execute, first_file_name, png_declaring
+from conftest import execute, first_file_name, png_declaring, published_version_annotations
 
 
 def test_validate_accepts_a_clean_release_and_its_conversion(sample_release, sample_zip, converted, capsys):
@@ -134,3 +135,25 @@ def test_a_converted_folder_with_a_bad_file_name_is_named_clipped(tmp_path, conv
     result = fd.validate(output)
     assert any("file_name 'zzz/xxx" in e and "characters long" in e for e in result.errors)
     assert max(len(e) for e in result.errors) < 1000
+
+
+@pytest.mark.slow
+def test_validate_of_a_20815_image_release_names_that_version_and_exits_0(tmp_path, capsys):
+    # The release users download may be the notebooks' 20,815-image version: not hundreds of "differences".
+    from focus_tools.sample import sample_image, write_annotations_db
+
+    annotations = published_version_annotations(20815)
+    image = sample_image(np.random.default_rng(0), (16, 16))
+    write_annotations_db(tmp_path / "annotations.db", [
+        ("/" + a.file_name, a.category, a.time, a.weather, ", ".join(sorted(a.locations)), "no")
+        for a in annotations])
+    release = tmp_path / "focus.zip"
+    with zipfile.ZipFile(release, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.write(tmp_path / "annotations.db", "focus/annotations.db")
+        for annotation in annotations:
+            archive.writestr(f"focus/{annotation.file_name}", image)
+    assert fd.main(["validate", str(release), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == 20815 and report["num_images"] == 20815
+    assert report["table1_differences"] == 0 and report["errors"] == []
+    assert not [line for line in report["differences"] if line.startswith("Table 1 ")]
