@@ -260,6 +260,8 @@ def shared_decode_groups(evaluations: list[Evaluation], share: bool,
     a GPU's, taken to fit), each model has a pass of its own, and the log says so. Every process must
     get the same groups: `free_memory` is the least over the processes (device_free_memory).
     """
+    if not share and len(evaluations) > 1:
+        logger.info("--no-share-decode: one pass per model (each decodes the images)")
     groups: dict[tuple, list[Evaluation]] = {}
     for evaluation in evaluations:
         groups.setdefault(evaluation.geometry if share else (evaluation.name,), []).append(evaluation)

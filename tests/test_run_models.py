@@ -260,8 +260,35 @@ def test_models_of_one_geometry_share_a_decoded_pass_and_predict_exactly_as_alon
     assert evaluate(converted, shared, "--models", *models, "--random-init") == 0
     assert "one decoded pass for 3 models (test_resnet, test_efficientnet, test_vit)" in caplog.text
     assert evaluate(converted, alone, "--models", *models, "--random-init", "--no-share-decode") == 0
+    assert "--no-share-decode: one pass per model" in caplog.text
     for model in models:
         assert config_of(shared, model)["shared_decode"] == models and config_of(alone, model)["shared_decode"] is None
+        files = [runfolder.model_dir(run, model) / runfolder.PREDICTIONS_FILE for run in (shared, alone)]
+        assert files[0].read_bytes() == files[1].read_bytes(), model
+
+
+def test_a_shared_pass_resumes_models_that_got_to_different_points_as_if_each_ran_alone(converted, tmp_path,
+                                                                                        caplog):
+    # A killed shared run: test_resnet finished, test_efficientnet saved 3 parts of 8 images, test_vit none.
+    models = ["test_resnet", "test_efficientnet", "test_vit"]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    assert evaluate(converted, shared, "--models", *models, "--random-init", "--save-every", "8") == 0
+    for model, keep in (("test_efficientnet", 3), ("test_vit", 0)):
+        folder = runfolder.model_dir(shared, model)
+        for name in (runfolder.METRICS_FILE, runfolder.PREDICTIONS_FILE, runfolder.FAILED_FILE):
+            (folder / name).unlink()
+        parts = sorted((folder / runfolder.PARTS_DIR).glob("part-*.parquet"))
+        assert len(parts) > keep
+        for part in parts[keep:]:
+            part.unlink()
+    caplog.set_level(logging.INFO, logger="focus-eval")
+    assert evaluate(converted, shared, "--models", *models, "--random-init", "--save-every", "8") == 0
+    n = pq.read_metadata(runfolder.model_dir(shared, "test_resnet") / runfolder.PREDICTIONS_FILE).num_rows
+    assert "test_resnet: already evaluated" in caplog.text
+    assert f"{n - 24} of {n} images to go" in caplog.text and f"{n} of {n} images to go" in caplog.text
+    assert "one decoded pass for 2 models (test_efficientnet, test_vit)" in caplog.text
+    assert evaluate(converted, alone, "--models", *models, "--random-init", "--no-share-decode") == 0
+    for model in models:
         files = [runfolder.model_dir(run, model) / runfolder.PREDICTIONS_FILE for run in (shared, alone)]
         assert files[0].read_bytes() == files[1].read_bytes(), model
 
