@@ -7,7 +7,8 @@
 #
 # The device has torch, timm, accelerate and pyarrow but not datasets or evaluate; focus-eval needs
 # datasets (and its dependencies) only, as the metric's arithmetic does not import evaluate. The wheels
-# (about 21 MB, checked to resolve with the device's numpy and pyarrow, which must be >= 24) fit the device tool's 64 MiB carry: `carry: ["bench/wheels"]`.
+# (about 21 MB, checked to resolve with the device's numpy and pyarrow, which must be >= 24) fit the
+# device tool's 64 MiB carry: `carry: ["bench/wheels"]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=bench/wheels
