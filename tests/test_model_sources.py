@@ -1,6 +1,7 @@
 """Tests of harness/models' sources on tiny random-weights models saved offline: timm hf-hub: and local-dir:,
 torchvision's weights API, open_clip zero-shot heads, transformers classifiers; specs, wildcards, models files."""
 
+import json
 import os
 
 import pytest
@@ -15,7 +16,7 @@ from harness.models.open_clip_models import read_prompts
 from harness.models.timm_models import UnknownModelError
 from harness.runfolder import sha256_file
 
-from conftest import hub_snapshot, tiny_clip_folder, tiny_timm_folder, tiny_vit_folder
+from conftest import HUB_COMMIT, hub_snapshot, tiny_clip_folder, tiny_timm_folder, tiny_vit_folder
 
 open_clip = pytest.importorskip("open_clip")
 transformers = pytest.importorskip("transformers")
@@ -145,6 +146,31 @@ def test_clip_zero_shot_head_is_the_normalised_mean_of_the_prompt_embeddings(off
                                    "mean": (0.48145466, 0.4578275, 0.40821073),
                                    "std": (0.26862954, 0.26130258, 0.27577711), "crop_pct": 1.0,
                                    "crop_mode": "center"}
+
+
+@pytest.mark.parametrize("tag_quick_gelu", [True, False])
+def test_clip_tag_weights_come_from_the_hub_cache_with_the_tags_activation_and_preprocessing(
+        offline_cache, tmp_path, monkeypatch, tag_quick_gelu):
+    # An architecture and a pretrained tag as open_clip registers them, the tag's weights in the HF cache.
+    from open_clip import factory
+
+    clip = tiny_clip_folder(tmp_path / "clip")
+    config = json.loads((tmp_path / "clip" / "open_clip_config.json").read_text())["model_cfg"]
+    monkeypatch.setitem(factory._MODEL_CONFIGS, "Tiny-CLIP", config)
+    hub_snapshot(offline_cache, "test-org/tiny-clip-tag", tmp_path / "clip")
+    tag_cfg = {"hf_hub": "test-org/tiny-clip-tag/", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+               "interpolation": "bilinear", "resize_mode": "shortest", "quick_gelu": tag_quick_gelu}
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: tag_cfg if (arch, tag) == (
+        "Tiny-CLIP", "openai") else {})
+    model, info = create_model("open_clip:Tiny-CLIP/openai")
+    snapshot = offline_cache / "models--test-org--tiny-clip-tag" / "snapshots" / HUB_COMMIT
+    weights = snapshot / "open_clip_model.safetensors"
+    assert info["weights"] == "hub-cache" and info["sha256"] == sha256_file(weights)
+    # OpenAI's weights were trained with QuickGELU: built with GELU, they would give other features silently.
+    activations = {type(m).__name__ for m in model.modules() if type(m).__name__ in ("QuickGELU", "GELU")}
+    assert activations == ({"QuickGELU"} if tag_quick_gelu else {"GELU"})
+    assert torch.equal(model.visual.conv1.weight, clip.visual.conv1.weight)
+    assert info["data_config"]["mean"] == (0.5, 0.5, 0.5) and info["data_config"]["interpolation"] == "bilinear"
 
 
 def test_clip_models_take_the_focus_label_space_only(tmp_path):

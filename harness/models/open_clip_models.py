@@ -143,7 +143,7 @@ def create(spec: str, name: str, *, class_names: Sequence[str], checkpoint: str 
     """A zero-shot FOCUS classifier from an open_clip model, and where its weights came from."""
     open_clip = _open_clip()
     use_pretrained = checkpoint is None and not random_init
-    weights_file, pretrained, force_preprocess = None, None, None
+    weights_file, pretrained, force_preprocess, quick_gelu = None, None, None, False
     if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         if name.startswith(HF_HUB_PREFIX):
             folder = hub.fetch_snapshot(name[len(HF_HUB_PREFIX):], [REPO_CONFIG, *(REPO_WEIGHTS if use_pretrained
@@ -173,11 +173,14 @@ def create(spec: str, name: str, *, class_names: Sequence[str], checkpoint: str 
                                         f"--checkpoint {spec}=PATH, or --random-init)")
             weights_file = _weights_of_tag(spec, arch, tag)
             pretrained = str(weights_file)
-            # Given a file, open_clip no longer knows the tag's preprocessing: pass it on.
-            force_preprocess = {key: value for key, value in open_clip.get_pretrained_cfg(arch, tag).items()
+            # Given a file, open_clip no longer knows the tag's preprocessing, nor that OpenAI's weights were
+            # trained with QuickGELU (built with GELU they give other features, silently): pass both on.
+            tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
+            force_preprocess = {key: value for key, value in tag_cfg.items()
                                 if key in ("mean", "std", "interpolation", "resize_mode")}
+            quick_gelu = bool(tag_cfg.get("quick_gelu"))
     model = open_clip.create_model(model_name, pretrained=pretrained, load_weights=use_pretrained,
-                                   force_preprocess_cfg=force_preprocess)
+                                   force_preprocess_cfg=force_preprocess, force_quick_gelu=quick_gelu)
     checkpoint_format = None
     if checkpoint is not None:
         loaded = load_checkpoint(model, checkpoint)
