@@ -222,6 +222,24 @@ def test_transformers_cifar10_head_is_reordered_to_focus_classes(tmp_path):
     assert torch.equal(model.get_classifier().weight, vit.classifier.weight[order])
 
 
+def test_transformers_heads_with_imagenets_class_names_are_imagenet_and_other_1000_label_heads_are_refused():
+    from timm.data import ImageNetInfo
+
+    from harness.labels import imagenet_class_names
+
+    # Labels as transformers' ImageNet checkpoints spell them ("tench, Tinca tinca", ...).
+    info = ImageNetInfo("imagenet-1k")
+    labels = [info.index_to_description(i) for i in range(1000)]
+    names = imagenet_class_names()
+    assert hf_transformers.label_space_of(labels, CLASS_NAMES, names, "spec") == ("imagenet", None)
+    # Another dataset's 1000 classes, or ImageNet's in another order, cannot be mapped as the paper does.
+    with pytest.raises(ValueError, match=r"spec: its 1000 labels are not ImageNet-1k's classes in ImageNet's order "
+                                         r"\(only 0 agree, e.g. label 0 is 'species 0'\)"):
+        hf_transformers.label_space_of([f"species {i}" for i in range(1000)], CLASS_NAMES, names, "spec")
+    with pytest.raises(ValueError, match=r"only \d+ agree"):
+        hf_transformers.label_space_of(labels[1:] + labels[:1], CLASS_NAMES, names, "spec")
+
+
 def test_transformers_head_of_other_classes_is_refused_with_its_labels(tmp_path):
     tiny_vit_folder(tmp_path / "vit", labels=["cat", "dog", "fish"])
     with pytest.raises(ValueError, match=r"its head has 3 labels \('cat', 'dog', 'fish'\)\. FOCUS scores ImageNet-1k"):
