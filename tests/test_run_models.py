@@ -100,6 +100,15 @@ def test_a_missing_model_fails_alone_with_keep_going(converted, tmp_path, capsys
     assert [row["model"] for row in rows] == ["test_resnet"]
 
 
+def test_a_models_error_names_it_once(converted, tmp_path, capsys):
+    folder = tmp_path / "no-model"
+    folder.mkdir()
+    assert evaluate(converted, tmp_path / "run", "--models", f"local-dir:{folder}", "--limit", "8") == 2
+    assert capsys.readouterr().err == (f"error: local-dir:{folder}: {folder / 'config.json'} does not exist; "
+                                       f"local-dir: takes a folder saved by timm.models.save_for_hf (config.json + "
+                                       f"model.safetensors)\n")
+
+
 def test_without_keep_going_the_first_failing_model_stops_the_run(converted, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
