@@ -64,6 +64,37 @@ def test_results_csv_and_json_hold_one_row_per_model_sorted_by_top1(three_model_
     assert "## Results" in report and report.index("## Results") < report.index("## Models")
 
 
+def test_the_results_table_is_printed_at_the_end(converted, tmp_path, capsys):
+    output = tmp_path / "run"
+    assert evaluate(converted, output, "--models", "test_resnet", "--random-init", "--limit", "12") == 0
+    lines = capsys.readouterr().out.splitlines()
+    (header_at,) = [i for i, line in enumerate(lines) if line.startswith("model ") and " top1 " in line]
+    header, row = lines[header_at].split(), lines[header_at + 1].split()
+    assert header[:3] == ["model", "top1", "top5"] and "gap_overall_paper" in header and row[0] == "test_resnet"
+    metrics = json.loads((runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).read_text())
+    assert row[header.index("top1")] == f"{100 * metrics['top1']:.2f}"
+    assert row[header.index("gap_overall_paper")] == f"{100 * metrics['gap_overall_paper']['value']:.2f}"
+
+
+def test_the_metric_from_a_runs_predictions_and_focus_report_give_the_runs_numbers(three_model_run):
+    import harness
+
+    folder = runfolder.model_dir(three_model_run, "test_resnet")
+    metrics = json.loads((folder / runfolder.METRICS_FILE).read_text())
+    results = harness.load_metric().compute(**harness.metric_inputs(harness.read_predictions(
+        folder / runfolder.PREDICTIONS_FILE)), seed=0, n_bootstrap=20)
+    assert results["accuracy"] == pytest.approx(metrics["accuracy"])
+    for key in ("gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"):
+        assert results[key]["value"] == pytest.approx(metrics[key]["value"]), key
+    # focus-report redraws the report from the metrics, and the figures focus-eval left out (--figures none).
+    before = (three_model_run / "report.md").read_text()
+    (three_model_run / "report.md").unlink()
+    assert report.main([str(three_model_run)]) == 0
+    after = (three_model_run / "report.md").read_text()
+    assert after.startswith(before) and "## Figures" in after and "## Figures" not in before
+    assert (three_model_run / runfolder.FIGURES_DIR / report.FIGURE3_FILE).is_file()
+
+
 # ----------------------------------------------------------------------------------- model sources
 
 
