@@ -425,6 +425,12 @@ def _evaluate_groups(accelerator: Accelerator, dataset, annotations: pa.Table, g
     return failed
 
 
+def out_of_memory(failed: dict[str, tuple[str, str]]) -> bool:
+    """Whether a pass failed for want of device memory. Decided on the message, which every process of a
+    run shares (another process's error reaches this one as a SharedError), so all decide alike."""
+    return any("out of memory" in message.lower() for _, message in failed.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return cli.run_with_accelerator(args, lambda accelerator, args: evaluate_run(accelerator, args, argv))
@@ -485,10 +491,14 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             failures[name] = f"{type(err).__name__}: {err}"
     for group in shared_decode_groups(evaluations, not args.no_share_decode, device_free_memory(accelerator)):
         failed = _evaluate_groups(accelerator, dataset, annotations, [group], args)
-        if failed and len(group) > 1 and args.keep_going:
-            # One model's error (broken weights) must not cost the others of its group their results.
+        if failed and len(group) > 1 and (args.keep_going or out_of_memory(failed)):
+            # Models that fit one at a time but not together (fits_together only estimates) get a pass each,
+            # and their parts so far are kept; with --keep-going, one model's error (broken weights) must not
+            # cost the others of its group their results either.
             logger.warning("%s: the shared pass failed (%s); one pass per model", ", ".join(e.name for e in group),
                            next(iter(failed.values()))[1])
+            if accelerator.device.type == "cuda":
+                torch.cuda.empty_cache()
             failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], args)
         for name, (kind, message) in failed.items():
             print(f"error: {about(name, message)}", file=sys.stderr)

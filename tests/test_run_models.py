@@ -344,6 +344,27 @@ def test_models_of_other_geometries_get_passes_of_their_own(converted, tmp_path,
     assert config_of(output, "test_vit")["shared_decode"] == ["test_efficientnet", "test_vit"]
 
 
+def test_a_shared_pass_out_of_device_memory_falls_back_to_one_pass_per_model(converted, tmp_path, monkeypatch,
+                                                                              caplog):
+    from harness import run
+
+    evaluate_group = run.evaluate_group
+
+    def short_of_memory(accelerator, dataset, annotations, group, args):
+        if len(group) > 1:  # together they do not fit; one at a time they do
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return evaluate_group(accelerator, dataset, annotations, group, args)
+
+    monkeypatch.setattr(run, "evaluate_group", short_of_memory)
+    output = tmp_path / "run"
+    # No --keep-going: running out of memory together is not a model's failure.
+    assert evaluate(converted, output, "--models", "test_resnet", "test_efficientnet", "--random-init",
+                    "--limit", "8") == 0
+    assert "test_resnet, test_efficientnet: the shared pass failed (CUDA out of memory." in caplog.text
+    for model in ("test_resnet", "test_efficientnet"):
+        assert (runfolder.model_dir(output, model) / runfolder.METRICS_FILE).is_file()
+
+
 def test_a_failing_model_of_a_shared_pass_fails_alone_with_keep_going(converted, tmp_path, capsys):
     model = timm.create_model("test_resnet")
     checkpoint = tmp_path / "nan.pth"
