@@ -151,9 +151,13 @@ def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str
     return checkpoints
 
 
-def check_models(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+def check_models(args: argparse.Namespace, failures: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The specs of --models and --models-file (presets and wildcards expanded, each checked) and their
-    --checkpoint files; the names given to --random-init must be among them."""
+    --checkpoint files; the names given to --random-init must be among them.
+
+    With `failures` (focus-eval --keep-going), a model whose check fails is left out and its error kept
+    there under its name ("Type: message"), instead of stopping the command.
+    """
     given = [*args.models, *(models.read_models_file(args.models_file) if args.models_file else [])]
     if not given:
         raise ValueError("no model to evaluate: name them with --models SPEC ... or --models-file FILE")
@@ -162,9 +166,17 @@ def check_models(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     if unknown:
         raise ValueError(f"--random-init {listed(unknown)}: not among the models {listed(names)}")
     checkpoints = parse_checkpoints(args.checkpoint, names)
+    checked = []
     for name in names:
-        models.check_model_name(name, pretrained=not random_init(args, name) and name not in checkpoints)
-    return names, checkpoints
+        try:
+            models.check_model_name(name, pretrained=not random_init(args, name) and name not in checkpoints)
+        except models.UnknownModelError as err:
+            if failures is None:
+                raise
+            failures[name] = f"{type(err).__name__}: {err}"
+            continue
+        checked.append(name)
+    return checked, checkpoints
 
 
 def models_of_run(args: argparse.Namespace) -> tuple[list[str], dict[str, str], dict[str, dict]]:

@@ -440,8 +440,9 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     """Evaluate every model of the command line: 0 when all were, 1 when --keep-going left some out, 2 on a
     command that cannot run (bad input, or a model that failed without --keep-going)."""
     set_seed(args.seed)
+    failures: dict[str, str] = {}  # model -> "Type: message", the models --keep-going left out
     try:
-        names, checkpoints = cli.check_models(args)
+        names, checkpoints = cli.check_models(args, failures if args.keep_going else None)
         overrides = cli.preprocessing_overrides(args)
         dataset, subset = cli.open_dataset(args)
     except cli.COMMAND_ERRORS as err:
@@ -478,7 +479,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    failures: dict[str, str] = {}
+    for name, failure in failures.items():
+        print(f"error: {about(name, failure.partition(': ')[2])}", file=sys.stderr)
     evaluations = []
     for name in names:
         try:
@@ -523,7 +525,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             logger.info("the figures are drawn in the background (pid %d) into %s; `focus-report %s` draws them "
                         "again", written.figures_process.pid, run_dir / runfolder.FIGURES_DIR, run_dir)
     if failures:
-        print(f"{len(failures)} of {len(names)} model(s) failed (--keep-going):", file=sys.stderr)
+        print(f"{len(failures)} of {len(failures.keys() | set(names))} model(s) failed (--keep-going):",
+              file=sys.stderr)
         for name, error in failures.items():
             print(f"  {name}: {error}", file=sys.stderr)
         return 1

@@ -131,6 +131,22 @@ def test_a_missing_model_fails_alone_with_keep_going(converted, tmp_path, capsys
     assert [row["model"] for row in rows] == ["test_resnet"]
 
 
+def test_keep_going_leaves_out_a_model_that_fails_its_check_before_loading(converted, tmp_path, capsys):
+    output = tmp_path / "run"
+    code = evaluate(converted, output, "--models", "test_resnet", "torchvision:resnet05", "--random-init",
+                    "test_resnet", "--keep-going", "--limit", "8")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: torchvision:resnet05: Unknown torchvision classification model 'resnet05'" in err
+    assert "1 of 2 model(s) failed (--keep-going):" in err
+    assert "  torchvision:resnet05: UnknownModelError: Unknown torchvision classification model" in err
+    assert (runfolder.model_dir(output, "test_resnet") / runfolder.METRICS_FILE).is_file()
+    # Without --keep-going the check stops the command before any model is loaded.
+    assert evaluate(converted, tmp_path / "other", "--models", "test_resnet", "torchvision:resnet05",
+                    "--random-init", "test_resnet", "--limit", "8") == 2
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_models_error_names_it_once(converted, tmp_path, capsys):
     folder = tmp_path / "no-model"
     folder.mkdir()
