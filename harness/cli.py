@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -326,6 +327,22 @@ def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bo
     if (error := shared_error(error)) is not None:
         raise error
     return result
+
+
+@contextlib.contextmanager
+def model_folder_lock(accelerator: Accelerator, model_dir: Path, holder: str) -> Iterator[None]:
+    """Hold a model folder's lock (runfolder.folder_lock) on the main process, as focus-eval does; every process
+    calls this, and a lock held by another command (named in the error) stops them all.
+
+    focus-eval, focus-probe and focus-gradcam write into one model's folder: two of them at once would
+    each redo the other's work. `holder` names the command and the model.
+    """
+    with contextlib.ExitStack() as held:
+        def lock() -> None:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(runfolder.folder_lock(model_dir, holder))
+        run_shared(accelerator, lock, main_only=True)
+        yield
 
 
 def run_with_accelerator(args: argparse.Namespace,
