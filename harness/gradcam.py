@@ -112,15 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", metavar="RUN_DIR",
                         help="take the misclassified images with an uncommon attribute from this run's predictions, "
                              "and each model's weights and preprocessing (and by default the models and --data) "
-                             "from the run")
-    source.add_argument("--images", nargs="+", metavar="FILE_NAME", help="these images (file names as in the dataset)")
+                             "from the run (default: none: the images of --images)")
+    source.add_argument("--images", nargs="+", metavar="FILE_NAME",
+                        help="these images, file names as in the dataset (default: none: those of --run)")
     images.add_argument("--max-images", type=int, default=16, help="at most this many images per model")
     images.add_argument("--target-layer", metavar="MODULE",
-                        help="dotted module path of the layer to explain (e.g. layer4, blocks.5); default: found "
-                             "per architecture")
+                        help="dotted module path of the layer to explain (e.g. layer4, blocks.5) (default: found "
+                             "per architecture)")
     images.add_argument("--no-aug-smooth", dest="aug_smooth", action="store_false",
                         help="plain Grad-CAM maps, without the test-time smoothing the authors used (grad-cam's "
-                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged)")
+                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged) "
+                             "(default: smoothed maps)")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
@@ -488,9 +490,9 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
         def finish() -> Path:
             records = result.rows.to_pylist()
             header = {"model": info["model"], "weights": info["weights"],
-                      "random_init": info["weights"] == "random-init", "target_layer": layer_name, "aug_smooth": args.aug_smooth,
-                      "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
-                      "precision": args.precision, "date": now()}
+                      "random_init": info["weights"] == "random-init", "target_layer": layer_name,
+                      "aug_smooth": args.aug_smooth, "input_size": preprocessing["input_size"],
+                      "preprocessing": preprocessing, "source": source, "precision": args.precision, "date": now()}
             runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
             runfolder.write_text(out_dir / INDEX_FILE, format_index(records, header))
             logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("--C", type=float, default=1.0, dest="C",
                         help="inverse L2 regularisation of the logistic regression (on standardised features)")
     probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
-                        help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
+                        help="Table 6 for these pairs only, e.g. car/snow plane/water (default: every trained probe)")
     probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
                                                             "paper lists 3)")
     probes.add_argument("--seed", type=int, default=0,
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--run", metavar="RUN_DIR",
                         help="a focus-eval run: probe its models (or those of --models) with the weights and "
-                             "preprocessing it used, on its data unless --data says otherwise")
+                             "preprocessing it used, on its data unless --data says otherwise (default: none: the "
+                             "models of --models, on --data)")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
     output.add_argument("--no-resume", action="store_true", help="discard cached features and recompute them")
     output.add_argument("--save-every", type=int, default=1024, help="images per features part file")
