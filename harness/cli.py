@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,20 +39,24 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     data = parser.add_argument_group("dataset")
     data.add_argument("--data",
                       help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip "
-                           "(with --run: the run's, by default)")
-    data.add_argument("--limit", type=int, metavar="N", help="evaluate N images only, chosen by --subset")
+                           "(default: with --run, the run's data; otherwise it must be given)")
+    data.add_argument("--limit", type=int, metavar="N",
+                      help="evaluate N images only, chosen by --subset (default: every image)")
     data.add_argument("--subset", choices=SUBSETS, default="first",
                       help="which --limit images: the first by file_name (class-skewed: the first ones are all "
                            "birds), random ones, or stratified (each class's share kept), random ones drawn with "
                            "--seed")
-    data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only")
-    data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only")
-    data.add_argument("--weathers", nargs="+", metavar="WEATHER", help="keep these weathers only")
-    data.add_argument("--locations", nargs="+", metavar="LOCATION", help="keep images with these locations")
+    data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only (default: every class)")
+    data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only (default: every time)")
+    data.add_argument("--weathers", nargs="+", metavar="WEATHER",
+                      help="keep these weathers only (default: every weather)")
+    data.add_argument("--locations", nargs="+", metavar="LOCATION",
+                      help="keep images with these locations (default: every image)")
     data.add_argument("--locations-match", choices=("any", "all"), default="any",
                       help="with --locations: keep images with any of them, or with all of them")
-    data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people")
-    data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion")
+    data.add_argument("--humans", choices=("yes", "no"), help="keep images with (or without) people (default: both)")
+    data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion (default: the "
+                                          "datasets library's, ~/.cache/huggingface/datasets)")
     return data
 
 
@@ -60,21 +65,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
         "models", "a model is a spec (see harness/models/specs.py): a timm name (resnet50.tv_in1k, 'convnext_*'), "
                   "hf-hub:ORG/NAME, local-dir:PATH, torchvision:NAME[/WEIGHTS], open_clip:ARCH/TAG or "
                   "open_clip:hf-hub:ORG/NAME, transformers:ORG/NAME or transformers:PATH; 'paper' = the paper's five")
-    model.add_argument("--models", nargs="+", default=[], metavar="SPEC", help="the models to evaluate")
+    model.add_argument("--models", nargs="+", default=[], metavar="SPEC",
+                       help="the models to evaluate (default: those of --models-file; with --run, the run's)")
     model.add_argument("--models-file", metavar="FILE",
-                       help="more model specs, one per line ('#' starts a comment)")
+                       help="more model specs, one per line ('#' starts a comment) (default: none)")
     model.add_argument("--pretrained-only", action="store_true",
                        help="a timm wildcard ('convnext_*') expands to every pretrained tag it matches")
     model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                        help="weights for a model: a .pth/.safetensors file (timm or EfficientNet-PyTorch names) or a "
-                            "folder saved by timm.models.save_for_hf")
+                            "folder saved by timm.models.save_for_hf (default: the model's pretrained weights; with "
+                            "--run, the run's)")
     model.add_argument("--random-init", nargs="*", metavar="MODEL",
                        help="random weights for these models, or for every model when none is named (tests and "
-                            "throughput only: results are meaningless)")
+                            "throughput only: results are meaningless) (default: none: trained weights)")
     model.add_argument("--label-space", choices=labels.LABEL_SPACES,
                        help="'imagenet': a 1000-way ImageNet-1k head, mapped to FOCUS; 'focus': a 10-way head in "
-                            "FOCUS's class order (a checkpoint fine-tuned on FOCUS). Default: the model's own "
-                            "(imagenet for timm and torchvision models, focus for CLIP, from the labels for "
+                            "FOCUS's class order (a checkpoint fine-tuned on FOCUS) (default: the model's own: "
+                            "imagenet for timm and torchvision models, focus for CLIP, from the labels for "
                             "transformers)")
     model.add_argument("--prompts", metavar="FILE",
                        help="prompt templates for CLIP models, one per line with {} for the class name (default: "
@@ -90,20 +97,20 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._Ar
                        help="'paper': the authors' protocol: shorter side resized to the model's input size s "
                             "(bilinear), center crop s, the model's mean/std; 'timm': the model's own config (timm's "
                             "data config, e.g. 256->224 bicubic; torchvision's weights' transforms; a CLIP or "
-                            "transformers model's own). Default: paper for timm and torchvision models, the model's "
-                            "own for CLIP and transformers")
-    group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (None: the model's)")
+                            "transformers model's own) (default: paper for timm and torchvision models, the model's "
+                            "own for CLIP and transformers)")
+    group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (default: the model's)")
     group.add_argument("--crop-pct", type=float, metavar="FRACTION",
-                       help="crop size / resize size (None: 1.0 with paper, the model's with timm)")
+                       help="crop size / resize size (default: 1.0 with paper, the model's with timm)")
     group.add_argument("--crop-mode", choices=preprocess.CROP_MODES,
                        help="center: resize the shorter side, crop; squash: resize both sides; border: resize the "
-                            "longer side, pad (None: center with paper, the model's with timm)")
+                            "longer side, pad (default: center with paper, the model's with timm)")
     group.add_argument("--interpolation", choices=preprocess.INTERPOLATIONS,
-                       help="resize filter (None: bilinear with paper, the model's with timm)")
+                       help="resize filter (default: bilinear with paper, the model's with timm)")
     group.add_argument("--mean", type=float, nargs="+", metavar="MEAN",
-                       help="normalisation mean, 1 or 3 values (None: the model's)")
+                       help="normalisation mean, 1 or 3 values (default: the model's)")
     group.add_argument("--std", type=float, nargs="+", metavar="STD",
-                       help="normalisation std, 1 or 3 values (None: the model's)")
+                       help="normalisation std, 1 or 3 values (default: the model's)")
     return group
 
 
@@ -338,6 +345,22 @@ def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bo
     if (error := shared_error(error)) is not None:
         raise error
     return result
+
+
+@contextlib.contextmanager
+def model_folder_lock(accelerator: Accelerator, model_dir: Path, holder: str) -> Iterator[None]:
+    """Hold a model folder's lock (runfolder.folder_lock) on the main process, as focus-eval does; every process
+    calls this, and a lock held by another command (named in the error) stops them all.
+
+    focus-eval, focus-probe and focus-gradcam write into one model's folder: two of them at once would
+    each redo the other's work. `holder` names the command and the model.
+    """
+    with contextlib.ExitStack() as held:
+        def lock() -> None:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(runfolder.folder_lock(model_dir, holder))
+        run_shared(accelerator, lock, main_only=True)
+        yield
 
 
 def run_with_accelerator(args: argparse.Namespace,

@@ -112,15 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", metavar="RUN_DIR",
                         help="take the misclassified images with an uncommon attribute from this run's predictions, "
                              "and each model's weights and preprocessing (and by default the models and --data) "
-                             "from the run")
-    source.add_argument("--images", nargs="+", metavar="FILE_NAME", help="these images (file names as in the dataset)")
+                             "from the run (default: none: the images of --images)")
+    source.add_argument("--images", nargs="+", metavar="FILE_NAME",
+                        help="these images, file names as in the dataset (default: none: those of --run)")
     images.add_argument("--max-images", type=int, default=16, help="at most this many images per model")
     images.add_argument("--target-layer", metavar="MODULE",
-                        help="dotted module path of the layer to explain (e.g. layer4, blocks.5); default: found "
-                             "per architecture")
+                        help="dotted module path of the layer to explain (e.g. layer4, blocks.5) (default: found "
+                             "per architecture)")
     images.add_argument("--no-aug-smooth", dest="aug_smooth", action="store_false",
                         help="plain Grad-CAM maps, without the test-time smoothing the authors used (grad-cam's "
-                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged)")
+                             "aug_smooth: horizontal flips x inputs multiplied by 0.9, 1.0, 1.1, maps averaged) "
+                             "(default: smoothed maps)")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
@@ -395,7 +397,8 @@ RECORD_SCHEMA = pa.schema([
 def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: GuidedBackpropReLUModel,
                  preprocessing: dict[str, Any], aug_smooth: bool, name: str, dataset: datasets.Dataset,
                  annotations: pa.Table) -> passes.Step:
-    """The maps of a batch for the model's top-1 classes, and the input images (uint8) to draw them on."""
+    """The maps of a batch for the model's top-1 classes, the input images (uint8) to draw them on, and whether
+    the logits and the maps are finite (checked in panel_rows)."""
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
         broken = batch.indices[~batch.ok].tolist()
         if broken:
@@ -412,18 +415,24 @@ def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: Gu
         targets = probabilities.argmax(dim=1)
         cams = gradcam_maps(model, layer, inputs, targets.tolist(), aug_smooth=aug_smooth)
         guided_maps = np.stack([guided_backprop(guided, inputs[i:i + 1], t) for i, t in enumerate(targets.tolist())])
+        cams, guided_maps = torch.from_numpy(cams).to(inputs.device), torch.from_numpy(guided_maps).to(inputs.device)
         return {"target": targets, "probability": probabilities.gather(1, targets[:, None])[:, 0],
-                "cam": torch.from_numpy(cams).to(inputs.device),
-                "guided": torch.from_numpy(guided_maps).to(inputs.device), "image": batch.images}
+                "cam": cams, "guided": guided_maps, "image": batch.images,
+                "finite_logits": passes.all_finite(logits),
+                "finite_maps": passes.all_finite(cams) & passes.all_finite(guided_maps)}
     return step
 
 
 def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int], names: list[str],
-               out_dir: Path) -> passes.ToRows:
-    """Gathered maps as panels (drawn and saved here) and their records."""
+               out_dir: Path, name: str) -> passes.ToRows:
+    """Gathered maps as panels (drawn and saved here) and their records; logits or maps that are not finite are an
+    error (passes.check_finite), never a blank panel."""
     rank = {row: r for r, row in enumerate(rows)}
+    file_names = annotations.column("file_name").to_pylist()
 
     def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        passes.check_finite(gathered["finite_logits"], gathered, file_names, name, "logits")
+        passes.check_finite(gathered["finite_maps"], gathered, file_names, name, "Grad-CAM maps")
         records = []
         for i, row in enumerate(gathered["index"].tolist()):
             cam, target = gathered["cam"][i], int(gathered["target"][i])
@@ -443,7 +452,10 @@ def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int],
 def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
                   checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
                   output: Path, run_config: dict[str, Any] | None = None) -> Path | None:
-    """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there."""
+    """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there.
+
+    The model folder's lock is held throughout, as focus-eval and focus-probe hold it.
+    """
     if args.run:
         file_names = failures_from_run(Path(args.run), name, args.max_images)
         source = f"misclassified with an uncommon attribute, from {args.run}"
@@ -451,39 +463,41 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
         file_names = args.images[:args.max_images]
         source = "named on the command line"
     rows = list(dict.fromkeys(find_rows(annotations, file_names)))  # an image named twice gets one panel
-    # The run's weights and preprocessing when the images come from it (built on every process alike).
-    model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
-        name, args, checkpoint, overrides, run_config))
-    layer_name, layer = find_target_layer(model, args.target_layer)
-    model = model.to(accelerator.device)
-    guided = guided_model(model)
-    out_dir = runfolder.model_dir(output, name) / GRADCAM_DIR
+    model_dir = runfolder.model_dir(output, name)
+    with cli.model_folder_lock(accelerator, model_dir, f"focus-gradcam of {name}"):
+        # The run's weights and preprocessing when the images come from it (built on every process alike).
+        model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
+            name, args, checkpoint, overrides, run_config))
+        layer_name, layer = find_target_layer(model, args.target_layer)
+        model = model.to(accelerator.device)
+        guided = guided_model(model)
+        out_dir = model_dir / GRADCAM_DIR
 
-    def start() -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        logger.info("%s: %d image(s), target layer %s, preprocessing %s", name, len(rows), layer_name,
-                    runfolder.preprocessing_summary(preprocessing))
-    cli.run_shared(accelerator, start, main_only=True)
+        def start() -> None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            logger.info("%s: %d image(s), target layer %s, preprocessing %s", name, len(rows), layer_name,
+                        runfolder.preprocessing_summary(preprocessing))
+        cli.run_shared(accelerator, start, main_only=True)
 
-    images = image_files(dataset)
-    result = passes.run_pass(
-        accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
-        gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
-                     annotations),
-        panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir),
-        schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
+        images = image_files(dataset)
+        result = passes.run_pass(
+            accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
+            gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
+                         annotations),
+            panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir, name),
+            schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
 
-    def finish() -> Path:
-        records = result.rows.to_pylist()
-        header = {"model": info["model"], "weights": info["weights"], "random_init": info["weights"] == "random-init",
-                  "target_layer": layer_name, "aug_smooth": args.aug_smooth,
-                  "input_size": preprocessing["input_size"], "preprocessing": preprocessing, "source": source,
-                  "precision": args.precision, "date": now()}
-        runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
-        runfolder.write_text(out_dir / INDEX_FILE, format_index(records, header))
-        logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
-        return out_dir / INDEX_FILE
-    return cli.run_shared(accelerator, finish, main_only=True)
+        def finish() -> Path:
+            records = result.rows.to_pylist()
+            header = {"model": info["model"], "weights": info["weights"],
+                      "random_init": info["weights"] == "random-init", "target_layer": layer_name,
+                      "aug_smooth": args.aug_smooth, "input_size": preprocessing["input_size"],
+                      "preprocessing": preprocessing, "source": source, "precision": args.precision, "date": now()}
+            runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
+            runfolder.write_text(out_dir / INDEX_FILE, format_index(records, header))
+            logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
+            return out_dir / INDEX_FILE
+        return cli.run_shared(accelerator, finish, main_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:

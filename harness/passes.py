@@ -58,6 +58,35 @@ class PassResult:
         return self.num_images / self.seconds if self.num_images and self.seconds else None
 
 
+def all_finite(outputs: torch.Tensor) -> torch.Tensor:
+    """Per image (the first dimension), whether every value of `outputs` is finite: a flag for check_finite."""
+    return torch.isfinite(outputs).flatten(1).all(dim=1)
+
+
+def check_finite(finite: np.ndarray, gathered: dict[str, np.ndarray], file_names: Sequence[str], name: str,
+                 what: str) -> None:
+    """An error naming the model and the first image when `finite` (per gathered image) is False for a decoded one.
+
+    NaN or infinite outputs (broken weights, or a precision that overflows) must never become a silent
+    0%, cached NaN features or blank panels. `what` names them ("logits", "features", ...). Called in a
+    tool's `to_rows`, on the main process, so that the device never waits for the check.
+    """
+    broken = np.flatnonzero(~finite & gathered["ok"])
+    if broken.size:
+        raise ValueError(f"{name} gave non-finite {what} (NaN or infinity) for {broken.size} image(s) of a batch, "
+                         f"the first {file_names[gathered['index'][broken[0]]]}: its weights are broken, or the "
+                         f"precision overflows (try --precision bf16 or fp32)")
+
+
+def rerun_advice(num_rows: int, num_images: int) -> str:
+    """What to do when merged part files hold `num_rows` rows for `num_images` images.
+
+    Fewer: the missing images are computed by a rerun. More: the parts hold images the data does not,
+    and a rerun would merge them again, so only starting afresh helps.
+    """
+    return "rerun to resume" if num_rows < num_images else "rerun with --no-resume"
+
+
 def pending_rows(file_names: Sequence[str], parts_dir: Path, schema: pa.Schema) -> list[int]:
     """Rows whose file_name has no row in the part files yet (all of them when there are none)."""
     done = set(cli.read_parts(parts_dir, schema).column("file_name").to_pylist())

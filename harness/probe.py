@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("--C", type=float, default=1.0, dest="C",
                         help="inverse L2 regularisation of the logistic regression (on standardised features)")
     probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
-                        help="Table 6 for these pairs only (e.g. car/snow plane/water); default: every trained probe")
+                        help="Table 6 for these pairs only, e.g. car/snow plane/water (default: every trained probe)")
     probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
                                                             "paper lists 3)")
     probes.add_argument("--seed", type=int, default=0,
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--run", metavar="RUN_DIR",
                         help="a focus-eval run: probe its models (or those of --models) with the weights and "
-                             "preprocessing it used, on its data unless --data says otherwise")
+                             "preprocessing it used, on its data unless --data says otherwise (default: none: the "
+                             "models of --models, on --data)")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
     output.add_argument("--no-resume", action="store_true", help="discard cached features and recompute them")
     output.add_argument("--save-every", type=int, default=1024, help="images per features part file")
@@ -183,7 +184,8 @@ def feature_step(model: nn.Module, preprocessing: dict[str, Any], name: str) -> 
 def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                      model: nn.Module, info: dict[str, Any], sha256: str, preprocessing: dict[str, Any],
                      args: argparse.Namespace, model_dir: Path) -> pa.Table:
-    """Penultimate features of every decodable image (file_name order), from the cache when it matches."""
+    """Penultimate features of every decodable image (file_name order), from the cache when it matches; `model_dir`
+    exists (and is locked, see probe_model)."""
     config = {
         "model": info["model"], "weights": info["weights"], "sha256": sha256,
         "random_init": info["weights"] == "random-init", "pooling": POOLING, "dim": model.num_features,
@@ -191,7 +193,6 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
         "num_images": annotations.num_rows,
         "num_processes": accelerator.num_processes, "versions": library_versions(),
     }
-    cli.run_shared(accelerator, lambda: model_dir.mkdir(parents=True, exist_ok=True), main_only=True)
     # Every process checks (and raises alike); the main process deletes stale files before any reads them.
     cli.run_shared(accelerator, lambda: check_feature_cache(model_dir, config, resume=not args.no_resume,
                                                             main_process=accelerator.is_main_process))
@@ -213,6 +214,9 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
     cli.run_shared(accelerator, start, main_only=True)
 
     def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
+        # Checked before the rows reach a part file: NaN features must never be cached.
+        passes.check_finite(np.isfinite(gathered["features"]).all(axis=1), gathered, file_names, info["model"],
+                            "features")
         for i in gathered["index"][~gathered["ok"]]:
             logger.warning("%s: %s cannot be decoded; left out of the probes", info["model"], file_names[i])
         return feature_rows([file_names[i] for i in gathered["index"]], gathered["features"], gathered["ok"])
@@ -237,7 +241,8 @@ def merge_feature_parts(parts: pa.Table, model_dir: Path, file_names: list[str])
     parts = parts.take(pa.array(np.unique(parts.column("file_name").to_numpy(zero_copy_only=False),
                                           return_index=True)[1]))
     if parts.num_rows != len(file_names):
-        raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; rerun to resume")
+        raise RuntimeError(f"{model_dir}: features for {parts.num_rows} of {len(file_names)} images; "
+                           f"{passes.rerun_advice(parts.num_rows, len(file_names))}")
     valid = parts.filter(parts.column("features").is_valid()).sort_by("file_name")
     runfolder.write_parquet(model_dir / FEATURES_FILE, valid)
     return sorted(set(file_names) - set(valid.column("file_name").to_pylist()))
@@ -522,16 +527,21 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
 def probe_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                 name: str, checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
                 pairs: list[tuple[str, str]] | None, run_config: dict[str, Any] | None = None) -> Path | None:
-    """Features (all processes), then probes and their report (main process); the probes.md path there."""
+    """Features (all processes), then probes and their report (main process); the probes.md path there.
+
+    The model folder's lock is held throughout: a second focus-probe (or a focus-eval) of this model into
+    the same folder stops at once, naming this one.
+    """
     model_dir = runfolder.model_dir(args.output, name)
-    # Built on every process alike (random weights from --seed); with --run, the run's weights and preprocessing.
-    model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
-        name, args, checkpoint, overrides, run_config))
-    sha256 = weights_sha256(model, info)
-    table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, preprocessing,
-                             args, model_dir)
-    return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
-                                                            args, pairs, model_dir), main_only=True)
+    with cli.model_folder_lock(accelerator, model_dir, f"focus-probe of {name}"):
+        # Built on every process alike (random weights from --seed); with --run, the run's weights and preprocessing.
+        model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
+            name, args, checkpoint, overrides, run_config))
+        sha256 = weights_sha256(model, info)
+        table = extract_features(accelerator, dataset, annotations, fingerprint, model, info, sha256, preprocessing,
+                                 args, model_dir)
+        return cli.run_shared(accelerator, lambda: write_probes(table, annotations, fingerprint, model, info, sha256,
+                                                                args, pairs, model_dir), main_only=True)
 
 
 def write_probes(table: pa.Table, annotations: pa.Table, fingerprint: str, model: nn.Module, info: dict[str, Any],

@@ -118,7 +118,8 @@ def check_parts(parts: pa.Table, model_dir: Path, num_images: int) -> pa.Table:
         raise RuntimeError(f"{model_dir}: {len(repeated)} image(s) predicted more than once, e.g. {repeated[:3]}; "
                            f"rerun with --no-resume")
     if parts.num_rows != num_images:
-        raise RuntimeError(f"{model_dir}: {parts.num_rows} predictions for {num_images} images; rerun to resume")
+        raise RuntimeError(f"{model_dir}: {parts.num_rows} predictions for {num_images} images; "
+                           f"{passes.rerun_advice(parts.num_rows, num_images)}")
     return parts.sort_by("file_name")
 
 
@@ -178,25 +179,17 @@ def prediction_step(model: torch.nn.Module, preprocessing: dict[str, Any], label
         logits = model(images)
         top_ids, top_probs = labels.topk_predictions(logits, k=5, among=among)
         return {"prediction": labels.focus_predictions(logits, label_space, args.mapping),
-                "top_ids": top_ids, "top_probs": top_probs, "finite": torch.isfinite(logits).all(dim=1)}
+                "top_ids": top_ids, "top_probs": top_probs, "finite": passes.all_finite(logits)}
     return step
 
 
 def prediction_part_rows(dataset, annotations: pa.Table, name: str, label_space: str) -> passes.ToRows:
-    """Gathered step outputs as PART_SCHEMA rows; images that could not be decoded are named in the log.
-
-    Logits that are not finite (NaN or infinite: broken weights, or an fp16 overflow) are an error
-    naming the first image, never a silent 0% (checked here on the main process, without making the
-    device wait for each batch).
-    """
+    """Gathered step outputs as PART_SCHEMA rows; images that could not be decoded are named in the log, logits
+    that are not finite are an error (passes.check_finite)."""
     file_names = annotations.column("file_name").to_pylist()
 
     def to_rows(gathered: dict[str, np.ndarray]) -> pa.Table:
-        broken = np.flatnonzero(~gathered["finite"] & gathered["ok"])
-        if broken.size:
-            raise ValueError(f"{name} gave non-finite logits (NaN or infinity) for {broken.size} image(s) of a batch, "
-                             f"the first {file_names[gathered['index'][broken[0]]]}: its weights are broken, or the "
-                             f"precision overflows (try --precision bf16 or fp32)")
+        passes.check_finite(gathered["finite"], gathered, file_names, name, "logits")
         errors = [None if good else decode_error(dataset, int(i)) for i, good in zip(gathered["index"], gathered["ok"])]
         for i, error in zip(gathered["index"], errors):
             if error is not None:

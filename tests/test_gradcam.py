@@ -1,7 +1,9 @@
 """harness/gradcam.py: maps on models built to look at one region, image selection, focus-gradcam end to end."""
 
 import doctest
+import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -354,3 +356,52 @@ def test_images_come_from_a_run_or_a_list_not_both(converted, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", str(converted), *FAST, "--run", str(tmp_path), "--images", "a.jpg"])
     assert "argument --images: not allowed with argument --run" in capsys.readouterr().err
+
+
+def test_non_finite_logits_are_an_error_naming_the_model_and_the_first_image_not_blank_panels(converted, tmp_path,
+                                                                                           capsys):
+    model = timm.create_model("test_resnet")
+    checkpoint = tmp_path / "nan.pth"
+    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                for k, v in model.state_dict().items()}, checkpoint)
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:2]
+    args = ["--data", str(converted), "--output", str(tmp_path / "run"), *FAST, "--images", *names]
+    args[args.index("--random-init")] = f"--checkpoint=test_resnet={checkpoint}"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (f"error: test_resnet: test_resnet gave non-finite logits (NaN or infinity) for 2 image(s) of a batch, "
+            f"the first {names[0]}: its weights are broken") in err
+    assert not list((runfolder.model_dir(tmp_path / "run", "test_resnet") / GRADCAM_DIR).glob("*.png"))
+
+
+def test_non_finite_maps_are_an_error_naming_the_model_and_the_first_image(converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gradcam, "gradcam_maps", lambda model, layer, inputs, targets, aug_smooth: np.full(
+        (len(targets), *inputs.shape[2:]), np.nan, np.float32))
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
+    assert (f"error: test_resnet: test_resnet gave non-finite Grad-CAM maps (NaN or infinity) for 1 image(s) of a "
+            f"batch, the first {names[0]}") in capsys.readouterr().err
+
+
+def test_a_second_gradcam_of_the_same_model_into_one_folder_stops_naming_the_first(converted, tmp_path, capsys):
+    model_dir = runfolder.model_dir(tmp_path, "test_resnet")
+    model_dir.mkdir(parents=True)
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    with runfolder.folder_lock(model_dir, "focus-gradcam of test_resnet"):
+        assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
+    err = capsys.readouterr().err
+    assert f"error: test_resnet: {model_dir} is in use by focus-gradcam of test_resnet (pid {os.getpid()} on " in err
+    assert not (model_dir / GRADCAM_DIR).exists()
+
+
+def test_a_stale_lock_of_a_killed_gradcam_is_detected_and_taken(converted, tmp_path, caplog):
+    model_dir = runfolder.model_dir(tmp_path, "test_resnet")
+    model_dir.mkdir(parents=True)
+    (model_dir / runfolder.LOCK_FILE).write_text("focus-gradcam of test_resnet (pid 999999 on host, since then)")
+    names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
+    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 0
+    assert "a stale lock of focus-gradcam of test_resnet (pid 999999" in caplog.text
+    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert handle.read() == ""
+    handle.close()

@@ -112,6 +112,33 @@ def test_errors_in_the_step_and_in_the_rows_reach_the_caller(accelerator):
                         schema=SCHEMA, batch_size=3, quiet=True)
 
 
+def test_non_finite_outputs_of_decoded_images_name_the_model_the_first_image_and_what():
+    outputs = torch.tensor([[1.0, 2.0], [float("nan"), 0.0], [0.0, float("inf")], [float("nan"), 1.0]])
+    finite = passes.all_finite(outputs).numpy()
+    assert finite.tolist() == [True, False, False, False]
+    gathered = {"index": np.array([4, 2, 0, 1]), "ok": np.array([True, False, True, True])}
+    with pytest.raises(ValueError, match=r"^m gave non-finite features \(NaN or infinity\) for 2 image\(s\) of a "
+                                         r"batch, the first 0.png: its weights are broken, or the precision overflows"):
+        passes.check_finite(finite, gathered, [f"{i}.png" for i in range(5)], "m", "features")
+    # An image that could not be decoded (zeros, not ok) is not the model's fault.
+    passes.check_finite(np.array([True, False]), {"index": np.array([0, 1]), "ok": np.array([True, False])},
+                        ["0.png", "1.png"], "m", "logits")
+
+
+def test_parts_that_do_not_merge_say_resume_when_images_are_missing_and_no_resume_when_strangers_are_there(
+        tmp_path):
+    from harness.run import PART_SCHEMA, check_parts
+
+    assert passes.rerun_advice(3, 4) == "rerun to resume" and passes.rerun_advice(5, 4) == "rerun with --no-resume"
+    parts = pa.table({field.name: pa.nulls(3, field.type) for field in PART_SCHEMA}, schema=PART_SCHEMA)
+    parts = parts.set_column(0, "file_name", pa.array(["a.jpg", "b.jpg", "c.jpg"]))
+    with pytest.raises(RuntimeError, match=r": 3 predictions for 4 images; rerun to resume$"):
+        check_parts(parts, tmp_path, 4)
+    with pytest.raises(RuntimeError, match=r": 3 predictions for 2 images; rerun with --no-resume$"):
+        check_parts(parts, tmp_path, 2)
+    assert check_parts(parts, tmp_path, 3).num_rows == 3
+
+
 def test_an_error_on_another_process_stops_this_one(accelerator, monkeypatch):
     # gather_object as in a two-process run whose other process failed in its step.
     monkeypatch.setattr(cli, "gather_object", lambda objects: [*objects, RuntimeError("out of memory on process 1")])

@@ -1,8 +1,10 @@
 """harness/probe.py: the probes' statistics on planted signals, and focus-probe end to end on the sample release."""
 
 import doctest
+import fcntl
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import timm
+import torch
 
 import focus_dataset as fd
 from harness import cli, probe, runfolder
@@ -327,7 +330,57 @@ def test_parts_that_do_not_merge_are_an_error_message_not_a_traceback(probe_run,
     stranger = stranger.set_column(0, "file_name", pa.array(["not-in-the-dataset.jpg"]))
     cli.write_part(model_dir / FEATURES_PARTS_DIR, stranger)
     assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2  # returned, not raised
-    assert f"error: test_resnet: {model_dir}: features for 49 of 48 images; rerun to resume" in capsys.readouterr().err
+    # The stranger would merge again on a plain rerun: the advice is to start afresh.
+    assert (f"error: test_resnet: {model_dir}: features for 49 of 48 images; rerun with --no-resume"
+            in capsys.readouterr().err)
+    assert main(["--data", str(converted), "--output", str(run), *FAST, "--no-resume"]) == 0
+
+
+def nan_checkpoint(path):
+    """test_resnet's weights, every float NaN (as focus-eval's test of non-finite logits makes them)."""
+    model = timm.create_model("test_resnet")
+    torch.save({name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+                for name, tensor in model.state_dict().items()}, path)
+    return path
+
+
+def test_non_finite_features_are_an_error_naming_the_model_and_the_first_image_and_are_not_cached(converted, tmp_path,
+                                                                                                 capsys):
+    checkpoint = nan_checkpoint(tmp_path / "nan.pth")
+    args = ["--data", str(converted), "--output", str(tmp_path / "run"), *FAST, "--limit", "8"]
+    args[args.index("--random-init")] = "--checkpoint"
+    args.insert(args.index("--checkpoint") + 1, f"test_resnet={checkpoint}")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: test_resnet: test_resnet gave non-finite features (NaN or infinity) for 8 image(s) of a batch" in err
+    assert "the first bird-" in err and "Input X contains NaN" not in err and err.count("\n") == 1
+    model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
+    assert not (model_dir / FEATURES_FILE).exists() and not list(model_dir.glob(f"{FEATURES_PARTS_DIR}/part-*"))
+
+
+def test_a_second_probe_of_the_same_model_into_one_folder_stops_naming_the_first(probe_run, converted, tmp_path,
+                                                                                 capsys):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    before = (model_dir / PROBES_JSON).stat().st_mtime_ns
+    with runfolder.folder_lock(model_dir, "focus-probe of test_resnet"):
+        assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"error: test_resnet: {model_dir} is in use by focus-probe of test_resnet (pid {os.getpid()} on " in err
+    assert "wait for it to finish, or write to another --output" in err
+    assert (model_dir / PROBES_JSON).stat().st_mtime_ns == before
+
+
+def test_a_stale_lock_of_a_killed_probe_is_detected_and_taken(probe_run, converted, tmp_path, caplog):
+    run = shutil.copytree(probe_run, tmp_path / "run")
+    model_dir = runfolder.model_dir(run, "test_resnet")
+    (model_dir / runfolder.LOCK_FILE).write_text("focus-probe of test_resnet (pid 999999 on host, since then)")
+    assert main(["--data", str(converted), "--output", str(run), *FAST]) == 0
+    assert "a stale lock of focus-probe of test_resnet (pid 999999" in caplog.text
+    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert handle.read() == ""
+    handle.close()
 
 
 def test_cached_features_of_other_data_are_refused_until_no_resume(probe_run, converted, tmp_path, capsys):
