@@ -10,6 +10,8 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 import os
 import subprocess
@@ -563,14 +565,19 @@ def draw_figures(run_dir: str | Path, results: Sequence[ModelResult] | None = No
         return write_figures(load_results(run_dir) if results is None else results, figures_dir)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    command.set_up_logging()
+def build_parser() -> argparse.ArgumentParser:
     parser = command.parser("focus-report", "Redraw a FOCUS run's report.md, figures and results table from its "
                                             "metrics (nothing is evaluated again).")
     parser.add_argument("run_positional", nargs="?", metavar="RUN", help="the same as --run")
-    parser.add_argument("--run", help="a run folder written by focus-eval")
+    parser.add_argument("--run", help="a run folder written by focus-eval (default: the RUN positional)")
     parser.add_argument("--figures-only", action="store_true",
                         help="draw the figures only (what focus-eval leaves to a background process)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command.set_up_logging()
+    parser = build_parser()
     args = parser.parse_args(argv)
     run_dir = command.one_of(parser, args.run_positional, args.run, "RUN or --run")
     try:
