@@ -11,7 +11,6 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 from __future__ import annotations
 
 import argparse
-
 import dataclasses
 import os
 import subprocess
