@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import datasets
 import pyarrow as pa
@@ -58,6 +58,38 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     data.add_argument("--cache-dir", help="datasets cache for Hub downloads and on-the-fly conversion (default: the "
                                           "datasets library's, ~/.cache/huggingface/datasets)")
     return data
+
+
+# The options that choose which images a command sees (add_data_arguments), with --seed when it draws them:
+# focus-eval records them in run.json, and the analyses of a run take them from there.
+SELECTION_OPTIONS = ("limit", "subset", "categories", "times", "weathers", "locations", "locations_match", "humans")
+
+
+def data_selection(args: argparse.Namespace) -> dict[str, Any]:
+    """The image selection of a command line, as run.json records it."""
+    selection = {key: getattr(args, key) for key in SELECTION_OPTIONS}
+    selection["seed"] = args.seed if args.limit is not None and args.subset != "first" else None
+    return selection
+
+
+def selection_text(selection: dict[str, Any]) -> str:
+    """The options that make `selection` again, e.g. "--limit 12 --subset stratified --seed 0"."""
+    defaults = _selection_defaults()
+    words = []
+    for key in SELECTION_OPTIONS:
+        value = selection.get(key)
+        if value != defaults[key]:
+            shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            words.append(f"--{key.replace('_', '-')} {shown}")
+    if selection.get("seed") is not None:
+        words.append(f"--seed {selection['seed']}")
+    return " ".join(words) or "every image"
+
+
+def _selection_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_data_arguments(parser)
+    return {key: value for key, value in vars(parser.parse_args([])).items() if key in SELECTION_OPTIONS}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -209,10 +241,26 @@ def models_of_run(args: argparse.Namespace) -> tuple[list[str], dict[str, str], 
                              f"{run_dir}` first, or name the images with --images.")
         configs[name] = read_json(config_file)
     args.run_fingerprint = run_info.get("dataset_fingerprint")
+    args.run_selection = run_info.get("selection")
     args.data_of_run = args.data is None
     if args.data is None:
         args.data = run_info.get("data")
+    take_selection_of_run(args)
     return names, parse_checkpoints(args.checkpoint, names), configs
+
+
+def take_selection_of_run(args: argparse.Namespace) -> None:
+    """Without selection options of its own, an analysis of a run sees the images the run evaluated (its --limit,
+    --subset and filters, and the --seed that drew them)."""
+    selection, defaults = args.run_selection, _selection_defaults()
+    if not selection or any(getattr(args, key) != defaults[key] for key in SELECTION_OPTIONS):
+        return
+    for key in SELECTION_OPTIONS:
+        setattr(args, key, selection.get(key, defaults[key]))
+    if selection.get("seed") is not None:
+        args.seed = selection["seed"]
+    if selection_text(selection) != "every image":
+        logger.info("--run %s: the run's images, %s", args.run, selection_text(selection))
 
 
 def check_data_of_run(args: argparse.Namespace, fingerprint: str) -> None:
@@ -220,8 +268,14 @@ def check_data_of_run(args: argparse.Namespace, fingerprint: str) -> None:
     or another --data, is refused."""
     if not getattr(args, "run", None) or args.run_fingerprint in (None, fingerprint):
         return
-    where = (f"the run's data, {args.data}, has changed since the run" if args.data_of_run
-             else f"--data {args.data} is not the data the run evaluated")
+    selection, run_selection = data_selection(args), getattr(args, "run_selection", None)
+    if run_selection is not None and selection != run_selection:
+        where = (f"these images ({selection_text(selection)}) are not those the run evaluated "
+                 f"({selection_text(run_selection)}): give the run's options, or none to take them")
+    elif args.data_of_run:
+        where = f"the run's data, {args.data}, has changed since the run"
+    else:
+        where = f"--data {args.data} is not the data the run evaluated"
     raise ValueError(f"--run {args.run}: {where} (dataset fingerprint {fingerprint}, the run's "
                      f"{args.run_fingerprint}); its predictions and weights explain that data only")
 

@@ -460,7 +460,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             "command": shlex.join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
             "data": str(Path(args.data).resolve()) if Path(args.data).exists() else str(args.data),
             "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
-            "subset": subset, "version": focus_dataset.closest_published_version(annotations),
+            "subset": subset, "selection": cli.data_selection(args),
+            "version": focus_dataset.closest_published_version(annotations),
             "models": names_so_far, "num_processes": accelerator.num_processes,
             "versions": cli.library_versions(), "date": cli.now(),
         })

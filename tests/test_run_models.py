@@ -286,6 +286,29 @@ def test_gradcam_and_probe_take_the_runs_weights_preprocessing_and_data(checkpoi
     assert features["preprocessing"] == config_of(run, "test_resnet")["preprocessing"]
 
 
+def test_the_analyses_of_a_run_on_a_subset_see_the_runs_images(converted, tmp_path, capsys, caplog):
+    from harness import gradcam, probe
+
+    caplog.set_level(logging.INFO)
+    checkpoint = tmp_path / "weights.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), checkpoint)
+    run = tmp_path / "run"
+    selection = ["--limit", "32", "--subset", "stratified", "--seed", "3", "--categories", *fd.CLASS_NAMES[:8]]
+    assert evaluate(converted, run, "--models", "test_resnet", "--checkpoint", f"test_resnet={checkpoint}",
+                    *selection) == 0
+    assert json.loads((run / runfolder.RUN_FILE).read_text())["selection"]["seed"] == 3
+    assert gradcam.main(["--run", str(run), "--max-images", "2", "--batch-size", "2", "--quiet"]) == 0
+    assert "the run's images, --limit 32 --subset stratified --categories truck car" in caplog.text
+    assert probe.main(["--run", str(run), "--batch-size", "8", "--workers", "0", "--quiet"]) == 0
+    features = json.loads((runfolder.model_dir(run, "test_resnet") / "features.json").read_text())
+    assert features["num_images"] == 32
+    # Other images than the run's are refused, saying which the run evaluated.
+    capsys.readouterr()
+    assert gradcam.main(["--run", str(run), "--limit", "10", "--max-images", "1", "--quiet"]) == 2
+    assert ("these images (--limit 10) are not those the run evaluated (--limit 32 --subset stratified "
+            "--categories truck car" in capsys.readouterr().err)
+
+
 def test_random_weights_cannot_explain_a_trained_run(checkpoint_run, capsys):
     from harness import gradcam
 
