@@ -318,7 +318,7 @@ def prepare_model(name: str, args: argparse.Namespace, checkpoint: str | None, o
     weights from its seed), label space and preprocessing, and weights that differ from the run's are
     refused: they would explain predictions they did not make.
     """
-    randomly, seed, label_space = random_init(args, name), args.seed, args.label_space
+    randomly, seed, label_space, prompts = random_init(args, name), args.seed, args.label_space, args.prompts
     if run_config is not None:
         ran_random = run_config.get("weights") == "random-init"
         if randomly and not ran_random:
@@ -333,12 +333,18 @@ def prepare_model(name: str, args: argparse.Namespace, checkpoint: str | None, o
         if ran_random and seed is None:
             raise ValueError(f"the run evaluated {name} with random weights but did not record their seed; rerun "
                              f"focus-eval (it records init_seed), or name the images with --images")
+        prompts = prompts_of_run(name, run_config, prompts)
     if randomly:
         set_seed(seed)
     model, info = models.create_model(name, checkpoint=checkpoint, random_init=randomly, label_space=label_space,
-                                      prompts=args.prompts)
+                                      prompts=prompts)
     info["init_seed"] = seed if randomly else None
     if run_config is not None:
+        run_templates = (run_config.get("zero_shot") or {}).get("templates_sha256")
+        if run_templates != (info.get("zero_shot") or {}).get("templates_sha256"):
+            raise ValueError(f"{name}: the prompt templates ({prompts or 'CLIP ImageNet templates'}) are not the ones "
+                             f"the run used ({run_config['zero_shot']['templates']}); its zero-shot head would be "
+                             f"another classifier. Drop --prompts to use the run's")
         if run_config.get("sha256") not in (None, info["sha256"]):
             raise ValueError(f"{name}: these weights ({info['weights']}, sha256 {str(info['sha256'])[:12]}) are not "
                              f"the ones the run used ({run_config.get('weights')}, sha256 "
@@ -351,6 +357,17 @@ def prepare_model(name: str, args: argparse.Namespace, checkpoint: str | None, o
             return model, info, run_config["preprocessing"]
     protocol = args.preprocess or preprocess.DEFAULT_PROTOCOL[info["source"]]
     return model, info, preprocess.resolve_preprocessing(info["data_config"], protocol, **overrides)
+
+
+def prompts_of_run(name: str, run_config: dict, prompts: str | None) -> str | None:
+    """The prompt file a run's zero-shot model was built with (--prompts, when given, must be the same file)."""
+    zero_shot = run_config.get("zero_shot") or {}
+    if prompts is None and zero_shot.get("templates_sha256"):
+        prompts = zero_shot["templates"]
+        if not Path(prompts).is_file():
+            raise ValueError(f"{name}: the run built its zero-shot head from the prompts in {prompts}, which is gone; "
+                             f"pass the same file with --prompts")
+    return prompts
 
 
 def accelerator_available() -> bool:

@@ -309,6 +309,29 @@ def test_the_analyses_of_a_run_on_a_subset_see_the_runs_images(converted, tmp_pa
             "--categories truck car" in capsys.readouterr().err)
 
 
+def test_the_analyses_of_a_clip_run_build_its_head_from_the_runs_prompts(converted, tmp_path, capsys):
+    pytest.importorskip("open_clip")
+    from harness import cli, gradcam
+
+    clip = f"open_clip:local-dir:{tmp_path / 'clip'}"
+    tiny_clip_folder(tmp_path / "clip")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a photo of a {}.\n")
+    run = tmp_path / "run"
+    assert evaluate(converted, run, "--models", clip, "--random-init", "--prompts", str(prompts), "--limit", "8") == 0
+    args = gradcam.build_parser().parse_args(["--run", str(run)])
+    names, checkpoints, configs = cli.models_of_run(args)
+    _, info, _ = cli.prepare_model(clip, args, checkpoints.get(clip), {}, configs[clip])
+    assert info["zero_shot"]["num_templates"] == 1
+    assert info["zero_shot"]["templates_sha256"] == runfolder.sha256_file(prompts)
+    # Other templates would be another classifier than the one whose predictions are explained.
+    other = tmp_path / "other.txt"
+    other.write_text("a blurry photo of a {}.\n")
+    assert gradcam.main(["--run", str(run), "--prompts", str(other), "--max-images", "1", "--quiet"]) == 2
+    assert (f"{clip}: the prompt templates ({other}) are not the ones the run used ({prompts.resolve()})"
+            in capsys.readouterr().err)
+
+
 def test_random_weights_cannot_explain_a_trained_run(checkpoint_run, capsys):
     from harness import gradcam
 

@@ -201,6 +201,7 @@ def create(spec: str, name: str, *, class_names: Sequence[str], checkpoint: str 
         "data_config": _preprocess_config(open_clip, model, spec),
         "zero_shot": {"class_names": list(class_names), "num_templates": len(templates),
                       "templates": "CLIP's ImageNet templates (open_clip OPENAI_IMAGENET_TEMPLATES)" if prompts is None
-                      else str(prompts), "templates_sha256": None if prompts is None else sha256_file(prompts),
+                      else str(Path(prompts).resolve()),
+                      "templates_sha256": None if prompts is None else sha256_file(prompts),
                       "logit_scale": classifier.logit_scale},
     }
