@@ -9,14 +9,12 @@ same OUTPUT; a live one makes the next conversion stop and name its pid.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from focus_dataset import FocusDataError, focus_info, load_uncommon_table, quote, validate_uncommon_table
+from focus_tools import outputs
 from focus_tools.card import render_card
 from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
 from focus_tools.release import Release, release_annotations
@@ -31,10 +30,6 @@ from focus_tools.statistics import closest_published_version, dataset_fingerprin
 
 REPORT_NAME = "conversion_report.json"
 CARD_NAME = "README.md"
-_LOCK_NAME = ".lock"
-# A partial folder without a lock file is either a conversion between creating its folder and its
-# lock (or swapping it into place), or a leftover: only an old one is a leftover.
-_UNLOCKED_GRACE_S = 60
 
 
 def convert(
@@ -74,7 +69,7 @@ def convert(
                                                          num_bytes=sum(p.stat().st_size for p in shards)))
             # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
             check_output(source, output, overwrite=overwrite)
-            (staging / _LOCK_NAME).unlink()  # the lock itself stays held until the folder is in place
+            (staging / outputs.LOCK_NAME).unlink()  # the lock itself stays held until the folder is in place
             # The old folder steps aside before the new one takes its name, and goes only after.
             retired = staging.with_name(staging.name + ".old")
             if output.exists():
@@ -148,12 +143,9 @@ def staging_folder(output: Path) -> Iterator[Path]:
     except OSError as err:
         raise FocusDataError(f"{output}: cannot write OUTPUT here: {err.strerror}") from err
     try:
-        with (staging / _LOCK_NAME).open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
+        with outputs.holding_lock(staging):
             for partial in _partial_folders(output):
-                owner = _live_owner(partial) if partial != staging else None
+                owner = outputs.live_owner(partial) if partial != staging else None
                 if owner is not None:
                     raise FocusDataError(f"another conversion into {output} is running (pid {owner}), writing "
                                          f"{partial.name}; wait for it to finish, or choose another OUTPUT")
@@ -170,29 +162,9 @@ def _partial_folders(output: Path) -> list[Path]:
             if pattern.fullmatch(name) and _is(output.parent / name, stat.S_ISDIR)]
 
 
-def _live_owner(partial: Path) -> str | None:
-    """The pid of the live conversion writing a partial folder, or None when it is a leftover."""
-    try:
-        with (partial / _LOCK_NAME).open("r") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return lock.read(20).strip() or "unknown"
-            return None
-    except FileNotFoundError:  # no lock (yet, or any more): see _UNLOCKED_GRACE_S
-        pass
-    try:
-        recent = time.time() - partial.stat().st_ctime < _UNLOCKED_GRACE_S
-    except FileNotFoundError:
-        return None
-    return "unknown" if recent else None
-
-
 def _remove_stale_partials(output: Path) -> None:
     """Remove the partial folders that conversions into OUTPUT killed by a signal left behind."""
-    for partial in _partial_folders(output):
-        if _live_owner(partial) is None:
-            shutil.rmtree(partial, ignore_errors=True)
+    outputs.remove_stale(_partial_folders(output))
 
 
 def _umask() -> int:

@@ -7,14 +7,27 @@ make the temporary names that outputs are staged under with os.mkdir and open(..
 applies, and "x" never writes through a symbolic link planted at the name. A file is written under a
 fresh name beside it and renamed over the old one: a reader, or a command killed midway, never sees
 half a file.
+
+A command that stages a folder beside its output (convert, pack) locks it while it lives (holding_lock):
+a staging folder that no live process holds is a leftover of a command killed by a signal, which the next
+run removes (remove_stale), and one that a live process holds is left alone (live_owner names it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
-from collections.abc import Callable
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+LOCK_NAME = ".lock"
+# A staging folder without a lock file is either a command between creating its folder and its lock
+# (or swapping it into place), or a leftover: only an old one is a leftover.
+UNLOCKED_GRACE_S = 60
 
 
 def _fresh(parent: Path, prefix: str, make) -> Path:
@@ -74,3 +87,38 @@ def unused_name(parent: Path, prefix: str) -> Path:
         path = parent / f"{prefix}{secrets.token_hex(6)}"
         if not os.path.lexists(path):
             return path
+
+
+@contextlib.contextmanager
+def holding_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder/.lock` (flock, with this process's pid in it) while the block runs: the folder is live."""
+    with (folder / LOCK_NAME).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+def live_owner(folder: Path) -> str | None:
+    """The pid of the live process holding a staging folder ("unknown" when unsure), or None for a leftover."""
+    try:
+        with (folder / LOCK_NAME).open("r") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return lock.read(20).strip() or "unknown"
+            return None
+    except FileNotFoundError:  # no lock (yet, or any more): see UNLOCKED_GRACE_S
+        pass
+    try:
+        recent = time.time() - folder.stat().st_ctime < UNLOCKED_GRACE_S
+    except FileNotFoundError:
+        return None
+    return "unknown" if recent else None
+
+
+def remove_stale(folders: Iterable[Path]) -> None:
+    """Remove the staging folders that no live process holds: leftovers of commands killed by a signal."""
+    for folder in folders:
+        if live_owner(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -37,7 +37,9 @@ from harness.leaderboard.packing import is_packed_submission, pack, submission_m
 from harness.leaderboard.comparisons import compare, flag_near_copies, group_weights, reject_copies, verify_among
 from harness.leaderboard.markdown import render_markdown
 from harness.leaderboard.page import TEMPLATE_PATH, common_uncommon_chart, effective_robustness_chart, render_html
-from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
+from harness.leaderboard.rendering import (
+    HTML_FILE, LEDGER_FILE, MARKDOWN_FILE, StrictRenderError, read_ledger, render,
+)
 from harness.leaderboard.statistics import effective_robustness
 from harness.leaderboard.tables import (
     COLUMNS, NOTES, Column, Table, leaderboard_rows, leaderboard_tables, preprocessing_text, ranked_tables,
@@ -58,8 +60,8 @@ from harness.leaderboard.verification import (
 
 __all__ = [
     "COLUMNS", "COUNT_PARTITIONS", "DEFAULT_DATASET_ID", "FAILED_COUNT", "FOCUS_DATASET_NAME", "GAPS",
-    "HASHED_FILES", "HTML_FILE", "INTERVAL_TOLERANCE", "LATER_METRICS", "MARKDOWN_FILE", "METRICS_FILE",
-    "MODEL_INDEX_FILE", "NOTES", "NUM_CLASSES", "POINT_TOLERANCE", "PREDICTIONS_FILE", "PREPROCESSINGS",
+    "HASHED_FILES", "HTML_FILE", "INTERVAL_TOLERANCE", "LATER_METRICS", "LEDGER_FILE", "MARKDOWN_FILE",
+    "METRICS_FILE", "MODEL_INDEX_FILE", "NOTES", "NUM_CLASSES", "POINT_TOLERANCE", "PREDICTIONS_FILE", "PREPROCESSINGS",
     "PROTOCOLS", "SCHEMA_PATH", "SCHEMA_VERSION", "SCORINGS", "SUBMISSION_FILE", "SUBMISSION_SCHEMA",
     "SUBMITTED_FILES", "TEMPLATE_PATH", "TOP_K", "UNCOMMON_PARTITIONS", "build_parser", "Column",
     "common_uncommon_chart", "compare", "compare_claims", "connect", "display_name", "effective_robustness",
@@ -67,7 +69,7 @@ __all__ = [
     "group_weights", "headline", "is_packed_submission", "leaderboard_rows", "leaderboard_tables",
     "LeaderboardError", "Limits", "loads_strict", "main", "metadata_problems", "model_index", "pack",
     "preprocessing_kind", "preprocessing_text", "Protocol", "protocol_of", "push", "push_operations", "PushResult",
-    "ranked_tables", "read_json_strict", "read_submitted_predictions", "recompute_metrics", "reject_copies",
+    "ranked_tables", "read_json_strict", "read_ledger", "read_submitted_predictions", "recompute_metrics", "reject_copies",
     "RejectedSubmissionError", "render", "render_html", "render_markdown", "scored_predictions", "Scoring",
     "StrictRenderError", "submission_folders", "submission_id", "submission_metadata", "submission_schema",
     "SubmissionError", "Table", "top5_problems", "value_problems", "Verification", "verify", "verify_among",

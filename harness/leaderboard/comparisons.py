@@ -13,7 +13,7 @@ import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow.compute as pc
@@ -153,12 +153,12 @@ def _effective_robustness(rows: Sequence[dict]) -> tuple[dict | None, list[float
 
 
 def _submitted(verification: Verification) -> datetime:
-    """When a submission was submitted (unreadable: last), for "earlier"."""
+    """When a submission claims it was submitted (unreadable: last)."""
     metadata = verification.metadata if isinstance(verification.metadata, dict) else {}
     try:
         date = datetime.fromisoformat(metadata["submitted"])
     except (KeyError, TypeError, ValueError):
-        return datetime.max.replace(tzinfo=timezone.utc)
+        return _LAST
     return date if date.tzinfo else date.replace(tzinfo=timezone.utc)
 
 
@@ -167,35 +167,84 @@ def _identity(verification: Verification) -> tuple:
     return metadata["model"], metadata["weights"]["sha256"]
 
 
-def reject_copies(verifications: Sequence[Verification]) -> None:
+# Which of two submissions came first ("earlier"), strongest evidence first: one that render accepted
+# before (its ledger), one of the leaderboard's folder against one arriving from outside it
+# (verify --submissions), then the `submitted` date that the submitter wrote, then the folder name.
+_ACCEPTED_BEFORE, _IN_FOLDER, _ARRIVING = range(3)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _arrival(verification: Verification, accepted_before: Mapping[str, datetime],
+             arriving: Verification | None) -> tuple[int, datetime, str]:
+    """The sort key of "earlier": (rule, time, folder name)."""
+    name = verification.submission.name
+    if verification is arriving:
+        return _ARRIVING, _LAST, name
+    if name in accepted_before:
+        return _ACCEPTED_BEFORE, accepted_before[name], name
+    return _IN_FOLDER, _submitted(verification), name
+
+
+def _why_earlier(first: tuple[int, datetime, str], later: tuple[int, datetime, str]) -> str:
+    """Which rule made `first` the earlier of two submissions, in words."""
+    (rule, when, _), (later_rule, later_when, _) = first, later
+    if later_rule == _ARRIVING:
+        return "earlier: already in the submissions folder, which this submission is not"
+    if rule != later_rule:
+        return f"earlier: accepted by an earlier render on {when.isoformat()}, as its ledger records; this one was not"
+    dates = "dates render's ledger records them accepted" if rule == _ACCEPTED_BEFORE else "claimed submitted dates"
+    if when != later_when:
+        return f"earlier by the {dates}: {when.isoformat()} against {later_when.isoformat()}"
+    return f"earlier by folder name, the {dates} being the same"
+
+
+def _copies(verification: Verification, earlier: Verification) -> bool:
+    """Whether `verification` copies `earlier`: the same top-1 on every image, in the same table, or in
+    another table while claiming another model or other weights (the same model scored another way, e.g.
+    another mapping, has the same raw top-1 without being a copy)."""
+    return (np.array_equal(verification.top1, earlier.top1)
+            and (protocol_of(verification.metadata) == protocol_of(earlier.metadata)
+                 or _identity(verification) != _identity(earlier)))
+
+
+def reject_copies(verifications: Sequence[Verification], *, accepted_before: Mapping[str, datetime] | None = None,
+                  arriving: Verification | None = None) -> None:
     """Add a problem to every submission that repeats an earlier one; they are then not accepted.
 
     A folder that is a symbolic link to another submission folder is that submission (the real folder,
     or the first by name, stays). A submission whose model's top-1 is the same as an earlier accepted
-    submission's on every image, in the same protocol (the same table), is a copy of it: earlier is by
-    `submitted`, then by folder name. The same model scored another way (another mapping) is not a copy.
+    submission's on every image is a copy of it (_copies), in any table: within one table even the same
+    model twice is, across tables only another model or other weights.
+
+    "Earlier" trusts what the submitter does not write first: a submission in `accepted_before` (folder
+    name -> when render first accepted it, from render's ledger) is earlier than any other, and
+    `arriving` (a submission from outside the folder, verify_among) is later than every one; between the
+    rest, the `submitted` date that each submission claims decides, then the folder name. The problem
+    says which rule decided.
     """
-    by_target: dict[Path, list[Verification]] = {}
+    accepted_before = accepted_before or {}
+    by_target: dict[str, list[Verification]] = {}
     for verification in verifications:
-        by_target.setdefault(Path(os.path.realpath(verification.submission)), []).append(verification)
+        by_target.setdefault(os.path.realpath(verification.submission), []).append(verification)
     for same in by_target.values():
         original = min(same, key=lambda v: (v.submission.is_symlink(), v.submission.name))
         for verification in same:
             if verification is not original:
                 verification.problems.append(f"{verification.submission.name}: a symbolic link to the submission "
                                              f"{original.submission.name}, the same submission; it is ranked once")
-    kept: list[Verification] = []
-    for verification in sorted(verifications, key=lambda v: (_submitted(v), v.submission.name)):
+    kept: list[tuple[tuple, Verification]] = []
+    arrivals = [(_arrival(v, accepted_before, arriving), v) for v in verifications]
+    for arrival, verification in sorted(arrivals, key=lambda pair: pair[0]):
         if not verification.accepted:
             continue
-        twin = next((v for v in kept if protocol_of(v.metadata) == protocol_of(verification.metadata)
-                     and np.array_equal(v.top1, verification.top1)), None)
+        first, twin = next(((a, v) for a, v in kept if _copies(verification, v)), (None, None))
         if twin is None:
-            kept.append(verification)
+            kept.append((arrival, verification))
         else:
             verification.problems.append(
                 f"{PREDICTIONS_FILE}: the same top-1 as the earlier submission {twin.submission.name} for every "
-                f"one of its {len(verification.top1):,} images; a copied submission is not ranked")
+                f"one of its {len(verification.top1):,} images; a copied submission is not ranked "
+                f"({_why_earlier(first, arrival)})")
 
 
 def flag_near_copies(verifications: Sequence[Verification]) -> None:
@@ -219,14 +268,19 @@ def verify_among(
 ) -> Verification:
     """verify, and also against a folder of submissions: rejected if it copies an earlier one, near-copies flagged.
 
-    Every submission of the folder is verified too, so that a copy is judged as render judges it.
+    Every submission of the folder is verified too, so that a copy is judged as render judges it. A
+    submission that is not one of the folder's entries is arriving: later than each of them, whatever
+    its claimed dates.
     """
     submission = Path(submission)
     others = [verify(folder, truth, limits=limits, now=now) for folder in submission_folders(submissions_dir)]
-    verification = next((v for v in others if v.submission == submission), None)
+    # The same folder entry however it is spelled (relative, absolute, through ".."); a symbolic link
+    # among the folder's entries stays an entry of its own (reject_copies resolves links).
+    verification = next((v for v in others if os.path.abspath(v.submission) == os.path.abspath(submission)), None)
+    arriving = None
     if verification is None:
-        verification = verify(submission, truth, limits=limits, now=now)
+        verification = arriving = verify(submission, truth, limits=limits, now=now)
         others.append(verification)
-    reject_copies(others)
+    reject_copies(others, arriving=arriving)
     flag_near_copies(others)
     return verification

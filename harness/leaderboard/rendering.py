@@ -2,13 +2,22 @@
 
 Every folder is verified, copies are rejected (comparisons.reject_copies), the tables and their statistics
 are built once (tables.leaderboard_tables) and written as Markdown (markdown.py) and a page (page.py).
+
+Which of two identical submissions is the copy must not rest on what a submitter writes: a copy can claim
+any `submitted` date. So render keeps a ledger beside its pages, OUT/accepted.json: every submission it
+has accepted, by folder name, with the SHA-256 of its predictions and when render first accepted it. A
+submission whose folder and predictions the ledger holds came before every one it does not hold; only
+between submissions that no earlier render accepted (a first render, two arrivals between renders) does
+the claimed date decide. An entry is kept while its folder is away or rejected, and replaced when the
+folder comes back accepted with other predictions (a resubmission is a new arrival).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +27,7 @@ from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.markdown import render_markdown
 from harness.leaderboard.page import render_html
 from harness.leaderboard.strict import Limits
+from harness.leaderboard.submission import PREDICTIONS_FILE
 from harness.leaderboard.tables import leaderboard_tables
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
 
@@ -36,6 +46,8 @@ class StrictRenderError(LeaderboardError):
 
 MARKDOWN_FILE = "leaderboard.md"
 HTML_FILE = "index.html"
+LEDGER_FILE = "accepted.json"
+_LEDGER_WRITER = "focus-leaderboard render"
 
 
 # How render knows its own pages, the only files in OUT that it replaces: how each begins.
@@ -78,6 +90,53 @@ def _write_files(out: Path, files: dict[str, str]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def read_ledger(out: str | os.PathLike) -> dict[str, dict]:
+    """The submissions that renders into OUT accepted: folder name -> {predictions_sha256, first_accepted}."""
+    path = Path(out) / LEDGER_FILE
+    if not os.path.lexists(path):
+        return {}
+    try:
+        if path.is_symlink():
+            raise ValueError("a symbolic link")
+        ledger = json.loads(path.read_text(encoding="utf-8"))
+        if ledger.get("written_by") != _LEDGER_WRITER:
+            raise ValueError(f"written_by is not {_LEDGER_WRITER!r}")
+        return {str(name): {"predictions_sha256": str(entry["predictions_sha256"]),
+                            "first_accepted": _aware(datetime.fromisoformat(entry["first_accepted"]))}
+                for name, entry in ledger["accepted"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise LeaderboardError(f"{path}: not the ledger of accepted submissions that render writes ({err}); move "
+                               f"it, or choose another OUT") from err
+
+
+def _aware(date: datetime) -> datetime:
+    return date if date.tzinfo else date.replace(tzinfo=timezone.utc)
+
+
+def _predictions_sha256(verification: Verification) -> str:
+    """The SHA-256 of a submission's predictions (verify checked the recorded one against the file)."""
+    return verification.metadata["files"][PREDICTIONS_FILE]["sha256"]
+
+
+def _accepted_before(ledger: dict[str, dict], verifications: Sequence[Verification]) -> dict[str, datetime]:
+    """Folder name -> when first accepted, for the verified submissions that the ledger holds unchanged."""
+    return {v.submission.name: ledger[v.submission.name]["first_accepted"] for v in verifications
+            if v.accepted and v.submission.name in ledger
+            and ledger[v.submission.name]["predictions_sha256"] == _predictions_sha256(v)}
+
+
+def _ledger_text(ledger: dict[str, dict], accepted_before: dict[str, datetime],
+                 verifications: Sequence[Verification], now: datetime) -> str:
+    """The ledger with this render's newly accepted submissions added, accepted `now`."""
+    entries = dict(ledger)
+    for v in verifications:
+        if v.accepted and v.submission.name not in accepted_before:
+            entries[v.submission.name] = {"predictions_sha256": _predictions_sha256(v), "first_accepted": now}
+    accepted = {name: {"predictions_sha256": entry["predictions_sha256"],
+                       "first_accepted": entry["first_accepted"].isoformat()} for name, entry in sorted(entries.items())}
+    return json.dumps({"written_by": _LEDGER_WRITER, "accepted": accepted}, indent=2) + "\n"
+
+
 def render(
     submissions_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -87,23 +146,29 @@ def render(
     limits: Limits = Limits(),
     now: datetime | None = None,
 ) -> list[Verification]:
-    """Verify every submission folder and write OUT/leaderboard.md and OUT/index.html; return the verifications.
+    """Verify every submission folder, write OUT/leaderboard.md and OUT/index.html and update the ledger
+    OUT/accepted.json; return the verifications.
 
-    Submissions that fail verification, and copies of earlier ones (comparisons.reject_copies), are left
-    out and listed under "Not shown". With `strict`, any such submission stops the render before anything
-    is written. Files in OUT that render did not write are never replaced.
+    Submissions that fail verification, and copies of earlier ones (comparisons.reject_copies, with
+    "earlier" from OUT's ledger first), are left out and listed under "Not shown"; the accepted ones are
+    added to the ledger. With `strict`, any such submission stops the render before anything is written.
+    Files in OUT that render did not write are never replaced.
     """
     out = Path(out)
     folders = submission_folders(submissions_dir, exclude=out)  # OUT may sit among the submissions
     _check_out(out, folders)
+    ledger = read_ledger(out)
     logger.info("verifying %d submission folder(s) in %s", len(folders), submissions_dir)
     verifications = [verify(folder, truth, limits=limits, now=now) for folder in folders]
-    reject_copies(verifications)
+    accepted_before = _accepted_before(ledger, verifications)
+    reject_copies(verifications, accepted_before=accepted_before)
     flag_near_copies(verifications)
     skipped = [v for v in verifications if not v.accepted]
     if strict and skipped:
         raise StrictRenderError(skipped)
     tables = leaderboard_tables([v for v in verifications if v.accepted], truth)
     _write_files(out, {MARKDOWN_FILE: render_markdown(tables, skipped, truth),
-                       HTML_FILE: render_html(tables, skipped, truth)})
+                       HTML_FILE: render_html(tables, skipped, truth),
+                       LEDGER_FILE: _ledger_text(ledger, accepted_before, verifications,
+                                                 _aware(now or datetime.now(timezone.utc)))})
     return verifications

@@ -2,13 +2,13 @@
 
 import doctest
 import shutil
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness import leaderboard
+from harness import leaderboard, runfolder
 from harness.leaderboard import comparisons, statistics
 
 from .fabricate import edit_json
@@ -51,7 +51,8 @@ def test_a_copied_folder_is_rejected_naming_the_earlier_submission(board, truth)
     comparisons.reject_copies(verifications)
     assert _problems(verifications, "zz_copy") == [
         "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
-        "images; a copied submission is not ranked"]
+        "images; a copied submission is not ranked (earlier by folder name, the claimed submitted dates being the "
+        "same)"]
     assert [v.submission.name for v in verifications if v.accepted] == ["model_a.in1k", "model_b.in1k",
                                                                         "model_c.in1k"]
 
@@ -111,6 +112,126 @@ def test_cli_verify_of_a_new_submission_against_the_folder_catches_a_copy_from_o
     assert "the same top-1 as the earlier submission model_a.in1k" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("spelling", ["absolute", "relative folder", "dot-dot"])
+def test_cli_verify_against_the_folder_finds_the_submission_however_it_is_spelled(board, converted, monkeypatch,
+                                                                                  capsys, spelling):
+    """The folder's own entry, spelled otherwise than the folder lists it, is itself, not a link to itself."""
+    monkeypatch.chdir(board.parent)
+    submission, folder = {"absolute": (str(board / "model_a.in1k"), "submissions"),
+                          "relative folder": ("submissions/model_a.in1k", str(board)),
+                          "dot-dot": ("./submissions/../submissions/model_a.in1k", "submissions")}[spelling]
+    assert leaderboard.main(["verify", submission, "--data", str(converted), "--submissions", folder]) == 0
+    assert ": accepted\n" in capsys.readouterr().out
+
+
+def test_cli_verify_against_the_folder_rejects_a_backdated_copy_from_outside(board, tmp_path, converted, capsys):
+    """A submission arriving from outside the folder is later than every one in it, whatever its claimed dates."""
+    outside = Path(shutil.copytree(board / "model_a.in1k", tmp_path / "incoming"))
+
+    def backdate(metadata):
+        metadata["model"] = "mine"
+        metadata["submitted"] = (datetime.fromisoformat(metadata["submitted"]) - timedelta(days=1)).isoformat()
+        for key in ("started", "finished"):
+            metadata["evaluated"][key] = (datetime.fromisoformat(metadata["evaluated"][key])
+                                          - timedelta(days=2)).isoformat()
+
+    edit_json(outside, leaderboard.SUBMISSION_FILE, backdate)
+    assert leaderboard.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
+    assert ("  - predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one of its 48 "
+            "images; a copied submission is not ranked (earlier: already in the submissions folder, which this "
+            "submission is not)\n") in capsys.readouterr().out
+
+
+def test_a_copy_in_another_table_is_a_copy_unless_it_claims_the_same_model_and_weights(board, truth):
+    """Editing the protocol moves a copy to another table, where it is still a copy; the same model and weights
+    scored another way are not."""
+    renamed = Path(shutil.copytree(board / "model_b.in1k", board / "zz_renamed"))
+    same = Path(shutil.copytree(board / "model_b.in1k", board / "zz_same_model"))
+
+    def timm_preprocessing(metadata):
+        metadata["preprocessing"]["protocol"] = "timm"
+
+    edit_json(same, leaderboard.SUBMISSION_FILE, timm_preprocessing)
+    edit_json(renamed, leaderboard.SUBMISSION_FILE, lambda m: (timm_preprocessing(m), m.update(model="my_model")))
+    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    assert all(v.accepted for v in verifications)
+    assert leaderboard.protocol_of(verifications[-1].metadata) != leaderboard.protocol_of(verifications[1].metadata)
+    comparisons.reject_copies(verifications)
+    assert _problems(verifications, "zz_renamed") == [
+        "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
+        "images; a copied submission is not ranked (earlier by folder name, the claimed submitted dates being the "
+        "same)"]
+    assert _problems(verifications, "zz_same_model") == []
+
+
+def _backdated_copy(board: Path, name: str, copy: str) -> Path:
+    """A copy of submission `name` under another model name, claiming to be a day older (and evaluated before)."""
+    folder = Path(shutil.copytree(board / name, board / copy))
+
+    def backdate(metadata):
+        metadata["model"] = "mine"
+        for key, value in (("submitted", metadata["submitted"]), *metadata["evaluated"].items()):
+            earlier = (datetime.fromisoformat(value) - timedelta(days=1)).isoformat()
+            if key == "submitted":
+                metadata["submitted"] = earlier
+            else:
+                metadata["evaluated"][key] = earlier
+
+    edit_json(folder, leaderboard.SUBMISSION_FILE, backdate)
+    return folder
+
+
+def test_render_keeps_the_submission_its_ledger_accepted_before_a_backdated_copy(board, truth, tmp_path):
+    site = tmp_path / "site"
+    first = datetime.now(timezone.utc).replace(microsecond=0)
+    leaderboard.render(board, site, truth, now=first)
+    _backdated_copy(board, "model_a.in1k", "a_copy")
+    verifications = leaderboard.render(board, site, truth, now=first + timedelta(hours=1))
+    assert _problems(verifications, "model_a.in1k") == []
+    assert _problems(verifications, "a_copy") == [
+        f"predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one of its 48 images; "
+        f"a copied submission is not ranked (earlier: accepted by an earlier render on {first.isoformat()}, as its "
+        f"ledger records; this one was not)"]
+    ledger = leaderboard.read_ledger(site)
+    assert sorted(ledger) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]  # the copy was not accepted
+    assert {entry["first_accepted"] for entry in ledger.values()} == {first}  # kept from the first render
+    assert ledger["model_a.in1k"]["predictions_sha256"] == runfolder.sha256_file(
+        board / "model_a.in1k" / leaderboard.PREDICTIONS_FILE)
+
+
+def test_without_a_ledger_the_claimed_date_decides_and_the_rejection_says_so(board, truth, tmp_path):
+    copy = _backdated_copy(board, "model_a.in1k", "a_copy")
+    original = runfolder.read_json(board / "model_a.in1k" / leaderboard.SUBMISSION_FILE)["submitted"]
+    claimed = runfolder.read_json(copy / leaderboard.SUBMISSION_FILE)["submitted"]
+    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    assert _problems(verifications, "a_copy") == []
+    assert _problems(verifications, "model_a.in1k")[0].endswith(
+        f"(earlier by the claimed submitted dates: {datetime.fromisoformat(claimed).isoformat()} against "
+        f"{datetime.fromisoformat(original).isoformat()})")
+
+
+def test_render_ledger_takes_a_resubmission_as_a_new_arrival(board, truth, tmp_path):
+    site = tmp_path / "site"
+    first = datetime.now(timezone.utc).replace(microsecond=0)
+    leaderboard.render(board, site, truth, now=first)
+    shutil.rmtree(board / "model_c.in1k")
+    shutil.copytree(board / "model_b.in1k", board / "model_c.in1k")  # other predictions under the same name
+    verifications = leaderboard.render(board, site, truth, now=first + timedelta(hours=1))
+    assert _problems(verifications, "model_c.in1k")[0].endswith(
+        f"(earlier: accepted by an earlier render on {first.isoformat()}, as its ledger records; this one was not)")
+    assert leaderboard.read_ledger(site)["model_c.in1k"]["first_accepted"] == first  # the old entry stays
+
+
+def test_render_refuses_a_ledger_that_it_did_not_write(board, truth, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / leaderboard.LEDGER_FILE).write_text('{"accepted": {}}')
+    with pytest.raises(leaderboard.LeaderboardError, match=r"accepted.json: not the ledger of accepted submissions "
+                                                           r"that render writes"):
+        leaderboard.render(board, site, truth)
+    assert sorted(p.name for p in site.iterdir()) == [leaderboard.LEDGER_FILE]
+
+
 def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
                mapping: str = "paper") -> leaderboard.Verification:
     return leaderboard.Verification(
@@ -131,7 +252,7 @@ def test_near_copies_of_a_different_model_are_flagged_with_their_agreement():
     comparisons.reject_copies(verifications)
     assert [v.problems for v in verifications][3] == [
         "predictions.parquet: the same top-1 as the earlier submission b for every one of its 1,000 images; a "
-        "copied submission is not ranked"]
+        "copied submission is not ranked (earlier by folder name, the claimed submitted dates being the same)"]
     comparisons.flag_near_copies(verifications)
     assert verifications[0].near_copies == [("b", 0.997)]
     assert verifications[1].near_copies == [("a", 0.997)]

@@ -1,10 +1,13 @@
 """harness.leaderboard.packing: a run's model becomes a submission folder that verify accepts."""
 
 import doctest
+import fcntl
 import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -187,6 +190,37 @@ def test_pack_writes_folders_and_files_as_the_umask_says(own_run, tmp_path):
         os.umask(previous)
     assert stat.S_IMODE(output.stat().st_mode) == 0o755
     assert {stat.S_IMODE(p.stat().st_mode) for p in output.iterdir()} == {0o644}
+
+
+def test_a_partial_folder_of_a_killed_pack_is_removed_by_the_next_pack(own_run, tmp_path):
+    # A pack killed with SIGKILL (here, while it verifies its staged submission) leaves its partial folder;
+    # its lock died with it.
+    script = (f"import os, signal\n"
+              f"from harness.leaderboard import packing\n"
+              f"def killed(*args, **kwargs): os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"packing.verify = killed\n"
+              f"packing.pack({str(own_run)!r}, 'm', {str(tmp_path / 'sub')!r})\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    assert result.returncode == -9
+    partials = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert len(partials) == 1 and partials[0].startswith(".sub.partial-")
+    (tmp_path / ".other.partial-0123456789ab").mkdir()  # another output's: not ours to remove
+    leaderboard.pack(own_run, "m", tmp_path / "sub")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-0123456789ab", "run", "sub"]
+
+
+def test_a_live_pack_into_the_same_output_is_left_alone_and_named(own_run, tmp_path):
+    partial = tmp_path / ".sub.partial-0123456789ab"
+    partial.mkdir()
+    with (partial / ".lock").open("w") as lock:
+        lock.write("4242\n")
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(leaderboard.LeaderboardError,
+                           match=r"another pack into .*sub is running \(pid 4242\), writing \.sub\.partial-"):
+            leaderboard.pack(own_run, "m", tmp_path / "sub")
+        assert partial.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [".sub.partial-0123456789ab",
+                                                                                  "run"]
 
 
 def test_doctests_pass():

@@ -197,6 +197,7 @@ def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, tr
 def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, truth, monkeypatch):
     out = Path(shutil.copytree(site[0], tmp_path / "site"))
     before = (out / leaderboard.HTML_FILE).read_text()
+    ledger = (out / leaderboard.LEDGER_FILE).read_text()
 
     def broken(*args, **kwargs):
         raise RuntimeError("template exploded")
@@ -205,7 +206,9 @@ def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, tru
     with pytest.raises(RuntimeError):
         leaderboard.render(site[0].parent / "submissions", out, truth)
     assert (out / leaderboard.HTML_FILE).read_text() == before
-    assert sorted(p.name for p in out.iterdir()) == sorted([leaderboard.HTML_FILE, leaderboard.MARKDOWN_FILE])
+    assert (out / leaderboard.LEDGER_FILE).read_text() == ledger
+    assert sorted(p.name for p in out.iterdir()) == sorted([leaderboard.HTML_FILE, leaderboard.MARKDOWN_FILE,
+                                                            leaderboard.LEDGER_FILE])
 
 
 def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
