@@ -133,7 +133,8 @@ def _ledger_text(ledger: dict[str, dict], accepted_before: dict[str, datetime],
         if v.accepted and v.submission.name not in accepted_before:
             entries[v.submission.name] = {"predictions_sha256": _predictions_sha256(v), "first_accepted": now}
     accepted = {name: {"predictions_sha256": entry["predictions_sha256"],
-                       "first_accepted": entry["first_accepted"].isoformat()} for name, entry in sorted(entries.items())}
+                       "first_accepted": entry["first_accepted"].isoformat()}
+                for name, entry in sorted(entries.items())}
     return json.dumps({"written_by": _LEDGER_WRITER, "accepted": accepted}, indent=2) + "\n"
 
 
