@@ -152,6 +152,9 @@ def _effective_robustness(rows: Sequence[dict]) -> tuple[dict | None, list[float
     return fit, values
 
 
+_LAST = datetime.max.replace(tzinfo=timezone.utc)  # what an unreadable date sorts as
+
+
 def _submitted(verification: Verification) -> datetime:
     """When a submission claims it was submitted (unreadable: last)."""
     metadata = verification.metadata if isinstance(verification.metadata, dict) else {}
@@ -171,7 +174,6 @@ def _identity(verification: Verification) -> tuple:
 # before (its ledger), one of the leaderboard's folder against one arriving from outside it
 # (verify --submissions), then the `submitted` date that the submitter wrote, then the folder name.
 _ACCEPTED_BEFORE, _IN_FOLDER, _ARRIVING = range(3)
-_LAST = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _arrival(verification: Verification, accepted_before: Mapping[str, datetime],
