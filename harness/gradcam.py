@@ -291,9 +291,11 @@ def guided_gradcam(guided: np.ndarray, cam: np.ndarray) -> np.ndarray:
 
 def spatial_output_shape(model: nn.Module, layer: nn.Module,
                          inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """The model's logits for `inputs` and the shape of `layer`'s output on them."""
-    shapes: list[tuple[int, ...]] = []
-    handle = layer.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.shape)))
+    """The model's logits for `inputs` and the shape of `layer`'s output on them (the output's type's name
+    when it is not a tensor, e.g. a transformers model's output object)."""
+    shapes: list[tuple[int, ...] | str] = []
+    handle = layer.register_forward_hook(lambda module, args, output: shapes.append(
+        tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__))
     try:
         with torch.no_grad():
             logits = model(inputs)
@@ -407,9 +409,10 @@ def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: Gu
                           f"leave it out of --images")
         inputs = preprocess.normalize(batch.images, preprocessing)
         logits, shape = spatial_output_shape(model, layer, inputs)
-        if len(shape) != 4:
+        if isinstance(shape, str) or len(shape) != 4:
+            gives = f"a {shape}, not a tensor" if isinstance(shape, str) else f"shape {shape}"
             raise ValueError(f"Grad-CAM needs a spatial feature map (batch, channels, height, width); "
-                             f"layer {layer_name!r} of {name} gives shape {shape}. Name a convolutional "
+                             f"layer {layer_name!r} of {name} gives {gives}. Name a convolutional "
                              f"layer with --target-layer.")
         probabilities = logits.float().softmax(dim=1)
         targets = probabilities.argmax(dim=1)

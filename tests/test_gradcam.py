@@ -346,6 +346,21 @@ def test_layer_without_a_spatial_map_is_reported(converted, tmp_path, capsys):
                      capsys.readouterr().err)
 
 
+def test_a_layer_whose_output_is_not_a_tensor_is_reported(converted, tmp_path, capsys):
+    # A transformers model's default layer (its backbone) returns an output object, not a tensor.
+    pytest.importorskip("transformers")
+    from conftest import tiny_vit_folder
+
+    tiny_vit_folder(tmp_path / "vit")
+    spec = f"transformers:{tmp_path / 'vit'}"
+    args = ["--data", str(converted), "--output", str(tmp_path / "out"), *FAST, "--images", "bird-grass/1.jpg"]
+    args[args.index("test_resnet")] = spec
+    assert main(args) == 2
+    assert (f"error: {spec}: Grad-CAM needs a spatial feature map (batch, channels, height, width); layer 'model.vit' "
+            f"of {spec} gives a BaseModelOutputWithPooling, not a tensor. Name a convolutional layer with "
+            f"--target-layer." in capsys.readouterr().err)
+
+
 def test_max_images_must_be_positive(converted, tmp_path, capsys):
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "a.jpg",
                  "--max-images", "0"]) == 2

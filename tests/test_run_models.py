@@ -76,10 +76,12 @@ def test_the_results_table_is_printed_at_the_end(converted, tmp_path, capsys):
     assert row[header.index("gap_overall_paper")] == f"{100 * metrics['gap_overall_paper']['value']:.2f}"
 
 
-def test_the_metric_from_a_runs_predictions_and_focus_report_give_the_runs_numbers(three_model_run):
+def test_the_metric_from_a_runs_predictions_and_focus_report_give_the_runs_numbers(three_model_run, tmp_path):
     import harness
 
-    folder = runfolder.model_dir(three_model_run, "test_resnet")
+    run = tmp_path / "run"  # a copy: focus-report draws figures, which the module's run must not get
+    shutil.copytree(three_model_run, run)
+    folder = runfolder.model_dir(run, "test_resnet")
     metrics = json.loads((folder / runfolder.METRICS_FILE).read_text())
     results = harness.load_metric().compute(**harness.metric_inputs(harness.read_predictions(
         folder / runfolder.PREDICTIONS_FILE)), seed=0, n_bootstrap=20)
@@ -87,12 +89,12 @@ def test_the_metric_from_a_runs_predictions_and_focus_report_give_the_runs_numbe
     for key in ("gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"):
         assert results[key]["value"] == pytest.approx(metrics[key]["value"]), key
     # focus-report redraws the report from the metrics, and the figures focus-eval left out (--figures none).
-    before = (three_model_run / "report.md").read_text()
-    (three_model_run / "report.md").unlink()
-    assert report.main([str(three_model_run)]) == 0
-    after = (three_model_run / "report.md").read_text()
+    before = (run / "report.md").read_text()
+    (run / "report.md").unlink()
+    assert report.main([str(run)]) == 0
+    after = (run / "report.md").read_text()
     assert after.startswith(before) and "## Figures" in after and "## Figures" not in before
-    assert (three_model_run / runfolder.FIGURES_DIR / report.FIGURE3_FILE).is_file()
+    assert (run / runfolder.FIGURES_DIR / report.FIGURE3_FILE).is_file()
 
 
 # ----------------------------------------------------------------------------------- model sources
