@@ -21,7 +21,21 @@ def last_linear(model: nn.Module) -> str | None:
                 None)
 
 
-class LinearHeadClassifier(nn.Module):
+class LinearHeadSizes:
+    """timm's `num_features` and `num_classes` for a classifier whose `head` is an nn.Linear."""
+
+    head: nn.Linear
+
+    @property
+    def num_features(self) -> int:
+        return self.head.in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.out_features
+
+
+class LinearHeadClassifier(LinearHeadSizes, nn.Module):
     """A classifier ending in a linear head, with timm's feature interface.
 
     `call(model, images)` gives the wrapped model's logits (e.g. ``model(pixel_values=x).logits`` for
@@ -43,14 +57,6 @@ class LinearHeadClassifier(nn.Module):
             raise ValueError(f"{type(self.model).__name__} has no linear classifier head, so it has no pooled "
                              f"penultimate features to probe or compare with")
         return self.model.get_submodule(self.head_name)
-
-    @property
-    def num_features(self) -> int:
-        return self.head.in_features
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.out_features
 
     def _ordered(self, logits: torch.Tensor) -> torch.Tensor:
         return logits if self.order is None else logits[:, self.order]

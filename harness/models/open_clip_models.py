@@ -21,6 +21,7 @@ from torch import nn
 
 from focus_tools.command import read_small_text
 from harness.models import hub
+from harness.models.adapters import LinearHeadSizes
 from harness.models.checkpoints import load_checkpoint
 from harness.models.timm_models import UnknownModelError, close_names
 from harness.runfolder import sha256_file
@@ -41,7 +42,7 @@ def _open_clip():
     return open_clip
 
 
-class ZeroShotClassifier(nn.Module):
+class ZeroShotClassifier(LinearHeadSizes, nn.Module):
     """A CLIP image tower with a linear head made from text: logits = scale * normalise(image features) @ E.
 
     E holds one normalised class embedding per column. The head is an nn.Linear without bias (its
@@ -56,14 +57,6 @@ class ZeroShotClassifier(nn.Module):
         with torch.no_grad():
             self.head.weight.copy_(logit_scale * class_embeddings.T)
         self.logit_scale = logit_scale
-
-    @property
-    def num_features(self) -> int:
-        return self.head.in_features
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.out_features
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.visual(images), dim=-1)
