@@ -190,12 +190,13 @@ def parse_checkpoints(items: list[str], model_names: list[str]) -> dict[str, str
     return checkpoints
 
 
-def check_models(args: argparse.Namespace, failures: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+def check_models(args: argparse.Namespace,
+                 failures: dict[str, tuple[str, str]] | None = None) -> tuple[list[str], dict[str, str]]:
     """The specs of --models and --models-file (presets and wildcards expanded, each checked) and their
     --checkpoint files; the names given to --random-init must be among them.
 
     With `failures` (focus-eval --keep-going), a model whose check fails is left out and its error kept
-    there under its name ("Type: message"), instead of stopping the command.
+    there under its name (error type, message), instead of stopping the command.
     """
     given = [*args.models, *(models.read_models_file(args.models_file) if args.models_file else [])]
     if not given:
@@ -212,7 +213,7 @@ def check_models(args: argparse.Namespace, failures: dict[str, str] | None = Non
         except models.UnknownModelError as err:
             if failures is None:
                 raise
-            failures[name] = f"{type(err).__name__}: {err}"
+            failures[name] = (type(err).__name__, str(err))
             continue
         checked.append(name)
     return checked, checkpoints
@@ -491,10 +492,10 @@ def check_cache(config_path: Path, config: dict, identity_keys: Sequence[str], *
         logger.warning("%s: %s without %s (how they were made): stale, making them again", config_path.parent,
                        ", ".join(path.name for path in found), config_path.name)
     for path in [*stale, config_path]:
-        remove_stale(path)
+        remove_stale_result(path)
 
 
-def remove_stale(path: Path) -> None:
+def remove_stale_result(path: Path) -> None:
     """Delete what a command wrote at `path`, and nothing else.
 
     A file (or a symbolic link, which goes, not what it names) is unlinked. A folder is a folder of part

@@ -433,7 +433,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     """Evaluate every model of the command line: 0 when all were, 1 when --keep-going left some out, 2 on a
     command that cannot run (bad input, or a model that failed without --keep-going)."""
     set_seed(args.seed)
-    failures: dict[str, str] = {}  # model -> "Type: message", the models --keep-going left out
+    failures: dict[str, tuple[str, str]] = {}  # model -> (error type, message): the models --keep-going left out
     try:
         names, checkpoints = cli.check_models(args, failures if args.keep_going else None)
         overrides = cli.preprocessing_overrides(args)
@@ -473,8 +473,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for name, failure in failures.items():
-        print(f"error: {about(name, failure.partition(': ')[2])}", file=sys.stderr)
+    for name, (_, message) in failures.items():
+        print(f"error: {about(name, message)}", file=sys.stderr)
     evaluations = []
     for name in names:
         try:
@@ -484,7 +484,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             print(f"error: {about(name, str(err))}", file=sys.stderr)
             if not args.keep_going:
                 return 2
-            failures[name] = f"{type(err).__name__}: {err}"
+            failures[name] = (type(err).__name__, str(err))
     for group in shared_decode_groups(evaluations, not args.no_share_decode, device_free_memory(accelerator)):
         failed = _evaluate_groups(accelerator, dataset, annotations, [group], args)
         if failed and len(group) > 1 and (args.keep_going or out_of_memory(failed)):
@@ -500,7 +500,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             print(f"error: {about(name, message)}", file=sys.stderr)
             if not args.keep_going:
                 return 2
-            failures[name] = f"{kind}: {message}"
+            failures[name] = (kind, message)
         for evaluation in group:
             evaluation.model = None  # its weights are not needed any more
     evaluated = [name for name in names if name not in failures]
@@ -521,8 +521,8 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
     if failures:
         print(f"{len(failures)} of {len(failures.keys() | set(names))} model(s) failed (--keep-going):",
               file=sys.stderr)
-        for name, error in failures.items():
-            print(f"  {name}: {error}", file=sys.stderr)
+        for name, (kind, message) in failures.items():
+            print(f"  {name}: {kind}: {message}", file=sys.stderr)
         return 1
     return 0
 
