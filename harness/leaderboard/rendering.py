@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from focus_tools import outputs
+from focus_tools.command import read_small_text
 from harness.leaderboard.comparisons import flag_near_copies, reject_copies
 from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.markdown import render_markdown
@@ -48,6 +49,7 @@ MARKDOWN_FILE = "leaderboard.md"
 HTML_FILE = "index.html"
 LEDGER_FILE = "accepted.json"
 _LEDGER_WRITER = "focus-leaderboard render"
+LEDGER_MAX_BYTES = 256 * 2**20  # about a million entries
 
 
 # How render knows its own pages, the only files in OUT that it replaces: how each begins.
@@ -95,10 +97,16 @@ def read_ledger(out: str | os.PathLike) -> dict[str, dict]:
     path = Path(out) / LEDGER_FILE
     if not os.path.lexists(path):
         return {}
+    if path.is_symlink():
+        raise LeaderboardError(f"{path}: a symbolic link, not the ledger of accepted submissions that render "
+                               f"writes; move it, or choose another OUT")
     try:
-        if path.is_symlink():
-            raise ValueError("a symbolic link")
-        ledger = json.loads(path.read_text(encoding="utf-8"))
+        # A regular file only, read within a bound (a FIFO or a huge file planted there must not hang render).
+        text = read_small_text(path, "the ledger of accepted submissions that render writes", LEDGER_MAX_BYTES)
+    except ValueError as err:
+        raise LeaderboardError(str(err)) from None
+    try:
+        ledger = json.loads(text)
         if ledger.get("written_by") != _LEDGER_WRITER:
             raise ValueError(f"written_by is not {_LEDGER_WRITER!r}")
         return {str(name): {"predictions_sha256": str(entry["predictions_sha256"]),

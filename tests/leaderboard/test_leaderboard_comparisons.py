@@ -1,6 +1,7 @@
 """harness.leaderboard.comparisons: copies rejected, near-copies flagged, each table's statistics."""
 
 import doctest
+import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -230,6 +231,19 @@ def test_render_refuses_a_ledger_that_it_did_not_write(board, truth, tmp_path):
                                                            r"that render writes"):
         leaderboard.render(board, site, truth)
     assert sorted(p.name for p in site.iterdir()) == [leaderboard.LEDGER_FILE]
+
+
+@pytest.mark.parametrize("plant, message", [
+    (lambda path, tmp: path.symlink_to(tmp / "elsewhere.json"), r"accepted.json: a symbolic link, not the ledger"),
+    (lambda path, tmp: os.mkfifo(path), r"accepted.json: not a regular file; expected the ledger of accepted"),
+])
+def test_render_refuses_a_ledger_that_is_a_link_or_a_fifo_without_reading_it(tmp_path, plant, message):
+    site = tmp_path / "site"
+    site.mkdir()
+    (tmp_path / "elsewhere.json").write_text('{"written_by": "focus-leaderboard render", "accepted": {}}')
+    plant(site / leaderboard.LEDGER_FILE, tmp_path)
+    with pytest.raises(leaderboard.LeaderboardError, match=message):  # a FIFO would block a plain read
+        leaderboard.read_ledger(site)
 
 
 def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
