@@ -294,6 +294,11 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def about(name: str, message: str) -> str:
+    """`message` about model `name`, named once (many messages start with the model's spec already)."""
+    return message if message.startswith(f"{name}: ") else f"{name}: {message}"
+
+
 def listed(names: Sequence[str], shown: int = 8) -> str:
     """Names for a message: the first few, each clipped, and how many more (a wildcard can expand to a thousand).
 

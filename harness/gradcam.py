@@ -530,7 +530,7 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
             index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,
                                   output, configs.get(name))
         except cli.COMMAND_ERRORS as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
+            print(f"error: {cli.about(name, str(err))}", file=sys.stderr)
             return 2
         if index is not None:
             print(f"{name}: {index}")

@@ -610,7 +610,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
             report = probe_model(accelerator, dataset, annotations, fingerprint, name, checkpoints.get(name), args,
                                  overrides, pairs, configs.get(name))
         except cli.COMMAND_ERRORS as err:
-            print(f"error: {name}: {err}", file=sys.stderr)
+            print(f"error: {cli.about(name, str(err))}", file=sys.stderr)
             return 2
         if report is not None:
             print(report.read_text())

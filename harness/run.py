@@ -245,11 +245,6 @@ def prepare_evaluation(accelerator: Accelerator, annotations: pa.Table, fingerpr
     return Evaluation(name, model, info, preprocessing, config, runfolder.model_dir(run_dir, name))
 
 
-def about(name: str, message: str) -> str:
-    """`message` about model `name`, named once (many messages start with the model's spec already)."""
-    return message if message.startswith(f"{name}: ") else f"{name}: {message}"
-
-
 def shared_decode_groups(evaluations: list[Evaluation], share: bool,
                          free_memory: int | None) -> list[list[Evaluation]]:
     """The models in groups that share one decoded batch (the same geometry), in the run's order.
@@ -474,14 +469,14 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         print(f"error: {err}", file=sys.stderr)
         return 2
     for name, (_, message) in failures.items():
-        print(f"error: {about(name, message)}", file=sys.stderr)
+        print(f"error: {cli.about(name, message)}", file=sys.stderr)
     evaluations = []
     for name in names:
         try:
             evaluations.append(prepare_evaluation(accelerator, annotations, fingerprint, name, checkpoints.get(name),
                                                   args, overrides, run_dir))
         except cli.COMMAND_ERRORS as err:
-            print(f"error: {about(name, str(err))}", file=sys.stderr)
+            print(f"error: {cli.about(name, str(err))}", file=sys.stderr)
             if not args.keep_going:
                 return 2
             failures[name] = (type(err).__name__, str(err))
@@ -497,7 +492,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
                 torch.cuda.empty_cache()
             failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], args)
         for name, (kind, message) in failed.items():
-            print(f"error: {about(name, message)}", file=sys.stderr)
+            print(f"error: {cli.about(name, message)}", file=sys.stderr)
             if not args.keep_going:
                 return 2
             failures[name] = (kind, message)

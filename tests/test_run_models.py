@@ -330,8 +330,13 @@ def test_the_analyses_of_a_clip_run_build_its_head_from_the_runs_prompts(convert
     other = tmp_path / "other.txt"
     other.write_text("a blurry photo of a {}.\n")
     assert gradcam.main(["--run", str(run), "--prompts", str(other), "--max-images", "1", "--quiet"]) == 2
-    assert (f"{clip}: the prompt templates ({other}) are not the ones the run used ({prompts.resolve()})"
+    assert (f"error: {clip}: the prompt templates ({other}) are not the ones the run used ({prompts.resolve()})"
             in capsys.readouterr().err)
+    # Without the run's prompt file the run's head cannot be built again.
+    prompts.unlink()
+    assert gradcam.main(["--run", str(run), "--max-images", "1", "--quiet"]) == 2
+    assert (f"error: {clip}: the run built its zero-shot head from the prompts in {prompts.resolve()}, which is "
+            f"gone; pass the same file with --prompts" in capsys.readouterr().err)
 
 
 def test_random_weights_cannot_explain_a_trained_run(checkpoint_run, capsys):
