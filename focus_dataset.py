@@ -137,7 +137,7 @@ def load_uncommon_table(path: str | os.PathLike | None = None) -> dict[str, dict
     """
     if path is None:
         return validate_uncommon_table(UNCOMMON, source="the paper's table")
-    from focus_tools.command import read_small_text
+    from focus_common.inputs import read_small_text
 
     try:
         text = read_small_text(path, "a JSON or YAML uncommon table", _MAX_UNCOMMON_TABLE_BYTES)

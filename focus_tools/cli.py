@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 
 from focus_dataset import FocusDataError, quote
-from focus_tools import command
+from focus_common import commands as command
 from focus_tools.convert import REPORT_NAME, convert
 from focus_tools.hub import check_hub_access, push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit

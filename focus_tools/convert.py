@@ -1,28 +1,25 @@
 """`focus-dataset convert`: a release (folder or focus.zip) into a Hub-ready dataset folder.
 
-OUTPUT is written beside itself, in a hidden folder `.OUTPUT.partial-XXXXXXXX` that this process
-locks while it exists, and takes OUTPUT's name only when complete. A partial folder whose lock no
-live process holds (a conversion killed by a signal) is removed by the next conversion into the
-same OUTPUT; a live one makes the next conversion stop and name its pid.
+OUTPUT is built beside itself, in a hidden staging folder that this process locks while it exists
+(focus_common.outputs.staged_folder, as pack's), and takes OUTPUT's name only when complete; an earlier
+conversion there loses only the files convert writes. A staging folder that no live process holds (a
+conversion killed outright) is removed by the next conversion into the same OUTPUT; a live one makes the
+next conversion stop and name its holder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from focus_dataset import FocusDataError, focus_info, load_uncommon_table, quote, validate_uncommon_table
-from focus_tools import outputs
+from focus_common import outputs
 from focus_tools.card import render_card
 from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
 from focus_tools.release import Release, release_annotations
@@ -59,7 +56,9 @@ def convert(
     with Release(source) as release:
         # Every annotation is checked before anything is written.
         columns = annotation_columns(release_annotations(release, report, skip_invalid=skip_invalid), table)
-        with staging_folder(output) as staging:
+        with outputs.staged_folder(output, holder="focus-dataset convert", what="conversion",
+                                   error=FocusDataError) as staged:
+            staging = staged.folder
             shards = write_parquet_shards(release, columns, report, staging / "data", max_shard_size=max_shard_bytes)
             annotations = pa.Table.from_batches([columns])
             report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
@@ -69,13 +68,7 @@ def convert(
                                                          num_bytes=sum(p.stat().st_size for p in shards)))
             # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
             check_output(source, output, overwrite=overwrite)
-            (staging / outputs.LOCK_NAME).unlink()  # the lock itself stays held until the folder is in place
-            # The old folder steps aside before the new one takes its name, and goes only after.
-            retired = staging.with_name(staging.name + ".old")
-            if output.exists():
-                os.replace(output, retired)
-            os.replace(staging, output)
-            shutil.rmtree(retired, ignore_errors=True)
+            staged.commit(owns=written_by_convert)
     return report
 
 
@@ -121,54 +114,20 @@ def _not_written_by_convert(folder: Path) -> list[str]:
                         if not (SHARD_PATTERN.fullmatch(name) and _is(data / name, stat.S_ISREG))]
 
 
+def written_by_convert(relative: str) -> bool:
+    """Whether a path inside OUTPUT (relative, "/"-separated) is one that convert writes.
+
+    >>> written_by_convert("data/test-00000-of-00001.parquet"), written_by_convert("notes.txt")
+    (True, False)
+    """
+    folder, _, name = relative.rpartition("/")
+    return ((not folder and name in (CARD_NAME, REPORT_NAME))
+            or (folder == "data" and SHARD_PATTERN.fullmatch(name) is not None))
+
+
 def _is(path: Path, kind: Callable[[int], bool]) -> bool:
     """Whether path itself is of that kind (stat.S_ISDIR, ...): a link is a link, not its target."""
     try:
         return kind(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
-
-
-@contextlib.contextmanager
-def staging_folder(output: Path) -> Iterator[Path]:
-    """A new hidden folder beside OUTPUT, locked by this process, removed on any failure (Ctrl-C too).
-
-    Its mode is what a plain mkdir gives under the user's umask (mkdtemp's 0700 would keep a shared
-    dataset folder from its readers).
-    """
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(output)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    except OSError as err:
-        raise FocusDataError(f"{output}: cannot write OUTPUT here: {err.strerror}") from err
-    try:
-        with outputs.holding_lock(staging):
-            for partial in _partial_folders(output):
-                owner = outputs.live_owner(partial) if partial != staging else None
-                if owner is not None:
-                    raise FocusDataError(f"another conversion into {output} is running (pid {owner}), writing "
-                                         f"{partial.name}; wait for it to finish, or choose another OUTPUT")
-            staging.chmod(0o777 & ~_umask())
-            yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _partial_folders(output: Path) -> list[Path]:
-    """The partial folders of conversions into OUTPUT: `.OUTPUT.partial-XXXXXXXX`, and `.old` ones mid-swap."""
-    pattern = re.compile(rf"\.{re.escape(output.name)}\.partial-[A-Za-z0-9_]+(\.old)?")
-    return [output.parent / name for name in sorted(os.listdir(output.parent))
-            if pattern.fullmatch(name) and _is(output.parent / name, stat.S_ISDIR)]
-
-
-def _remove_stale_partials(output: Path) -> None:
-    """Remove the partial folders that conversions into OUTPUT killed by a signal left behind."""
-    outputs.remove_stale(_partial_folders(output))
-
-
-def _umask() -> int:
-    # Python has no getter: set and restore (convert runs no other thread at this point).
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask

@@ -20,7 +20,8 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 
-from focus_tools import command
+from focus_common import locks
+from focus_common import commands as command
 from focus_dataset import quote
 from harness import labels, models, preprocess, runfolder
 from harness.runfolder import CONFIG_FILE, RUN_FILE, model_dir, read_json
@@ -426,7 +427,7 @@ def run_shared(accelerator: Accelerator, work: Callable[[], T], *, main_only: bo
 
 @contextlib.contextmanager
 def model_folder_lock(accelerator: Accelerator, model_dir: Path, holder: str) -> Iterator[None]:
-    """Hold a model folder's lock (runfolder.folder_lock) on the main process, as focus-eval does; every process
+    """Hold a model folder's lock (locks.folder_lock) on the main process, as focus-eval does; every process
     calls this, and a lock held by another command (named in the error) stops them all.
 
     focus-eval, focus-probe and focus-gradcam write into one model's folder: two of them at once would
@@ -435,7 +436,7 @@ def model_folder_lock(accelerator: Accelerator, model_dir: Path, holder: str) ->
     with contextlib.ExitStack() as held:
         def lock() -> None:
             model_dir.mkdir(parents=True, exist_ok=True)
-            held.enter_context(runfolder.folder_lock(model_dir, holder))
+            held.enter_context(locks.folder_lock(model_dir, holder))
         run_shared(accelerator, lock, main_only=True)
         yield
 

@@ -60,7 +60,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 import focus_dataset
-from focus_tools import command
+from focus_common import commands as command
 from harness import cli, labels, passes, preprocess, runfolder
 from harness.models.adapters import LinearHeadClassifier
 from harness.models.open_clip_models import ZeroShotClassifier

@@ -60,7 +60,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import focus_dataset
-from focus_tools import command
+from focus_common import commands as command
 from harness import cli, labels, passes, preprocess, runfolder
 from harness.cli import (
     add_data_arguments,

@@ -21,7 +21,8 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 import focus_dataset
-from focus_tools import command, outputs
+from focus_common import commands as command, outputs
+from focus_common.locks import folder_lock
 from harness import paper
 from harness import results as results_table
 from harness.runfolder import (
@@ -32,7 +33,6 @@ from harness.runfolder import (
     REPO_ROOT,
     REPORT_FILE,
     RUN_FILE,
-    folder_lock,
     model_slug,
     preprocessing_summary,
     read_json,

@@ -32,8 +32,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
+from focus_common import locks
 import focus_dataset
-from focus_tools import command
+from focus_common import commands as command
 from harness import cli, labels, models, passes, preprocess, report, runfolder
 from harness.data import decode_error
 
@@ -297,7 +298,7 @@ def evaluate_group(accelerator: Accelerator, dataset, annotations: pa.Table, gro
         def lock() -> None:
             for evaluation in group:
                 evaluation.model_dir.mkdir(parents=True, exist_ok=True)
-                held.enter_context(runfolder.folder_lock(evaluation.model_dir, f"focus-eval of {evaluation.name}"))
+                held.enter_context(locks.folder_lock(evaluation.model_dir, f"focus-eval of {evaluation.name}"))
         cli.run_shared(accelerator, lock, main_only=True)
         metrics = {}
         for evaluation in group:
@@ -392,7 +393,7 @@ def _predict(accelerator: Accelerator, dataset, annotations: pa.Table, todo: lis
 
 def report_under_lock(run_dir: Path, figures: str) -> report.WrittenReport:
     """The run's report and results, written while no other focus-eval writes run.json or its own report."""
-    with runfolder.folder_lock(run_dir, "focus-eval, writing the report", wait=True):
+    with locks.folder_lock(run_dir, "focus-eval, writing the report", wait=True):
         return report.write_run_report(run_dir, figures)
 
 
@@ -442,7 +443,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
 
     def start() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with runfolder.folder_lock(run_dir, "focus-eval, writing run.json", wait=True):
+        with locks.folder_lock(run_dir, "focus-eval, writing run.json", wait=True):
             record_run()
 
     def record_run() -> None:

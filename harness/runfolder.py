@@ -26,21 +26,13 @@ how an image became the model's input (harness/preprocess.py); a resume must mat
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import fcntl
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
 import math
-import os
 import re
-import socket
-import stat
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,8 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from focus_tools import outputs
-from focus_tools.command import read_small_text
+from focus_common import inputs, outputs
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +176,6 @@ def compute_metrics(predictions: pa.Table, *, n_bootstrap: int = 1000, seed: int
     return results
 
 
-def sha256_file(path: str | Path) -> str:
-    """The hex SHA-256 of a file, read in chunks (weights, submitted files)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_predictions(path: str | Path) -> pa.Table:
     return pq.read_table(path, schema=PREDICTION_SCHEMA)
 
@@ -204,7 +186,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """A text file of the run folder, replaced whole (focus_tools.outputs.write_atomic)."""
+    """A text file of the run folder, replaced whole (focus_common.outputs.write_atomic)."""
     outputs.write_atomic(path, text)
 
 
@@ -219,77 +201,11 @@ def save_figure(figure: Any, path: str | Path, dpi: int) -> Path:
     return Path(path)
 
 
-LOCK_FILE = ".lock"
-
-
-@contextlib.contextmanager
-def folder_lock(folder: str | Path, holder: str, *, wait: bool = False) -> Iterator[None]:
-    """Hold `folder`/.lock while a command writes in the folder; a second command stops at once.
-
-    The lock is the kernel's (flock), so a killed holder never leaves it held: the file keeps the
-    holder's description, and the next command that takes the lock finds the description of one
-    that did not let go (logged as a stale lock from a killed run). The error for a lock held names
-    the holder: command, pid, host, since when. With `wait`, a held lock is waited for instead.
-    A folder that is a symbolic link, or a lock file that is a link or not a regular file, is refused:
-    a command writes (and deletes) only where its folders are.
-    """
-    folder = Path(folder)
-    if folder.is_symlink():
-        raise RuntimeError(f"{folder} is a symbolic link; the harness writes in a run's own folders only")
-    path = folder / LOCK_FILE
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
-    except OSError as err:
-        raise RuntimeError(f"{path} cannot be opened as a lock file ({err.strerror}): remove it") from None
-    handle = os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace")
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise RuntimeError(f"{path} is not a regular file: remove it")
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        handle.seek(0)
-        held_by = handle.read(_LOCK_TEXT).strip() or "another process"
-        handle.close()
-        raise RuntimeError(f"{folder} is in use by {held_by}: wait for it to finish, or write to another --output "
-                           f"(two commands writing one model's results at once would each redo the other's work)")
-    except BaseException:
-        handle.close()
-        raise
-    try:
-        handle.seek(0)
-        left = handle.read(_LOCK_TEXT).strip()
-        if left:
-            logger.warning("%s: a stale lock of %s, which no longer runs (killed?): taking it", folder, left)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
-                     f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})")
-        handle.flush()
-        yield
-    finally:
-        handle.seek(0)
-        handle.truncate()  # let go cleanly: an empty lock file is not stale
-        handle.flush()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-_LOCK_TEXT = 200  # characters of a holder's description read back (a lock file holds one short line)
-
-
 def read_json(path: str | Path) -> Any:
     """A JSON file of the run folder, read safely (a regular file, 64 MB at most); a damaged one is a ValueError
     that names it."""
-    path = Path(path)
-    text = read_small_text(path, "a JSON file written by the harness", _MAX_JSON_BYTES)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is damaged: not valid JSON ({err}). Delete it and rerun the command that "
-                         f"wrote it.") from None
+    return inputs.read_json(path)
 
-
-_MAX_JSON_BYTES = 64 * 2**20
 
 
 def _finite(value: Any) -> Any:

@@ -253,11 +253,11 @@ def test_a_live_conversion_into_the_same_output_is_left_alone_and_named(tmp_path
     partial = tmp_path / ".out.partial-live"
     partial.mkdir()
     lock = (partial / ".lock").open("w")
-    lock.write("4242\n")
+    lock.write("focus-dataset convert (pid 4242 on host, since then)")
     lock.flush()
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        with pytest.raises(fd.FocusDataError, match=r"another conversion into .*out is running \(pid 4242\)"):
+        with pytest.raises(fd.FocusDataError, match=r"another conversion into .*out is running \(focus-dataset convert \(pid 4242 on host"):
             fd.convert(sample_release, tmp_path / "out")
         assert partial.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-live"]
     finally:

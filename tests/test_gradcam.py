@@ -19,6 +19,7 @@ import timm
 import torch
 from torch import nn
 
+from focus_common import locks
 import focus_dataset as fd
 from harness import cli, gradcam, runfolder
 from harness.data import decode_image
@@ -402,7 +403,7 @@ def test_a_second_gradcam_of_the_same_model_into_one_folder_stops_naming_the_fir
     model_dir = runfolder.model_dir(tmp_path, "test_resnet")
     model_dir.mkdir(parents=True)
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
-    with runfolder.folder_lock(model_dir, "focus-gradcam of test_resnet"):
+    with locks.folder_lock(model_dir, "focus-gradcam of test_resnet"):
         assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2
     err = capsys.readouterr().err
     assert f"error: test_resnet: {model_dir} is in use by focus-gradcam of test_resnet (pid {os.getpid()} on " in err
@@ -412,11 +413,11 @@ def test_a_second_gradcam_of_the_same_model_into_one_folder_stops_naming_the_fir
 def test_a_stale_lock_of_a_killed_gradcam_is_detected_and_taken(converted, tmp_path, caplog):
     model_dir = runfolder.model_dir(tmp_path, "test_resnet")
     model_dir.mkdir(parents=True)
-    (model_dir / runfolder.LOCK_FILE).write_text("focus-gradcam of test_resnet (pid 999999 on host, since then)")
+    (model_dir / locks.LOCK_FILE).write_text("focus-gradcam of test_resnet (pid 999999 on host, since then)")
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 0
     assert "a stale lock of focus-gradcam of test_resnet (pid 999999" in caplog.text
-    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    handle = open(model_dir / locks.LOCK_FILE)  # let go of: another command may take it
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert handle.read() == ""
     handle.close()

@@ -14,7 +14,7 @@ from harness import models
 from harness.models import WeightsNotFoundError, create_model, hf_transformers, torchvision_models
 from harness.models.open_clip_models import read_prompts
 from harness.models.timm_models import UnknownModelError
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 from conftest import HUB_COMMIT, hub_snapshot, tiny_clip_folder, tiny_timm_folder, tiny_vit_folder
 

@@ -18,6 +18,7 @@ import pytest
 import timm
 import torch
 
+from focus_common import locks
 import focus_dataset as fd
 from harness import cli, probe, runfolder
 from harness.probe import (
@@ -363,7 +364,7 @@ def test_a_second_probe_of_the_same_model_into_one_folder_stops_naming_the_first
     run = shutil.copytree(probe_run, tmp_path / "run")
     model_dir = runfolder.model_dir(run, "test_resnet")
     before = (model_dir / PROBES_JSON).stat().st_mtime_ns
-    with runfolder.folder_lock(model_dir, "focus-probe of test_resnet"):
+    with locks.folder_lock(model_dir, "focus-probe of test_resnet"):
         assert main(["--data", str(converted), "--output", str(run), *FAST]) == 2
     err = capsys.readouterr().err
     assert f"error: test_resnet: {model_dir} is in use by focus-probe of test_resnet (pid {os.getpid()} on " in err
@@ -374,10 +375,10 @@ def test_a_second_probe_of_the_same_model_into_one_folder_stops_naming_the_first
 def test_a_stale_lock_of_a_killed_probe_is_detected_and_taken(probe_run, converted, tmp_path, caplog):
     run = shutil.copytree(probe_run, tmp_path / "run")
     model_dir = runfolder.model_dir(run, "test_resnet")
-    (model_dir / runfolder.LOCK_FILE).write_text("focus-probe of test_resnet (pid 999999 on host, since then)")
+    (model_dir / locks.LOCK_FILE).write_text("focus-probe of test_resnet (pid 999999 on host, since then)")
     assert main(["--data", str(converted), "--output", str(run), *FAST]) == 0
     assert "a stale lock of focus-probe of test_resnet (pid 999999" in caplog.text
-    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    handle = open(model_dir / locks.LOCK_FILE)  # let go of: another command may take it
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert handle.read() == ""
     handle.close()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from focus_common import locks
 import focus_dataset
 from harness import paper, report, runfolder
 from harness.report import ModelResult
@@ -254,7 +255,7 @@ def test_figures_are_written_as_png_with_expected_names(run_dir, results):
         report.heatmaps_file(r.name) for r in results
     }
     # Besides the figures, only the lock figure drawers take turns with (no staged file left behind).
-    assert {path.name for path in figures.iterdir()} == expected | {runfolder.LOCK_FILE}
+    assert {path.name for path in figures.iterdir()} == expected | {locks.LOCK_FILE}
     for name in expected:
         assert (figures / name).read_bytes()[:8] == PNG_SIGNATURE
         height, width, _ = imread(figures / name).shape

@@ -18,6 +18,7 @@ import pytest
 import timm
 import torch
 
+from focus_common import inputs, locks
 import focus_dataset as fd
 from harness import labels, report, runfolder
 from harness.data import decode_image, subset_rows
@@ -227,7 +228,7 @@ def test_a_16_bit_grayscale_png_is_scaled_not_clipped():
 def test_a_second_run_of_the_same_model_into_one_folder_stops_naming_the_first(converted, tmp_path, capsys):
     model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
     model_dir.mkdir(parents=True)
-    with runfolder.folder_lock(model_dir, "focus-eval of test_resnet"):
+    with locks.folder_lock(model_dir, "focus-eval of test_resnet"):
         assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init") == 2
     err = capsys.readouterr().err
     assert f"is in use by focus-eval of test_resnet (pid {os.getpid()} on " in err
@@ -237,10 +238,10 @@ def test_a_second_run_of_the_same_model_into_one_folder_stops_naming_the_first(c
 def test_a_stale_lock_of_a_killed_run_is_detected_and_taken(converted, tmp_path, caplog):
     model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
     model_dir.mkdir(parents=True)
-    (model_dir / runfolder.LOCK_FILE).write_text("focus-eval of test_resnet (pid 999999 on host, since then)")
+    (model_dir / locks.LOCK_FILE).write_text("focus-eval of test_resnet (pid 999999 on host, since then)")
     assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "--limit", "8") == 0
     assert "a stale lock of focus-eval of test_resnet (pid 999999" in caplog.text
-    handle = open(model_dir / runfolder.LOCK_FILE)  # let go of: another command may take it
+    handle = open(model_dir / locks.LOCK_FILE)  # let go of: another command may take it
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert handle.read() == ""
     handle.close()
@@ -325,7 +326,7 @@ def test_the_analyses_of_a_clip_run_build_its_head_from_the_runs_prompts(convert
     names, checkpoints, configs = cli.models_of_run(args)
     _, info, _ = cli.prepare_model(clip, args, checkpoints.get(clip), {}, configs[clip])
     assert info["zero_shot"]["num_templates"] == 1
-    assert info["zero_shot"]["templates_sha256"] == runfolder.sha256_file(prompts)
+    assert info["zero_shot"]["templates_sha256"] == inputs.sha256_file(prompts)
     # Other templates would be another classifier than the one whose predictions are explained.
     other = tmp_path / "other.txt"
     other.write_text("a blurry photo of a {}.\n")
@@ -475,7 +476,7 @@ def test_two_figure_drawers_take_turns(three_model_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(three_model_run, run)
     (run / "figures").mkdir()
-    with runfolder.folder_lock(run / "figures", "this test"):
+    with locks.folder_lock(run / "figures", "this test"):
         waiting = report.draw_figures_in_background(run)
         with pytest.raises(subprocess.TimeoutExpired):
             waiting.wait(timeout=15)  # the lock is held: the drawer waits for it
@@ -591,7 +592,7 @@ def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_kept(converted,
     target.write_text("keep me")
     model_dir = runfolder.model_dir(tmp_path / "run", "test_resnet")
     model_dir.mkdir(parents=True)
-    (model_dir / runfolder.LOCK_FILE).symlink_to(target)
+    (model_dir / locks.LOCK_FILE).symlink_to(target)
     assert evaluate(converted, tmp_path / "run", "--models", "test_resnet", "--random-init", "--limit", "8") == 2
     assert "cannot be opened as a lock file" in capsys.readouterr().err and target.read_text() == "keep me"
 

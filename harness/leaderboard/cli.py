@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from focus_tools import command
+from focus_common import commands as command
 from harness import runfolder
 from harness.leaderboard.comparisons import verify_among
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError

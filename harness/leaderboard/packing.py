@@ -1,7 +1,7 @@
 """pack: one model of a harness run folder becomes a submission folder.
 
 The submission is written beside its output, in a hidden folder `.OUTPUT.partial-XXXXXXXXXXXX` that this
-process locks while it exists (focus_tools.outputs.holding_lock, as convert does): the submission is
+process locks while it exists (focus_common.outputs.holding_lock, as convert does): the submission is
 staged in it, verified, then takes OUTPUT's name, and an earlier submission there steps aside into it
 until its files are deleted. A partial folder that no live process holds (a pack killed by a signal) is
 removed by the next pack into the same OUTPUT; a live one makes the next pack stop and name its pid.
@@ -10,8 +10,6 @@ removed by the next pack into the same OUTPUT; a live one makes the next pack st
 from __future__ import annotations
 
 import os
-import re
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import runfolder
-from focus_tools import outputs
+from focus_common import outputs
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
 from harness.leaderboard.submission import (
@@ -140,43 +138,19 @@ def pack(
                                         else runfolder.model_slug(model))
     output = Path(output)
     _check_output(output, run_dir, overwrite)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    outputs.remove_stale(_partial_folders(output))
-    partial = outputs.new_folder(output.parent, f".{output.name}.partial-")
-    try:
-        with outputs.holding_lock(partial):
-            _refuse_live_packs(output, partial)
-            staging = partial / "submission"
-            staging.mkdir()
-            pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
-                           compression="zstd")
-            runfolder.write_json(staging / METRICS_FILE, claimed)
-            metadata["files"] = file_records(staging)
-            runfolder.write_json(staging / SUBMISSION_FILE, metadata)
-            problems = verify(staging, None, now=now).problems
-            if problems:
-                raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +
-                                       "\n".join(f"  - {problem}" for problem in problems))
-            _replace(output, staging, partial / "replaced")
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    with outputs.staged_folder(output, holder="focus-leaderboard pack", what="pack", error=LeaderboardError) as staged:
+        staging = staged.folder
+        pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
+                       compression="zstd")
+        runfolder.write_json(staging / METRICS_FILE, claimed)
+        metadata["files"] = file_records(staging)
+        runfolder.write_json(staging / SUBMISSION_FILE, metadata)
+        problems = verify(staging, None, now=now).problems
+        if problems:
+            raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +
+                                   "\n".join(f"  - {problem}" for problem in problems))
+        staged.commit(owns=lambda relative: relative in PACKED_FILES)
     return output
-
-
-def _partial_folders(output: Path) -> list[Path]:
-    """The partial folders of packs into `output`: `.OUTPUT.partial-` and outputs.new_folder's 12 hex digits."""
-    pattern = re.compile(rf"\.{re.escape(output.name)}\.partial-[0-9a-f]{{12}}")
-    return [output.parent / name for name in sorted(os.listdir(output.parent))
-            if pattern.fullmatch(name) and not (output.parent / name).is_symlink() and (output.parent / name).is_dir()]
-
-
-def _refuse_live_packs(output: Path, own: Path) -> None:
-    """Stop when another live pack is writing `output`: two would race for its name."""
-    for partial in _partial_folders(output):
-        owner = outputs.live_owner(partial) if partial != own else None
-        if owner is not None:
-            raise LeaderboardError(f"another pack into {output} is running (pid {owner}), writing {partial.name}; "
-                                   f"wait for it to finish, or choose another --output")
 
 
 def _read_run_json(path: Path) -> Any:
@@ -220,22 +194,6 @@ def is_packed_submission(folder: Path) -> bool:
     entries = list(folder.iterdir())
     return (any(p.name == SUBMISSION_FILE for p in entries)
             and all(p.name in PACKED_FILES and p.is_file() and not p.is_symlink() for p in entries))
-
-
-def _replace(output: Path, staging: Path, aside: Path) -> None:
-    """Put the staged submission at `output`; an earlier one there is moved `aside`, then its files deleted."""
-    if not output.exists():
-        os.replace(staging, output)
-        return
-    os.rename(output, aside)
-    try:
-        os.replace(staging, output)
-    except BaseException:
-        os.rename(aside, output)
-        raise
-    for name in PACKED_FILES:
-        (aside / name).unlink(missing_ok=True)
-    aside.rmdir()
 
 
 def _stale_claims(folder: Path, claimed: dict) -> list[str]:

@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from focus_tools import outputs
-from focus_tools.command import read_small_text
+from focus_common import outputs
+from focus_common.inputs import read_small_text
 from harness.leaderboard.comparisons import flag_near_copies, reject_copies
 from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.markdown import render_markdown

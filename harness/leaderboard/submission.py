@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import jsonschema
 
+from focus_common import inputs
 import focus_dataset
 from harness import runfolder
 from harness.leaderboard.strict import _clip, _json_path, _shown
@@ -49,7 +50,7 @@ def file_records(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The `files` block of submission.json: size and SHA-256 of each hashed file."""
 
     folder = Path(folder)
-    return {name: {"size": (folder / name).stat().st_size, "sha256": runfolder.sha256_file(folder / name)}
+    return {name: {"size": (folder / name).stat().st_size, "sha256": inputs.sha256_file(folder / name)}
             for name in HASHED_FILES}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from focus_common import inputs
 import focus_dataset
 from harness import runfolder
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
@@ -329,7 +330,7 @@ def _cross_checks(
     for name, record in metadata["files"].items():
         path = submission / name
         if path.is_file() and not path.is_symlink() and (
-                path.stat().st_size != record["size"] or runfolder.sha256_file(path) != record["sha256"]):
+                path.stat().st_size != record["size"] or inputs.sha256_file(path) != record["sha256"]):
             problems.append(f"{name}: size or SHA-256 differs from the one recorded in {SUBMISSION_FILE} "
                             f"({record['size']:,} bytes, {record['sha256'][:16]}...); the file changed after pack")
     num_images, fingerprint = metadata["dataset"]["num_images"], metadata["dataset"]["fingerprint"]

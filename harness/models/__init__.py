@@ -49,7 +49,7 @@ from harness.models.timm_models import (
     UnknownModelError,
     lite0_checkpoint_path,
 )
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES", "LABEL_SPACE_CLASSES", "LITE0_MODEL", "LITE0_SHA256", "PAPER_DISPLAY_NAMES",

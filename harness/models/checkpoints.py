@@ -18,7 +18,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # The weights file of a folder saved by timm's save_for_hf (or any Hugging Face model folder), in the

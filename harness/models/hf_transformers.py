@@ -23,7 +23,7 @@ from torch import nn
 from harness.models import hub
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 SNAPSHOT_PATTERNS = ("*.json", "*.safetensors", "pytorch_model*.bin")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focus_tools.command import read_small_text
+from focus_common.inputs import read_small_text
 from harness.models import hub
 from harness.models.adapters import LinearHeadSizes
 from harness.models.checkpoints import load_checkpoint
 from harness.models.timm_models import UnknownModelError, close_names
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
 # What an open_clip Hub repo holds: its config (model and preprocessing) and its weights.

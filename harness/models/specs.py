@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from focus_tools.command import read_small_text
+from focus_common.inputs import read_small_text
 
 SOURCES = ("timm", "torchvision", "open_clip", "transformers")
 _PREFIXES = {"torchvision:": "torchvision", "open_clip:": "open_clip", "transformers:": "transformers"}

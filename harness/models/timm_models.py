@@ -19,7 +19,7 @@ from torch import nn
 
 from harness.models import hub
 from harness.models.checkpoints import FOLDER_WEIGHT_FILES, load_checkpoint, pretrained_head_advice
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
 # timm's hub repos hold safetensors next to (or instead of) the pickle; timm tries them in this order.

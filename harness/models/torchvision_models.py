@@ -23,7 +23,7 @@ from harness.models import hub
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint, pretrained_head_advice
 from harness.models.timm_models import UnknownModelError, close_names
-from harness.runfolder import sha256_file
+from focus_common.inputs import sha256_file
 
 
 def parse_name(name: str) -> tuple[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from focus_common import inputs
 from harness import leaderboard, runfolder
 from harness.leaderboard import comparisons, statistics
 
@@ -196,7 +197,7 @@ def test_render_keeps_the_submission_its_ledger_accepted_before_a_backdated_copy
     ledger = leaderboard.read_ledger(site)
     assert sorted(ledger) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]  # the copy was not accepted
     assert {entry["first_accepted"] for entry in ledger.values()} == {first}  # kept from the first render
-    assert ledger["model_a.in1k"]["predictions_sha256"] == runfolder.sha256_file(
+    assert ledger["model_a.in1k"]["predictions_sha256"] == inputs.sha256_file(
         board / "model_a.in1k" / leaderboard.PREDICTIONS_FILE)
 
 

@@ -213,11 +213,12 @@ def test_a_live_pack_into_the_same_output_is_left_alone_and_named(own_run, tmp_p
     partial = tmp_path / ".sub.partial-0123456789ab"
     partial.mkdir()
     with (partial / ".lock").open("w") as lock:
-        lock.write("4242\n")
+        lock.write("focus-leaderboard pack (pid 4242 on host, since then)")
         lock.flush()
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(leaderboard.LeaderboardError,
-                           match=r"another pack into .*sub is running \(pid 4242\), writing \.sub\.partial-"):
+                           match=r"another pack into .*sub is running \(focus-leaderboard pack \(pid 4242 on host, since then\)\), "
+                                 r"writing \.sub\.partial-"):
             leaderboard.pack(own_run, "m", tmp_path / "sub")
         assert partial.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [".sub.partial-0123456789ab",
                                                                                   "run"]
