@@ -14,6 +14,7 @@ The synthetic releases take minutes to write: they are kept in the workdir and u
 runs with the same sizes.
 """
 
+from focus_tools import convert, sample
 import argparse
 import json
 import os
@@ -41,7 +42,7 @@ TIMED = textwrap.dedent("""
 CONVERT = TIMED + textwrap.dedent("""
     import focus_dataset
     start_wall, start_cpu = time.perf_counter(), cpu()
-    focus_dataset.convert(sys.argv[1], sys.argv[2])
+    convert.convert(sys.argv[1], sys.argv[2])
     report(start_wall, start_cpu)
 """)
 
@@ -81,7 +82,7 @@ def sample_release(workdir: Path, size: int, image_size: tuple[int, int]) -> Pat
         # Written beside its name and renamed when complete: an interrupted run leaves no half release.
         partial = release.with_name(release.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        focus_dataset.write_sample_release(partial, size, seed=size, size_range=image_size)
+        sample.write_sample_release(partial, size, seed=size, size_range=image_size)
         partial.rename(release)
     return release
 

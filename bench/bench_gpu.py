@@ -16,6 +16,7 @@ Whether decoding is the bottleneck shows as images/s near the decode-only rate w
 the time.
 """
 
+from focus_tools import sample
 import argparse
 import json
 import os
@@ -71,7 +72,7 @@ def write_release(folder: Path, images: int, size_range: tuple[int, int], worker
     """A sample release in the public layout (focus_tools.sample), its images redrawn at web-photo sizes in a pool."""
     import focus_dataset
 
-    focus_dataset.write_sample_release(folder, images, seed=0, size_range=(8, 8))
+    sample.write_sample_release(folder, images, seed=0, size_range=(8, 8))
     jobs = [(seed, str(path), size_range) for seed, path in enumerate(sorted(folder.rglob("*.jpg")))]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_image, jobs, chunksize=64))

@@ -18,6 +18,7 @@ size and DataLoader workers, all measured in this run, runs alternated and the b
     python bench/bench_harness.py [--images 400] [--shared-images 1000] [--batch-size 32] [--workers 2]
 """
 
+from focus_tools import convert, sample
 import argparse
 import json
 import shutil
@@ -92,8 +93,8 @@ def release(workdir: Path, images: int) -> tuple[Path, Path]:
     import focus_dataset
 
     folder = workdir / f"release-{images}"
-    focus_dataset.write_sample_release(folder, images, seed=3, size_range=(320, 1024))
-    focus_dataset.convert(folder, workdir / f"focus-{images}")
+    sample.write_sample_release(folder, images, seed=3, size_range=(320, 1024))
+    convert.convert(folder, workdir / f"focus-{images}")
     paths = workdir / f"paths-{images}.txt"
     paths.write_text("\n".join(str(p) for p in sorted(folder.rglob("*.jpg"))) + "\n")
     return workdir / f"focus-{images}", paths

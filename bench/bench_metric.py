@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from focus_dataset import CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, load_uncommon_table, uncommon_masks
+from focus_tools.schema import CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, load_uncommon_table, uncommon_masks
 from harness.runfolder import load_metric_module
 
 

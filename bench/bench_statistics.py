@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from bench_metric import best_time, synthetic_inputs  # noqa: E402
-from harness.leaderboard import comparisons, statistics  # noqa: E402
+from harness.leaderboard import comparisons, significance  # noqa: E402
 from harness.leaderboard.verification import GroundTruth, Verification  # noqa: E402
 
 TARGET_SECONDS = 10.0
@@ -55,9 +55,9 @@ def rows_of(verifications: list[Verification], weights: dict[str, np.ndarray]) -
     """The fields of table rows that comparisons.compare reads, with point values from the same groups."""
     correct = np.stack([v.correct for v in verifications])
     points = comparisons._column_values(
-        statistics.group_accuracies(np.ones((1, correct.shape[1])), correct, np.stack(list(weights.values()))),
+        significance.group_accuracies(np.ones((1, correct.shape[1])), correct, np.stack(list(weights.values()))),
         list(weights))
-    uncommon = statistics.group_accuracies(np.ones((1, correct.shape[1])), correct, weights["P1-P3"][None, :])
+    uncommon = significance.group_accuracies(np.ones((1, correct.shape[1])), correct, weights["P1-P3"][None, :])
     rows = [{"submission": v.submission.name, "correct": v.correct,
              "values": {key: float(values[0, i]) for key, values in points.items()},
              "common": float(points["P0"][0, i]), "uncommon": float(uncommon[0, i, 0])}
@@ -67,7 +67,7 @@ def rows_of(verifications: list[Verification], weights: dict[str, np.ndarray]) -
 
 def board_statistics(truth: GroundTruth, verifications: list[Verification], n_replicates: int) -> None:
     weights = comparisons.group_weights(truth)
-    counts = statistics.bootstrap_counts(truth.num_images, n_replicates)
+    counts = significance.bootstrap_counts(truth.num_images, n_replicates)
     comparisons.compare(rows_of(verifications, weights), weights, counts)
     comparisons.reject_copies(verifications)
     comparisons.flag_near_copies(verifications)
@@ -77,7 +77,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-submissions", type=int, default=50, help="submissions in one table (default: 50)")
     parser.add_argument("--n-images", type=int, default=23902, help="images (default: FOCUS's 23,902)")
-    parser.add_argument("--n-replicates", type=int, default=statistics.N_REPLICATES,
+    parser.add_argument("--n-replicates", type=int, default=significance.N_REPLICATES,
                         help="bootstrap replicates (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic board (default: 0)")
     parser.add_argument("--repeats", type=int, default=3, help="runs; the best one counts (default: 3)")
@@ -85,11 +85,11 @@ def main(argv=None):
 
     truth, verifications = synthetic_board(args.n_submissions, args.n_images, args.seed)
     start = time.perf_counter()
-    counts = statistics.bootstrap_counts(truth.num_images, args.n_replicates)
+    counts = significance.bootstrap_counts(truth.num_images, args.n_replicates)
     resample = time.perf_counter() - start
     weights = comparisons.group_weights(truth)
     rows = rows_of(verifications, weights)
-    accuracies = best_time(lambda: statistics.group_accuracies(
+    accuracies = best_time(lambda: significance.group_accuracies(
         counts, np.stack([row["correct"] for row in rows]), np.stack(list(weights.values()))), args.repeats)
     total = best_time(lambda: board_statistics(truth, verifications, args.n_replicates), args.repeats)
     print(f"{args.n_submissions} submissions x {args.n_images:,} images x {args.n_replicates} replicates, one core")

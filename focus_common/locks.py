@@ -44,7 +44,7 @@ def holder_text(holder: str) -> str:
 
 def _open_lock(folder: Path):
     if folder.is_symlink():
-        raise RuntimeError(f"{folder} is a symbolic link; a command writes in its own folders only")
+        raise RuntimeError(f"{folder} is a symbolic link; the harness writes in a run's own folders only")
     path = folder / LOCK_FILE
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)

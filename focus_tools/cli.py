@@ -12,10 +12,11 @@ from pathlib import Path
 
 import datasets
 
-from focus_dataset import FocusDataError, quote
+from focus_common.messages import quote
+from focus_tools.schema import FocusDataError
 from focus_common import commands as command
 from focus_tools.convert import REPORT_NAME, convert
-from focus_tools.hub import check_hub_access, push_to_hub
+from focus_tools.upload import check_hub_access, push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit
 from focus_tools.sample import write_sample_release
 from focus_tools.statistics import summary, uncommon_masks_from_data

@@ -18,7 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from focus_dataset import FocusDataError, focus_info, load_uncommon_table, quote, validate_uncommon_table
+from focus_common.messages import quote
+from focus_tools.schema import FocusDataError, focus_info, load_uncommon_table, validate_uncommon_table
 from focus_common import outputs
 from focus_tools.card import render_card
 from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
@@ -51,11 +52,13 @@ def convert(
     output = Path(output)
     check_output(source, output, overwrite=overwrite)
     max_shard_bytes = shard_size_limit(max_shard_size)
-    table = validate_uncommon_table(uncommon) if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
+    uncommon_table = (validate_uncommon_table(uncommon) if isinstance(uncommon, dict)
+                      else load_uncommon_table(uncommon))
     report: dict[str, Any] = {}
     with Release(source) as release:
         # Every annotation is checked before anything is written.
-        columns = annotation_columns(release_annotations(release, report, skip_invalid=skip_invalid), table)
+        columns = annotation_columns(release_annotations(release, report, skip_invalid=skip_invalid),
+                                     uncommon_table)
         with outputs.staged_folder(output, holder="focus-dataset convert", what="conversion",
                                    error=FocusDataError) as staged:
             staging = staged.folder
@@ -64,7 +67,7 @@ def convert(
             report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
                           published_version=closest_published_version(annotations))
             (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-            (staging / CARD_NAME).write_text(render_card(focus_info(), annotations, table, report,
+            (staging / CARD_NAME).write_text(render_card(focus_info(), annotations, uncommon_table, report,
                                                          num_bytes=sum(p.stat().st_size for p in shards)))
             # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
             check_output(source, output, overwrite=overwrite)

@@ -18,8 +18,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from focus_dataset import (CLASS_NAMES, LOCATION_NAMES, ROWS_PER_GROUP, TIME_NAMES, WEATHER_NAMES, Annotation,
-                           FocusDataError, focus_features, partition_ids, quote, uncommon_masks)
+from focus_common.messages import quote
+from focus_tools.schema import (
+    CLASS_NAMES,
+    LOCATION_NAMES,
+    ROWS_PER_GROUP,
+    TIME_NAMES,
+    WEATHER_NAMES,
+    Annotation,
+    FocusDataError,
+    focus_features,
+    partition_ids,
+    uncommon_masks,
+)
 from focus_tools.release import Release, problem_text, read_image
 
 # The names of a converted folder's shards, as datasets' Hub convention has them.
@@ -82,14 +93,14 @@ def encode_batch(examples: list[dict[str, Any]], features: datasets.Features) ->
     return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
 
 
-def annotation_columns(annotations: list[Annotation], uncommon: dict) -> pa.RecordBatch:
+def annotation_columns(annotations: list[Annotation], uncommon_table: dict) -> pa.RecordBatch:
     """Every column but the image, of every annotated image, as one typed batch.
 
     The values are annotate's, computed on whole columns: the uncommon flags from uncommon_masks,
     the partitions by partition_ids (a test pins them to annotate's for every class and partition).
     """
     n = len(annotations)
-    masks = uncommon_masks(uncommon)
+    masks = uncommon_masks(uncommon_table)
     label = _ids([a.category for a in annotations], CLASS_NAMES)
     time = _ids([a.time for a in annotations], TIME_NAMES)
     weather = _ids([a.weather for a in annotations], WEATHER_NAMES)

@@ -11,6 +11,7 @@ a generous limit are refused, and so are images that declare more pixels than PI
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import sqlite3
@@ -23,9 +24,18 @@ from typing import Any
 
 import PIL.Image
 
-from focus_dataset import (ANNOTATIONS_DB, CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, Annotation,
-                           FocusDataError, logger, quote)
+from focus_common.messages import quote
+from focus_tools.schema import (
+    ANNOTATIONS_DB,
+    CLASS_NAMES,
+    LOCATION_NAMES,
+    TIME_NAMES,
+    WEATHER_NAMES,
+    Annotation,
+    FocusDataError,
+)
 
+logger = logging.getLogger("focus_dataset")
 _ANNOTATION_COLUMNS = ("file_name", "category", "time", "weather", "locations", "humans")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")

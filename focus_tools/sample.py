@@ -14,9 +14,21 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from focus_dataset import (ANNOTATIONS_DB, ATTRIBUTE_NAMES, CLASS_NAMES, LOCATION_NAMES, PARTITION_NAMES,
-                           TIME_NAMES, UNCOMMON, WEATHER_NAMES, Annotation, FocusDataError, load_uncommon_table,
-                           partition_ids, uncommon_masks)
+from focus_tools.schema import (
+    ANNOTATIONS_DB,
+    ATTRIBUTE_NAMES,
+    CLASS_NAMES,
+    LOCATION_NAMES,
+    PARTITION_NAMES,
+    TIME_NAMES,
+    PAPER_UNCOMMON_TABLE,
+    WEATHER_NAMES,
+    Annotation,
+    FocusDataError,
+    load_uncommon_table,
+    partition_ids,
+    uncommon_masks,
+)
 from focus_tools.published import PUBLISHED_TABLE1
 
 
@@ -56,7 +68,7 @@ def sample_annotations(num_images: int, seed: int = 0) -> list[Annotation]:
         class_name = CLASS_NAMES[labels[i]]
         locations = tuple(name for name, present in zip(LOCATION_NAMES, has_location[i]) if present) or ("none",)
         setting = next(
-            (v for v in locations if v in UNCOMMON["locations"][class_name]),
+            (v for v in locations if v in PAPER_UNCOMMON_TABLE["locations"][class_name]),
             WEATHER_NAMES[weathers[i]] if masks["weather"][labels[i], weathers[i]] else
             ("night" if TIME_NAMES[times[i]] == "night" else locations[0]),
         )

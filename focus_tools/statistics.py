@@ -11,8 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from focus_dataset import (ATTRIBUTE_NAMES, CLASS_NAMES, LOCATION_NAMES, PARTITION_GROUPS, PARTITION_NAMES,
-                           focus_features, location_occurrences)
+from focus_tools.schema import (
+    ATTRIBUTE_NAMES,
+    CLASS_NAMES,
+    LOCATION_NAMES,
+    PARTITION_GROUPS,
+    PARTITION_NAMES,
+    focus_features,
+    location_occurrences,
+)
 from focus_tools.published import PUBLISHED_TABLE2, PUBLISHED_VERSIONS
 
 

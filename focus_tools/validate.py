@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from focus_dataset import Annotation, focus_features, load_uncommon_table, partition_ids, quote
+from focus_common.messages import quote
+from focus_tools.schema import Annotation, focus_features, load_uncommon_table, partition_ids
 from focus_tools.parquet import annotation_columns, converted_shards, image_batches, open_shard, read_annotation_columns
 from focus_tools.release import UnreadableFile, Release, decode_problem, file_name_problems, parse_annotation
 from focus_tools.statistics import (closest_published_version, compare_with_published, dataset_fingerprint,
@@ -45,9 +46,9 @@ def _decode_problems(names: list[str], read: Callable[[str], bytes | None]) -> l
         return [(name, problem) for name, problem in pool.map(check, names) if problem is not None]
 
 
-def annotations_table(annotations: list[Annotation], table: dict) -> pa.Table:
+def annotations_table(annotations: list[Annotation], uncommon_table: dict) -> pa.Table:
     """The typed annotation columns (no images) of parsed release rows."""
-    return pa.Table.from_batches([annotation_columns(annotations, table)])
+    return pa.Table.from_batches([annotation_columns(annotations, uncommon_table)])
 
 
 def validate_release(path: str | os.PathLike) -> ValidationResult:

@@ -22,7 +22,7 @@ from accelerate.utils import gather_object, set_seed
 
 from focus_common import locks
 from focus_common import commands as command
-from focus_dataset import quote
+from focus_common.messages import quote
 from harness import labels, models, preprocess, runfolder
 from harness.runfolder import CONFIG_FILE, RUN_FILE, model_dir, read_json
 from harness.data import SUBSETS, open_focus

@@ -18,16 +18,16 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from focus_tools import schema
 from harness import runfolder
-from harness.report import (
-    COUNT_PARTITIONS,
+from harness.run_results import (
     DASH,
     FIGURE3_FILE,
     ROBUSTNESS_FILE,
     ModelResult,
-    effective_robustness,
     figure2_file,
     heatmaps_file,
+    robustness_fit,
 )
 
 _COMMON_COLORMAP, _UNCOMMON_COLORMAP = matplotlib.colormaps["Blues"], matplotlib.colormaps["Oranges"]
@@ -41,7 +41,7 @@ def write_figures(results: Sequence[ModelResult], out_dir: str | Path) -> list[P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [_save(_figure3(results), out_dir / FIGURE3_FILE)]
-    fit = effective_robustness(results)
+    fit = robustness_fit(results)
     if fit is not None:
         labels = {result.name: result.label for result in results}
         paths.append(_save(_effective_robustness_figure(fit, labels), out_dir / ROBUSTNESS_FILE))
@@ -97,13 +97,13 @@ def _accuracy_bars(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.nd
 def _figure3(results: Sequence[ModelResult]) -> Figure:
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    x = np.arange(len(COUNT_PARTITIONS))
+    x = np.arange(len(schema.COUNT_PARTITIONS))
     # Models are shifted a little sideways so that their error bars do not hide each other.
     offsets = np.linspace(-0.08, 0.08, len(results)) if len(results) > 1 else [0.0]
     for result, offset in zip(results, offsets):
-        accuracy, error = _accuracy_bars([result.metrics["partitions"][name] for name in COUNT_PARTITIONS])
+        accuracy, error = _accuracy_bars([result.metrics["partitions"][name] for name in schema.COUNT_PARTITIONS])
         axes.errorbar(x + offset, accuracy, yerr=error, marker="o", capsize=3, label=result.label)
-    axes.set_xticks(x, COUNT_PARTITIONS)
+    axes.set_xticks(x, schema.COUNT_PARTITIONS)
     axes.set_xlabel("partition (number of uncommon attributes)")
     axes.set_ylim(0, 105)
     axes.set_ylabel("top-1 accuracy (%)")
@@ -119,13 +119,13 @@ def _figure2(result: ModelResult) -> Figure:
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     axes = figure.add_subplot()
     x = np.arange(len(classes))
-    width = 0.8 / len(COUNT_PARTITIONS)
-    colors = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.8, len(COUNT_PARTITIONS)))
-    for j, (name, color) in enumerate(zip(COUNT_PARTITIONS, colors)):
+    width = 0.8 / len(schema.COUNT_PARTITIONS)
+    colors = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.8, len(schema.COUNT_PARTITIONS)))
+    for j, (name, color) in enumerate(zip(schema.COUNT_PARTITIONS, colors)):
         accuracy, error = _accuracy_bars([per_class[class_name][name] for class_name in classes])
         # A partition with no image of a class gets no bar rather than a zero-height one.
         shown = ~np.isnan(accuracy)
-        axes.bar(x[shown] + (j - (len(COUNT_PARTITIONS) - 1) / 2) * width, accuracy[shown], width,
+        axes.bar(x[shown] + (j - (len(schema.COUNT_PARTITIONS) - 1) / 2) * width, accuracy[shown], width,
                  yerr=error[:, shown], capsize=2, color=color, label=name, error_kw={"elinewidth": 0.8})
     axes.set_xticks(x, classes)
     axes.set_ylim(0, 105)
@@ -134,8 +134,8 @@ def _figure2(result: ModelResult) -> Figure:
     axes.grid(axis="y", alpha=0.3)
     # Explicit handles: a partition with no bar at all would otherwise get a default colour. Outside
     # the axes, so that no bar hides behind it.
-    figure.legend(handles=[Patch(color=color, label=name) for name, color in zip(COUNT_PARTITIONS, colors)],
-                  loc="outside lower center", ncols=len(COUNT_PARTITIONS), fontsize="small")
+    figure.legend(handles=[Patch(color=color, label=name) for name, color in zip(schema.COUNT_PARTITIONS, colors)],
+                  loc="outside lower center", ncols=len(schema.COUNT_PARTITIONS), fontsize="small")
     return figure
 
 

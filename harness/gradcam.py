@@ -59,7 +59,9 @@ from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from focus_tools import statistics
 import focus_dataset
+from focus_tools import schema
 from focus_common import commands as command
 from harness import cli, labels, passes, preprocess, runfolder
 from harness.models.adapters import LinearHeadClassifier
@@ -323,13 +325,13 @@ def image_record(annotation: dict[str, Any], rank: int, target: int, probability
     if len(names) == labels.NUM_IMAGENET_CLASSES:
         focus_id = int(labels.imagenet_to_focus_index()[target])
     else:  # a head in FOCUS's own label space (a CLIP zero-shot head, a head fine-tuned on FOCUS)
-        focus_id = target if len(names) == len(focus_dataset.CLASS_NAMES) else -1
+        focus_id = target if len(names) == len(schema.CLASS_NAMES) else -1
     return {
-        "file_name": annotation["file_name"], "true_class": focus_dataset.CLASS_NAMES[annotation["label"]],
-        "partition": focus_dataset.PARTITION_NAMES[annotation["partition"]],
+        "file_name": annotation["file_name"], "true_class": schema.CLASS_NAMES[annotation["label"]],
+        "partition": schema.PARTITION_NAMES[annotation["partition"]],
         "num_uncommon": annotation["num_uncommon"], "predicted_id": target, "predicted_name": names[target],
         "predicted_probability": probability,
-        "predicted_focus": focus_dataset.CLASS_NAMES[focus_id] if focus_id >= 0 else None,
+        "predicted_focus": schema.CLASS_NAMES[focus_id] if focus_id >= 0 else None,
         "map_size": list(cam.shape), "map_peak": [int(v) for v in np.unravel_index(cam.argmax(), cam.shape)],
         "panel": panel_file(rank, annotation["file_name"]),
     }
@@ -521,7 +523,7 @@ def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         return 2
     annotations = focus_dataset.annotation_table(dataset)
     try:
-        cli.check_data_of_run(args, focus_dataset.dataset_fingerprint(annotations))
+        cli.check_data_of_run(args, statistics.dataset_fingerprint(annotations))
     except cli.COMMAND_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,7 +15,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from focus_dataset import CLASS_NAMES
+from focus_tools import schema
+from focus_tools.schema import CLASS_NAMES
 
 NUM_IMAGENET_CLASSES = 1000
 UNMAPPED = -1  # FOCUS id of an ImageNet class outside the mapping: never equal to a true label
@@ -38,7 +39,7 @@ IMAGENET_TO_FOCUS: dict[str, tuple[int, ...]] = {
 
 if list(IMAGENET_TO_FOCUS) != CLASS_NAMES:
     raise ImportError(
-        f"IMAGENET_TO_FOCUS lists the classes {list(IMAGENET_TO_FOCUS)}, but focus_dataset.CLASS_NAMES "
+        f"IMAGENET_TO_FOCUS lists the classes {list(IMAGENET_TO_FOCUS)}, but schema.CLASS_NAMES "
         f"is {CLASS_NAMES}; the mapping must follow CLASS_NAMES, which owns the class ids."
     )
 

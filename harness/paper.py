@@ -1,14 +1,14 @@
 """The FOCUS paper's published results, so that reports can show them beside a run's own.
 
 Kattakinda & Feizi, "FOCUS: Familiar Objects in Common and Uncommon Settings", ICML 2022
-(PMLR 162:10825-10847; BibTeX in focus_dataset._CITATION). Values are percent, exactly as printed
+(PMLR 162:10825-10847; BibTeX in focus_tools.schema.CITATION). Values are percent, exactly as printed
 in the paper, keyed by the paper's model names (ResNet50 ... EfficientNet-b7); which timm model
 stands in for each is the business of harness/models.py.
 """
 
 from __future__ import annotations
 
-from focus_dataset import PUBLISHED_VERSIONS
+from focus_tools.published import PUBLISHED_VERSIONS
 
 # The version of FOCUS (its number of images) that Tables 3 and 4 were measured on: 23,902.
 MEASURED_ON = next(images for images, version in PUBLISHED_VERSIONS.items() if version["tables_3_and_4"])

@@ -59,7 +59,9 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
+from focus_tools import statistics
 import focus_dataset
+from focus_tools import schema
 from focus_common import commands as command
 from harness import cli, labels, passes, preprocess, runfolder
 from harness.cli import (
@@ -85,7 +87,7 @@ POOLING = "forward_features + forward_head(pre_logits=True)"
 FEATURE_IDENTITY_KEYS = ("model", "sha256", "dataset_fingerprint", "num_images", "preprocessing", "precision",
                          "pooling")
 # The probe targets: every location except "none" (ambiguous, or none of these places).
-PROBE_LOCATIONS = [name for name in focus_dataset.LOCATION_NAMES if name != "none"]
+PROBE_LOCATIONS = [name for name in schema.LOCATION_NAMES if name != "none"]
 # The fewest images with the location, and without, that a balanced split holds: one of each to train, one to test.
 MIN_SPLIT_IMAGES = 2
 INTERVAL_CONFIDENCE = 0.95  # of the probe accuracies' Wilson intervals
@@ -252,7 +254,7 @@ def merge_feature_parts(parts: pa.Table, model_dir: Path, file_names: list[str])
 # Probes and their statistics: pure functions of arrays
 # --------------------------------------------------------------------------------------------
 
-def location_presence(locations: list[list[int]], num_locations: int = len(focus_dataset.LOCATION_NAMES)) -> np.ndarray:
+def location_presence(locations: list[list[int]], num_locations: int = len(schema.LOCATION_NAMES)) -> np.ndarray:
     """(images, locations) bool matrix: whether each image's location set holds each location id.
 
     >>> location_presence([[1], [6, 7], []], 9).nonzero()
@@ -326,11 +328,11 @@ def probe_cells(features: np.ndarray, label: np.ndarray, presence: np.ndarray, *
     """
     check_probe_options(min_images, test_size)
     cells = []
-    pairs = [(c, l) for c in range(len(focus_dataset.CLASS_NAMES)) for l in range(len(PROBE_LOCATIONS))]
+    pairs = [(c, l) for c in range(len(schema.CLASS_NAMES)) for l in range(len(PROBE_LOCATIONS))]
     for class_id, location_id in tqdm(pairs, desc="probes", disable=not progress):
         rows = np.flatnonzero(label == class_id)
-        present = presence[rows, focus_dataset.LOCATION_NAMES.index(PROBE_LOCATIONS[location_id])]
-        cell = {"class": focus_dataset.CLASS_NAMES[class_id], "location": PROBE_LOCATIONS[location_id],
+        present = presence[rows, schema.LOCATION_NAMES.index(PROBE_LOCATIONS[location_id])]
+        cell = {"class": schema.CLASS_NAMES[class_id], "location": PROBE_LOCATIONS[location_id],
                 "n_with": int(present.sum()), "n_without": int((~present).sum())}
         fewest = min(cell["n_with"], cell["n_without"])
         if fewest < MIN_SPLIT_IMAGES:
@@ -386,8 +388,8 @@ def parse_pairs(items: list[str] | None) -> list[tuple[str, str]] | None:
     pairs = []
     for item in items:
         class_name, sep, location = item.partition("/")
-        if not sep or class_name not in focus_dataset.CLASS_NAMES or location not in PROBE_LOCATIONS:
-            raise ValueError(f"--pairs expects CLASS/LOCATION with a class of {focus_dataset.CLASS_NAMES} and a "
+        if not sep or class_name not in schema.CLASS_NAMES or location not in PROBE_LOCATIONS:
+            raise ValueError(f"--pairs expects CLASS/LOCATION with a class of {schema.CLASS_NAMES} and a "
                              f"location of {PROBE_LOCATIONS}, got {item!r}")
         pairs.append((class_name, location))
     return pairs
@@ -418,10 +420,10 @@ def format_percent(value: float) -> str:
 
 def accuracy_grid(cells: list[dict[str, Any]]) -> np.ndarray:
     """Table 5 as a (classes, locations) array of accuracies, NaN where too small."""
-    grid = np.full((len(focus_dataset.CLASS_NAMES), len(PROBE_LOCATIONS)), np.nan)
+    grid = np.full((len(schema.CLASS_NAMES), len(PROBE_LOCATIONS)), np.nan)
     for cell in cells:
         if cell["status"] == "trained":
-            row = focus_dataset.CLASS_NAMES.index(cell["class"])
+            row = schema.CLASS_NAMES.index(cell["class"])
             grid[row, PROBE_LOCATIONS.index(cell["location"])] = cell["accuracy"]
     return grid
 
@@ -446,7 +448,7 @@ def text_grid(cells: list[dict[str, Any]]) -> list[list[str]]:
     """Table 5's cells as text, (classes x locations)."""
     by_pair = {(cell["class"], cell["location"]): cell for cell in cells}
     return [[cell_text(by_pair.get((class_name, location))) for location in PROBE_LOCATIONS]
-            for class_name in focus_dataset.CLASS_NAMES]
+            for class_name in schema.CLASS_NAMES]
 
 
 def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
@@ -463,7 +465,7 @@ def format_probes(cells: list[dict[str, Any]], header: dict[str, Any]) -> str:
         lines += ["**Random weights**: these numbers say nothing about the model.", ""]
     lines += ["## Table 5: probe test accuracy (%)", "",
               "| class | " + " | ".join(PROBE_LOCATIONS) + " |", "|---" * (len(PROBE_LOCATIONS) + 1) + "|"]
-    for class_name, values in zip(focus_dataset.CLASS_NAMES, text_grid(cells)):
+    for class_name, values in zip(schema.CLASS_NAMES, text_grid(cells)):
         lines.append(f"| {class_name} | " + " | ".join(values) + " |")
     lines += ["", "## Every cell", "",
               "| class | location | with | without | status | n_train | n_test | accuracy (%) "
@@ -500,7 +502,7 @@ def probes_json(cells: list[dict[str, Any]], header: dict[str, Any]) -> dict[str
 def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
     """Table 5 as a class x location heatmap; small cells hatched, their values in parentheses; too small grey."""
     grid = accuracy_grid(cells)
-    figure = Figure(figsize=(1.0 + 0.8 * len(PROBE_LOCATIONS), 1.2 + 0.45 * len(focus_dataset.CLASS_NAMES)),
+    figure = Figure(figsize=(1.0 + 0.8 * len(PROBE_LOCATIONS), 1.2 + 0.45 * len(schema.CLASS_NAMES)),
                     layout="constrained")
     axes = figure.subplots()
     axes.set_facecolor("#e6e6e6")
@@ -511,10 +513,10 @@ def plot_heatmap(cells: list[dict[str, Any]], title: str) -> Figure:
             axes.text(column, row, text, ha="center", va="center", fontsize=8)
     for cell in cells:
         if cell.get("small"):
-            xy = (PROBE_LOCATIONS.index(cell["location"]) - 0.5, focus_dataset.CLASS_NAMES.index(cell["class"]) - 0.5)
+            xy = (PROBE_LOCATIONS.index(cell["location"]) - 0.5, schema.CLASS_NAMES.index(cell["class"]) - 0.5)
             axes.add_patch(Rectangle(xy, 1, 1, fill=False, hatch="///", edgecolor="#555555", linewidth=0))
     axes.set_xticks(range(len(PROBE_LOCATIONS)), PROBE_LOCATIONS, rotation=45, ha="right")
-    axes.set_yticks(range(len(focus_dataset.CLASS_NAMES)), focus_dataset.CLASS_NAMES)
+    axes.set_yticks(range(len(schema.CLASS_NAMES)), schema.CLASS_NAMES)
     axes.set_title(title, fontsize=10)
     figure.colorbar(image, ax=axes, label="probe test accuracy (%)")
     return figure
@@ -599,7 +601,7 @@ def probe_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
-    fingerprint = focus_dataset.dataset_fingerprint(annotations)
+    fingerprint = statistics.dataset_fingerprint(annotations)
     try:
         cli.check_data_of_run(args, fingerprint)
     except cli.COMMAND_ERRORS as err:

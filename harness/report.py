@@ -11,20 +11,28 @@ GAP_DECIMALS, so a reader can check every cell against metrics.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import numpy as np
 
-import focus_dataset
+from focus_tools import schema
 from focus_common import commands as command, outputs
 from focus_common.locks import folder_lock
 from harness import paper
 from harness import results as results_table
+from harness.run_results import (
+    DASH,
+    FIGURE3_FILE,
+    ROBUSTNESS_FILE,
+    ModelResult,
+    figure2_file,
+    heatmaps_file,
+    load_results,
+    robustness_fit,
+)
 from harness.runfolder import (
     CONFIG_FILE,
     FAILED_FILE,
@@ -41,63 +49,14 @@ from harness.runfolder import (
 
 ACCURACY_DECIMALS = 2  # as Table 4
 GAP_DECIMALS = 1
-DASH = "—"  # any value that is undefined (no image) or not published
 
 # Table 3's columns, then the two overall gaps: A(P0) - A(P1 u P2 u P3), and A(P0) - A(P1 u P2), which
 # is what the paper's published overall gaps measure (footnote 2 leaves P3 out).
-GAP_COLUMNS = {"G_t": "G_t (time)", "G_w": "G_w (weather)", "G_l": "G_l (locations)",
+GAP_COLUMNS = {**{gap: f"{gap} ({attribute})" for attribute, gap in schema.GAP_NAMES.items()},
                "gap_overall": "overall gap (P1 ∪ P2 ∪ P3)", "gap_overall_paper": "overall gap as published (P1 ∪ P2)"}
 # Table 4's columns, plus P(t,w,l) which the paper leaves out.
-TABLE4_COLUMNS = list(focus_dataset.PARTITION_NAMES)
-# Figure 3 and Figure 2: partitions by number of uncommon attributes.
-COUNT_PARTITIONS = ["P0", *focus_dataset.PARTITION_GROUPS]
+TABLE4_COLUMNS = list(schema.PARTITION_NAMES)
 
-FIGURE3_FILE = "figure3_partitions.png"
-ROBUSTNESS_FILE = "effective_robustness.png"
-UNCOMMON_PARTITIONS = list(focus_dataset.PARTITION_GROUPS)  # P1, P2, P3
-
-
-@dataclasses.dataclass
-class ModelResult:
-    """One model of a run: its metrics.json, its config.json and what the report needs besides.
-
-    `paper_name` is the paper's name for the model ("ResNet50"), to show the published numbers
-    beside ours; `n_failed` counts the images that failed to decode and are left out of the metrics.
-    """
-
-    name: str
-    metrics: dict[str, Any]
-    config: dict[str, Any] = dataclasses.field(default_factory=dict)
-    paper_name: str | None = None
-    n_failed: int = 0
-
-    @property
-    def weights(self) -> str | None:
-        """Where the weights came from: "hub-cache", "checkpoint:<path>", "random-init" or None."""
-        return self.config.get("weights")
-
-    @property
-    def random_init(self) -> bool:
-        """True for a model with random, untrained weights (--random-init)."""
-        return bool(self.config.get("random_init")) or self.weights == "random-init"
-
-    @property
-    def row(self) -> dict[str, Any]:
-        """The model's row of the results table (harness.results)."""
-        return results_table.result_row(self.config | {"model": self.name}, self.metrics, self.n_failed)
-
-    @property
-    def label(self) -> str:
-        """The model's name in legends and titles, with random weights said plainly."""
-        return f"{self.name} (random weights)" if self.random_init else self.name
-
-
-def figure2_file(model_name: str) -> str:
-    return f"figure2_{model_slug(model_name)}.png"
-
-
-def heatmaps_file(model_name: str) -> str:
-    return f"heatmaps_{model_slug(model_name)}.png"
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +98,7 @@ def render_report(
         "P0 has none.\n\n" + _partition_table(results, TABLE4_COLUMNS),
         "## Accuracy by number of uncommon attributes (%, Figure 3)\n\n"
         "P1, P2, P3: images with one, two, three uncommon attributes.\n\n"
-        + _partition_table(results, COUNT_PARTITIONS, with_paper=False),
+        + _partition_table(results, schema.COUNT_PARTITIONS, with_paper=False),
     ]
     if fit is not None:
         sections.append(_robustness_section(fit, figures_dir))
@@ -150,7 +109,7 @@ def render_report(
 
 def results_rows(results: Sequence[ModelResult]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The results table's rows (best top-1 first), their effective robustness filled in, and its fit."""
-    fit = effective_robustness(results)
+    fit = robustness_fit(results)
     robustness = dict(zip(fit["models"], fit["effective_robustness"])) if fit else {}
     rows = [result.row | {"effective_robustness": robustness.get(result.name)} for result in results]
     return results_table.sort_rows(rows), fit
@@ -430,62 +389,9 @@ def write_figures(results: Sequence[ModelResult], out_dir: str | Path) -> list[P
     return figures.write_figures(results, out_dir)
 
 
-def effective_robustness(results: Sequence[ModelResult]) -> dict[str, Any] | None:
-    """The effective-robustness fit across a run's models (Taori et al. 2020), or None with fewer than three.
-
-    Accuracy on uncommon settings (P1 ∪ P2 ∪ P3) against accuracy on common ones (P0), a line fitted
-    in logit space over the models (harness.leaderboard.statistics.effective_robustness); each
-    model's effective robustness is its vertical distance to the line, in accuracy. Models with either
-    accuracy undefined are left out. Returns the fit with the models' names, in results' order.
-    """
-    from harness.leaderboard import statistics  # the leaderboard's pure statistics, imported when needed
-
-    names, common, uncommon = [], [], []
-    for result in results:
-        partitions = result.metrics["partitions"]
-        n = sum(partitions[name]["n"] for name in UNCOMMON_PARTITIONS)
-        if partitions["P0"]["accuracy"] is None or not n:
-            continue
-        names.append(result.name)
-        common.append(partitions["P0"]["accuracy"])
-        uncommon.append(sum(partitions[name]["correct"] for name in UNCOMMON_PARTITIONS) / n)
-    if len(names) < statistics.MIN_FIT_MODELS or len(set(common)) < 2:
-        return None
-    return {"models": names, **statistics.effective_robustness(np.array(common), np.array(uncommon))}
-
-
 # --------------------------------------------------------------------------------------------
 # Run folder
 # --------------------------------------------------------------------------------------------
-
-def load_results(run_dir: str | Path) -> list[ModelResult]:
-    """The models of a run folder that have a metrics.json: run.json's models, in its order (all without one)."""
-    run_dir = Path(run_dir)
-    folders = {path.parent.name: path.parent for path in run_dir.glob(f"*/{METRICS_FILE}")}
-    if not folders:
-        raise ValueError(
-            f"No model results in {run_dir}: no */{METRICS_FILE} found. Point to a run folder the harness "
-            "has finished at least one model in."
-        )
-    run_file = run_dir / RUN_FILE
-    if not run_file.exists():
-        return [_load_model(folders[slug]) for slug in sorted(folders)]
-    # run.json lists the models of the run: a folder of some other or abandoned run is not reported.
-    listed = read_json(run_file).get("models", [])
-    return [_load_model(folders[model_slug(name)]) for name in listed if model_slug(name) in folders]
-
-
-def _load_model(folder: Path) -> ModelResult:
-    config_file, failed_file = folder / CONFIG_FILE, folder / FAILED_FILE
-    config = read_json(config_file) if config_file.exists() else {}
-    return ModelResult(
-        name=config.get("model", folder.name),
-        metrics=read_json(folder / METRICS_FILE),
-        config=config,
-        paper_name=config.get("paper_name"),
-        n_failed=len(read_json(failed_file)) if failed_file.exists() else 0,
-    )
-
 
 def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: dict[str, Any] | None = None, *,
                  figures: str = "now") -> Path:

@@ -15,11 +15,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from focus_dataset import PARTITION_GROUPS, PARTITION_NAMES
+from focus_tools.schema import COUNT_PARTITIONS, GAPS, PARTITION_NAMES
 
 # metrics.json's partitions: P0, the groups P1-P3, then P(t) ... P(t,w,l).
-PARTITIONS = ["P0", *PARTITION_GROUPS, *PARTITION_NAMES[1:]]
-GAPS = ["G_t", "G_w", "G_l", "gap_overall", "gap_overall_paper"]
+# The accuracies of a results row: P0, P1-P3 (by number of uncommon attributes), then each P^A.
+PARTITIONS = [*COUNT_PARTITIONS, *PARTITION_NAMES[1:]]
 COLUMNS = [
     "model", "paper_name", "source", "weights", "sha256", "label_space", "mapping", "preprocess",
     "input_size", "resize", "crop_pct", "crop_mode", "interpolation", "mean", "std", "num_params",
@@ -92,7 +92,7 @@ def _percent(value: float | None) -> str:
 def _cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The headline columns as text: accuracies and gaps in percent, parameters in millions."""
     robustness = any(row["effective_robustness"] is not None for row in rows)
-    numbers = ["top1", "top5", "P0", "P1", "P2", "P3", *GAPS, *(["effective_robustness"] if robustness else [])]
+    numbers = ["top1", "top5", *COUNT_PARTITIONS, *GAPS, *(["effective_robustness"] if robustness else [])]
     header = ["model", *numbers, "params (M)", "input", "preprocess", "img/s"]
     body = []
     for row in rows:

@@ -32,6 +32,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
+from focus_tools import statistics
 from focus_common import locks
 import focus_dataset
 from focus_common import commands as command
@@ -438,7 +439,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
         print(f"error: {err}", file=sys.stderr)
         return 2
     annotations = focus_dataset.annotation_table(dataset)
-    fingerprint = focus_dataset.dataset_fingerprint(annotations)
+    fingerprint = statistics.dataset_fingerprint(annotations)
     run_dir = Path(args.output)
 
     def start() -> None:
@@ -457,7 +458,7 @@ def evaluate_run(accelerator: Accelerator, args: argparse.Namespace, argv: list[
             "data": str(Path(args.data).resolve()) if Path(args.data).exists() else str(args.data),
             "dataset_fingerprint": fingerprint, "num_images": annotations.num_rows,
             "subset": subset, "selection": cli.data_selection(args),
-            "version": focus_dataset.closest_published_version(annotations),
+            "version": statistics.closest_published_version(annotations),
             "models": names_so_far, "num_processes": accelerator.num_processes,
             "versions": cli.library_versions(), "date": cli.now(),
         })

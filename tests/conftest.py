@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-import focus_dataset
+from focus_tools import convert, published, sample, schema, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,20 +19,20 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def sample_release(tmp_path_factory) -> Path:
     """A 48-image release folder in which every partition occurs."""
-    return focus_dataset.write_sample_release(tmp_path_factory.mktemp("release") / "focus", 48, seed=7)
+    return sample.write_sample_release(tmp_path_factory.mktemp("release") / "focus", 48, seed=7)
 
 
 @pytest.fixture(scope="session")
 def sample_zip(tmp_path_factory) -> Path:
     """The same release as focus.zip (one top-level folder, as the public archive)."""
-    return focus_dataset.write_sample_release(tmp_path_factory.mktemp("zip") / "focus.zip", 48, seed=7,
+    return sample.write_sample_release(tmp_path_factory.mktemp("zip") / "focus.zip", 48, seed=7,
                                               as_zip=True)
 
 
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, sample_release) -> Path:
     output = tmp_path_factory.mktemp("converted") / "focus"
-    focus_dataset.convert(sample_release, output)
+    convert.convert(sample_release, output)
     return output
 
 
@@ -43,26 +43,26 @@ def release_copy(tmp_path, sample_release) -> Path:
 
 
 def execute(release: Path, sql: str, *params) -> None:
-    with sqlite3.connect(release / focus_dataset.ANNOTATIONS_DB) as db:
+    with sqlite3.connect(release / schema.ANNOTATIONS_DB) as db:
         db.execute(sql, params)
     db.close()
 
 
 def first_file_name(release: Path) -> str:
-    with sqlite3.connect(release / focus_dataset.ANNOTATIONS_DB) as db:
+    with sqlite3.connect(release / schema.ANNOTATIONS_DB) as db:
         (name,) = db.execute("SELECT file_name FROM annotations ORDER BY file_name LIMIT 1").fetchone()
     db.close()
     return name
 
 
 @functools.cache
-def published_version_annotations(version: int) -> list[focus_dataset.Annotation]:
+def published_version_annotations(version: int) -> list[schema.Annotation]:
     """Made-up images whose Table 1 is exactly a published version's."""
-    table1 = focus_dataset.PUBLISHED_VERSIONS[version]["table1"]
+    table1 = published.PUBLISHED_VERSIONS[version]["table1"]
     annotations = []
-    for class_id, class_name in enumerate(focus_dataset.CLASS_NAMES):
+    for class_id, class_name in enumerate(schema.CLASS_NAMES):
         values = {attribute: [name for name in names for _ in range(table1[attribute][name][class_id])]
-                  for attribute, names in focus_dataset.ATTRIBUTE_NAMES.items()}
+                  for attribute, names in schema.ATTRIBUTE_NAMES.items()}
         num_images = len(values["time"])
         # "none" stands alone, as in a release; the other location occurrences are dealt round-robin to the
         # other images, so a location never lands twice on one image.
@@ -70,7 +70,7 @@ def published_version_annotations(version: int) -> list[focus_dataset.Annotation
         alone = values["locations"].count("none")
         dealt = num_images - alone
         locations = [("none",)] * alone + [tuple(placed[i::dealt]) for i in range(dealt)]
-        annotations += [focus_dataset.Annotation(f"{class_name}-x/{i}.jpg", class_name, values["time"][i],
+        annotations += [schema.Annotation(f"{class_name}-x/{i}.jpg", class_name, values["time"][i],
                                                  values["weather"][i], tuple(locations[i]), False)
                         for i in range(num_images)]
     return annotations
@@ -78,7 +78,7 @@ def published_version_annotations(version: int) -> list[focus_dataset.Annotation
 
 def published_version_table(version: int) -> pa.Table:
     """Annotation columns of made-up images whose Table 1 is exactly a published version's."""
-    return focus_dataset.annotations_table(published_version_annotations(version), focus_dataset.load_uncommon_table())
+    return validate.annotations_table(published_version_annotations(version), schema.load_uncommon_table())
 
 
 def png_declaring(width: int, height: int) -> bytes:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import focus_dataset as fd
+from focus_tools import cli
 
 
 def test_cli_reports_bad_input_on_stderr_with_exit_status_2(tmp_path, capsys):
-    assert fd.main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert cli.main(["convert", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
     assert "no such file or folder; expected a FOCUS release folder or focus.zip" in capsys.readouterr().err
 
 
@@ -26,7 +26,7 @@ def options(parser: argparse.ArgumentParser):
 
 
 def test_every_option_has_help_and_shows_its_default():
-    for option, help_, default in options(fd.build_parser()):
+    for option, help_, default in options(cli.build_parser()):
         assert help_, f"{option} has no help"
         if default not in (None, False):
             assert f"(default: {default})" in help_, option
@@ -40,24 +40,24 @@ def test_every_option_has_help_and_shows_its_default():
 def test_bad_option_values_are_named_with_exit_status_2(tmp_path, sample_release, capsys, argv, message):
     argv = [a.format(release=sample_release, tmp=tmp_path) for a in argv]
     with pytest.raises(SystemExit) as exit_:
-        fd.main(argv)
+        cli.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_sample_into_an_unwritable_place_is_a_clean_error(capsys):
-    assert fd.main(["sample", "/proc/foo", "--num-images", "2"]) == 2
+    assert cli.main(["sample", "/proc/foo", "--num-images", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: /proc/foo: cannot write") and err.count("\n") == 1
 
 
 def test_a_terminated_conversion_removes_its_partial_folder(tmp_path, sample_release):
     script = (
-        "import sys, time, focus_dataset, focus_tools.release as release\n"
+        "import sys, time, focus_tools.release as release\nfrom focus_tools import cli\n"
         "check = release.check_image_bytes\n"
         "def slow(data):\n"
         "    print('converting', flush=True); time.sleep(0.2); return check(data)\n"
         "release.check_image_bytes = slow\n"
-        f"sys.exit(focus_dataset.main(['convert', {str(sample_release)!r}, {str(tmp_path / 'out')!r}]))\n"
+        f"sys.exit(cli.main(['convert', {str(sample_release)!r}, {str(tmp_path / 'out')!r}]))\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,6 +11,7 @@ import datasets
 import numpy as np
 import pytest
 
+from focus_tools import cli, release, schema
 import focus_dataset as fd
 
 
@@ -33,7 +34,7 @@ def test_features_round_trip_through_the_hub_yaml(converted):
 
 
 def row(category, time="day", weather="sunny", locations="street", humans="no", name="/q/1.jpg"):
-    annotation, problems = fd.parse_annotation((name, category, time, weather, locations, humans))
+    annotation, problems = release.parse_annotation((name, category, time, weather, locations, humans))
     assert problems == []
     return fd.annotate(annotation, fd.load_uncommon_table())
 
@@ -60,7 +61,7 @@ def test_multi_location_image_is_uncommon_when_one_location_is():
 
 @pytest.mark.parametrize("class_name", fd.CLASS_NAMES)
 def test_every_class_gets_flags_and_partition_from_the_table(class_name):
-    uncommon_location = fd.UNCOMMON["locations"][class_name][0]
+    uncommon_location = schema.PAPER_UNCOMMON_TABLE["locations"][class_name][0]
     annotated = row(class_name, time="night", weather="foggy", locations=f"{uncommon_location}")
     expected_time = class_name != "frog"
     assert annotated["uncommon_time"] is expected_time
@@ -77,7 +78,7 @@ def test_none_values_are_never_uncommon():
 
 def test_partition_ids_cover_all_flag_combinations():
     flags = np.array([(t, w, l) for t in (0, 1) for w in (0, 1) for l in (0, 1)])
-    names = [fd.PARTITION_NAMES[i] for i in fd.partition_ids(flags[:, 0], flags[:, 1], flags[:, 2])]
+    names = [fd.PARTITION_NAMES[i] for i in schema.partition_ids(flags[:, 0], flags[:, 1], flags[:, 2])]
     assert names == ["P0", "P(l)", "P(w)", "P(w,l)", "P(t)", "P(t,l)", "P(t,w)", "P(t,w,l)"]
 
 
@@ -87,7 +88,7 @@ def test_users_own_uncommon_table_from_yaml_changes_the_flags(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(json.dumps(table))  # JSON is YAML too
     mine = fd.load_uncommon_table(path)
-    annotation, _ = fd.parse_annotation(("/q/1.jpg", "ship", "day", "sunny", "water", "no"))
+    annotation, _ = release.parse_annotation(("/q/1.jpg", "ship", "day", "sunny", "water", "no"))
     assert fd.annotate(annotation, mine)["uncommon_locations"] == ["water"]
 
 
@@ -178,7 +179,7 @@ def test_bad_filter_names_the_argument(focus, kwargs, message):
 def test_binary_uncommon_file_is_a_clean_error(tmp_path, sample_release, capsys):
     path = tmp_path / "table.yaml"
     path.write_bytes(bytes(range(256)) * 10)
-    assert fd.main(["convert", str(sample_release), str(tmp_path / "out"), "--uncommon", str(path)]) == 2
+    assert cli.main(["convert", str(sample_release), str(tmp_path / "out"), "--uncommon", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {path}: not UTF-8 text (byte 128); expected a JSON or YAML uncommon table\n"
 
@@ -204,13 +205,10 @@ def test_load_focus_of_a_truncated_shard_names_it(tmp_path, converted):
         fd.load_focus(output, cache_dir=str(tmp_path / "cache"))
 
 
-def test_the_tools_names_are_importable_from_focus_dataset_which_loads_none_of_them(tmp_path):
-    for module, names in fd._TOOLS.items():
-        tool = importlib.import_module(module)
-        assert all(getattr(fd, name) is getattr(tool, name) for name in names), module
-    script = "import sys, focus_dataset; print(sorted(m for m in sys.modules if m.startswith('focus_tools')))"
+def test_the_dataset_script_imports_of_the_tools_only_what_the_builder_and_the_loader_need():
+    script = "import sys, focus_dataset; print(sorted(m for m in sys.modules if m.startswith('focus_t')))"
     result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True,
                             text=True, check=True)
-    assert result.stdout.strip() == "[]"
-    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
-        fd.nothing  # noqa: B018
+    assert result.stdout.strip() == "['focus_tools', 'focus_tools.parquet', 'focus_tools.release', 'focus_tools.schema']"
+    with pytest.raises(AttributeError, match="has no attribute 'convert'"):
+        fd.convert  # noqa: B018 - the tools are imported from focus_tools, where they live

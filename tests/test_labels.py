@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from focus_dataset import CLASS_NAMES
+from focus_tools.schema import CLASS_NAMES
 from harness import labels
 from harness.labels import (
     IMAGENET_TO_FOCUS,

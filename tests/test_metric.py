@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-import focus_dataset
+from focus_tools import schema
 from harness.runfolder import load_metric_module
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def _random_inputs(n, seed, accuracy=0.7):
         sorted(rng.choice(8, size=k, replace=False).tolist()) or [NO_LOCATION]
         for k in rng.integers(4, size=n)
     ]
-    masks = focus_dataset.uncommon_masks(focus_dataset.load_uncommon_table())
+    masks = schema.uncommon_masks(schema.load_uncommon_table())
 
     def uncommon(attribute, class_id, value_id):
         return bool(masks[attribute][class_id, value_id])
@@ -90,13 +90,15 @@ def loaded_metric():
 # The module stands alone -------------------------------------------------------------------------
 
 
-def test_label_lists_match_focus_dataset():
-    assert metric.CLASS_NAMES == focus_dataset.CLASS_NAMES
-    assert metric.TIME_NAMES == focus_dataset.TIME_NAMES
-    assert metric.WEATHER_NAMES == focus_dataset.WEATHER_NAMES
-    assert metric.LOCATION_NAMES == focus_dataset.LOCATION_NAMES
-    assert metric.PARTITION_NAMES == focus_dataset.PARTITION_NAMES
-    assert metric.ATTRIBUTE_NAMES == focus_dataset.ATTRIBUTE_NAMES
+def test_label_lists_partitions_and_gap_names_match_the_schema():
+    assert metric.CLASS_NAMES == schema.CLASS_NAMES
+    assert metric.TIME_NAMES == schema.TIME_NAMES
+    assert metric.WEATHER_NAMES == schema.WEATHER_NAMES
+    assert metric.LOCATION_NAMES == schema.LOCATION_NAMES
+    assert metric.PARTITION_NAMES == schema.PARTITION_NAMES
+    assert metric.ATTRIBUTE_NAMES == schema.ATTRIBUTE_NAMES
+    assert metric.PARTITIONS == schema.PARTITIONS
+    assert metric.GAP_NAMES == schema.GAP_NAMES and metric.OVERALL_GAPS == schema.OVERALL_GAPS
 
 
 def _imports(path):
@@ -154,7 +156,7 @@ def test_output_has_the_documented_keys():
         list(results[gap]) == ["value", "ci_low", "ci_high"]
         for gap in ["gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"]
     )
-    assert list(results["per_class"]) == focus_dataset.CLASS_NAMES
+    assert list(results["per_class"]) == schema.CLASS_NAMES
     assert list(results["per_class"]["car"]) == ["P0", "P1", "P2", "P3", "G_t", "G_w", "G_l"]
     assert list(results["heatmaps"]) == ["time", "weather", "locations"]
     assert list(results["heatmaps"]["time"]) == [
@@ -349,7 +351,7 @@ def test_heatmap_gap_column_is_the_per_class_gap():
         results = compute(**_random_inputs(200, seed=2), gap_unit=gap_unit, n_bootstrap=0)
         for attribute, gap in [("time", "G_t"), ("weather", "G_w"), ("locations", "G_l")]:
             assert results["heatmaps"][attribute]["gap"] == [
-                results["per_class"][name][gap] for name in focus_dataset.CLASS_NAMES
+                results["per_class"][name][gap] for name in schema.CLASS_NAMES
             ]
 
 
@@ -419,7 +421,7 @@ def test_gap_overall_paper_is_null_without_images_in_p1_or_p2():
 
 def test_frog_time_gap_is_undefined_because_no_time_is_uncommon_for_frog():
     inputs = _random_inputs(600, seed=12)
-    frog = focus_dataset.CLASS_NAMES.index("frog")
+    frog = schema.CLASS_NAMES.index("frog")
     assert frog in inputs["references"]
     results = compute(**inputs, n_bootstrap=0)
     assert results["per_class"]["frog"]["G_t"] is None
@@ -715,12 +717,12 @@ def test_converted_dataset_columns_feed_the_metric_and_partitions_agree(converte
     columns = pq.read_table(sorted(converted.rglob("*.parquet"))).to_pydict()
     inputs = {name: columns[name] for name in FOUR_CARS if name not in ("predictions", "references")}
     results = compute(predictions=columns["label"], references=columns["label"], **inputs, seed=0)
-    sizes = np.bincount(columns["partition"], minlength=len(focus_dataset.PARTITION_NAMES))
-    assert [results["partitions"][name]["n"] for name in focus_dataset.PARTITION_NAMES] == sizes.tolist()
+    sizes = np.bincount(columns["partition"], minlength=len(schema.PARTITION_NAMES))
+    assert [results["partitions"][name]["n"] for name in schema.PARTITION_NAMES] == sizes.tolist()
     assert results["gap_overall"]["value"] == 0.0
-    masks = focus_dataset.uncommon_masks(focus_dataset.UNCOMMON)
+    masks = schema.uncommon_masks(schema.PAPER_UNCOMMON_TABLE)
     for attribute, heatmap in results["heatmaps"].items():
         seen = np.array(heatmap["total"]) > 0
-        values = [focus_dataset.ATTRIBUTE_NAMES[attribute].index(name) for name in heatmap["values"]]
+        values = [schema.ATTRIBUTE_NAMES[attribute].index(name) for name in heatmap["values"]]
         table = masks[attribute][:, values]
         assert np.array_equal(np.array(heatmap["uncommon"])[seen], table[seen])

@@ -9,7 +9,7 @@ import timm
 import torch
 import torchvision
 
-from focus_dataset import CLASS_NAMES
+from focus_tools.schema import CLASS_NAMES
 from harness import models
 from harness.models import WeightsNotFoundError, create_model, hf_transformers, torchvision_models
 from harness.models.open_clip_models import read_prompts

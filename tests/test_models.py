@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data as skimage_data
 from timm.data import create_transform, resolve_data_config
 
-from focus_dataset import CLASS_NAMES
+from focus_tools.schema import CLASS_NAMES
 from harness import models
 from harness.labels import focus_predictions, imagenet_class_names, topk_predictions
 from harness.models import (
@@ -454,7 +454,9 @@ def test_paper_preset_is_torchvision_v1_weights_and_timm_efficientnets_with_name
 
 
 def test_docstring_examples_run():
-    for module in (models, models.specs, models.checkpoints, models.hub, models.hf_transformers):
+    from harness.models import checkpoints, hf_cache, hf_transformers, specs
+
+    for module in (models, specs, checkpoints, hf_cache, hf_transformers):
         assert doctest.testmod(module).failed == 0
 
 

@@ -2,24 +2,25 @@
 
 import pytest
 
-import focus_dataset
+from focus_tools import published
+from focus_tools import schema
 from harness import paper
 from harness.runfolder import load_metric_module
 
 compute_focus_metrics = load_metric_module().compute_focus_metrics
-CAR = focus_dataset.CLASS_NAMES.index("car")
+CAR = schema.CLASS_NAMES.index("car")
 # A car's common and uncommon value of each attribute in the paper's table.
 VALUES = {
-    "time": (focus_dataset.TIME_NAMES.index("day"), focus_dataset.TIME_NAMES.index("night")),
-    "weather": (focus_dataset.WEATHER_NAMES.index("sunny"), focus_dataset.WEATHER_NAMES.index("raining")),
-    "locations": (focus_dataset.LOCATION_NAMES.index("street"), focus_dataset.LOCATION_NAMES.index("snow")),
+    "time": (schema.TIME_NAMES.index("day"), schema.TIME_NAMES.index("night")),
+    "weather": (schema.WEATHER_NAMES.index("sunny"), schema.WEATHER_NAMES.index("raining")),
+    "locations": (schema.LOCATION_NAMES.index("street"), schema.LOCATION_NAMES.index("snow")),
 }
 SMALLER_PARTITIONS = ["P(t)", "P(w)", "P(l)", "P(t,w)", "P(w,l)", "P(t,l)"]  # P1 and P2
 
 
 def published_overall_gap(paper_name: str) -> float:
     """A(P0) − A(P1 ∪ P2) in percent from Table 2's sizes and Table 4's accuracies (the paper's footnote 2)."""
-    sizes, accuracy = focus_dataset.PUBLISHED_TABLE2, paper.TABLE4[paper_name]
+    sizes, accuracy = published.PUBLISHED_TABLE2, paper.TABLE4[paper_name]
     uncommon = sum(sizes[p] * accuracy[p] for p in SMALLER_PARTITIONS) / sum(sizes[p] for p in SMALLER_PARTITIONS)
     return accuracy["P0"] - uncommon
 
@@ -30,7 +31,7 @@ def images_like_the_paper(paper_name: str, p3_correct: int) -> dict:
     Every image is a car; its uncommon attributes are those its partition names. P(t,w,l) is not in
     Table 4, so its number of correct images is a parameter.
     """
-    sizes, accuracy = focus_dataset.PUBLISHED_TABLE2, paper.TABLE4[paper_name]
+    sizes, accuracy = published.PUBLISHED_TABLE2, paper.TABLE4[paper_name]
     correct_counts = {p: round(accuracy[p] * sizes[p] / 100) for p in ["P0", *SMALLER_PARTITIONS]}
     correct_counts["P(t,w,l)"] = p3_correct
     inputs = {name: [] for name in ("predictions", "references", "time", "weather", "locations", "uncommon_time",
@@ -62,7 +63,7 @@ def test_tables_2_and_4_give_the_published_overall_gap_without_p3(paper_name):
 
 @pytest.mark.parametrize("paper_name", list(paper.OVERALL_GAP_PRINTED))
 def test_metric_gap_overall_paper_on_images_like_the_paper_matches_the_published_gap(paper_name):
-    sizes = focus_dataset.PUBLISHED_TABLE2
+    sizes = published.PUBLISHED_TABLE2
     results = compute_focus_metrics(**images_like_the_paper(paper_name, p3_correct=0), n_bootstrap=0)
     assert results["partitions"]["P0"]["n"] == sizes["P0"]
     assert results["partitions"]["P1"]["n"] + results["partitions"]["P2"]["n"] == sum(

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from focus_tools import convert, parquet, sample
 import focus_dataset as fd
 from focus_tools import parquet
 
@@ -13,7 +14,7 @@ def test_max_shard_size_splits_into_numbered_shards(tmp_path, sample_release, mo
     # Small row groups as well as a small limit: 48 images make several shards.
     monkeypatch.setattr("focus_tools.parquet.ROWS_PER_GROUP", 8)
     output = tmp_path / "sharded"
-    fd.convert(sample_release, output, max_shard_size="200KB")
+    convert.convert(sample_release, output, max_shard_size="200KB")
     shards = sorted(p.name for p in (output / "data").iterdir())
     assert len(shards) > 1 and shards[0] == f"test-00000-of-{len(shards):05d}.parquet"
     assert datasets.load_dataset(str(output), split="test").num_rows == 48
@@ -43,7 +44,7 @@ def test_background_writer_keeps_order_and_raises_errors_from_either_side():
 def test_max_shard_size_is_kept_per_row_not_per_row_group(tmp_path, sample_release):
     # 48 images make less than one 100-row group: the limit must still cut shards.
     output = tmp_path / "out"
-    fd.convert(sample_release, output, max_shard_size="100KB")
+    convert.convert(sample_release, output, max_shard_size="100KB")
     shards = sorted((output / "data").iterdir())
     images = sum(p.stat().st_size for p in sample_release.rglob("*.jpg"))
     assert len(shards) >= images // 100_000
@@ -75,7 +76,7 @@ def test_shards_are_the_builders_examples_encoded_row_by_row(tmp_path, release_c
     (release_copy / names[9]).symlink_to("/etc/passwd")
     (release_copy / names[20]).write_bytes(b"not an image")
     monkeypatch.setattr("focus_tools.parquet.ROWS_PER_GROUP", 8)
-    report = fd.convert(release_copy, tmp_path / "out", max_shard_size="300KB")
+    report = convert.convert(release_copy, tmp_path / "out", max_shard_size="300KB")
 
     builder_report = {}
     examples = [example for _, example in fd.generate_examples(release_copy, fd.load_uncommon_table(), builder_report)]
@@ -91,7 +92,7 @@ def test_shards_are_the_builders_examples_encoded_row_by_row(tmp_path, release_c
         reference = tmp_path / "reference.parquet"
         writer = parquet._shard_writer(reference)
         for num_rows in row_groups:
-            writer.write_batch(fd.encode_batch([next(rows) for _ in range(num_rows)], fd.focus_features()),
+            writer.write_batch(parquet.encode_batch([next(rows) for _ in range(num_rows)], fd.focus_features()),
                                row_group_size=num_rows)
         writer.close()
         assert shard.read_bytes() == reference.read_bytes(), shard.name
@@ -103,7 +104,7 @@ def test_image_buffers_are_used_again_from_row_group_to_row_group(tmp_path, samp
     monkeypatch.setattr(pa, "allocate_buffer", lambda size, *args, **kwargs: allocated.append(size)
                         or allocate(size, *args, **kwargs))
     monkeypatch.setattr("focus_tools.parquet.ROWS_PER_GROUP", 2)
-    fd.convert(sample_release, tmp_path / "out")
+    convert.convert(sample_release, tmp_path / "out")
     # 24 row groups; at most the few alive at once (filled, queued, being written) have buffers.
     assert pq.ParquetFile(tmp_path / "out" / "data" / "test-00000-of-00001.parquet").num_row_groups == 24
     assert 1 <= len(allocated) <= 5
@@ -116,10 +117,10 @@ def test_annotation_columns_hold_annotates_values_for_every_class_and_partition(
         table = {"time": {c: [] for c in fd.CLASS_NAMES},
                  "weather": {c: ["raining", "snowing"] for c in fd.CLASS_NAMES},
                  "locations": {**table["locations"], "ship": fd.LOCATION_NAMES[:-1]}}
-    annotations = fd.sample_annotations(2000, seed=3)
+    annotations = sample.sample_annotations(2000, seed=3)
     features = fd.focus_features()
     del features["image"]
-    expected = fd.encode_batch([fd.annotate(a, table) for a in annotations], features)
+    expected = parquet.encode_batch([fd.annotate(a, table) for a in annotations], features)
     columns = parquet.annotation_columns(annotations, table)
     assert columns.equals(expected) and columns.schema.equals(expected.schema, check_metadata=True)
     if uncommon == "paper":  # the sample holds every partition

@@ -18,6 +18,7 @@ import pytest
 import timm
 import torch
 
+from focus_tools import convert, sample, statistics
 from focus_common import locks
 import focus_dataset as fd
 from harness import cli, probe, runfolder
@@ -263,7 +264,7 @@ def test_features_are_cached_as_fixed_size_float32_lists_per_file_name(probe_run
     assert table.column("file_name").to_pylist() == ground_truth.column("file_name").to_pylist()
     assert np.isfinite(features_matrix(table)).all()
     config = json.loads((model_dir / FEATURES_CONFIG_FILE).read_text())
-    assert config["dataset_fingerprint"] == fd.dataset_fingerprint(ground_truth)
+    assert config["dataset_fingerprint"] == statistics.dataset_fingerprint(ground_truth)
     assert len(config["sha256"]) == 64 and config["failed_images"] == []
     assert len(list((model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"))) == 3  # 48 images, 16 a part
 
@@ -490,8 +491,8 @@ def test_unknown_model_is_reported_with_close_names(converted, tmp_path, capsys)
 @pytest.mark.slow
 def test_make_demos_sample_trains_probes(tmp_path, capsys):
     # `make demo`'s data: focus-dataset sample --num-images 200 --seed 0, converted. Before, no probe was trained.
-    release = fd.write_sample_release(tmp_path / "release", 200, seed=0)
-    fd.convert(release, tmp_path / "focus")
+    release = sample.write_sample_release(tmp_path / "release", 200, seed=0)
+    convert.convert(release, tmp_path / "focus")
     assert main(["--data", str(tmp_path / "focus"), "--output", str(tmp_path / "run"), *FAST[:-2]]) == 0
     results = json.loads((runfolder.model_dir(tmp_path / "run", "test_resnet") / PROBES_JSON).read_text())
     trained = [c for c in results["cells"] if c["status"] == "trained"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from focus_tools import cli, convert, release, validate
 import focus_dataset as fd
 from conftest import execute, first_file_name
 from focus_tools.release import ReleaseFile, read_image
@@ -24,7 +25,7 @@ from focus_tools.release import ReleaseFile, read_image
     ("", "expected names joined by ', ' or 'none'"),
 ])
 def test_malformed_locations_strings_are_named(value, problem):
-    _, problems = fd.parse_locations(value)
+    _, problems = release.parse_locations(value)
     assert any(problem in p for p in problems), problems
 
 
@@ -33,7 +34,7 @@ def test_well_formed_locations_looked_up_parse_as_when_taken_apart(monkeypatch):
     looked_up = dict(release._LOCATIONS_IN_ORDER)
     assert len(looked_up) == 2 ** (len(fd.LOCATION_NAMES) - 1)  # every subset of the places, and "none"
     monkeypatch.setattr(release, "_LOCATIONS_IN_ORDER", {})
-    assert all(fd.parse_locations(value) == (names, []) for value, names in looked_up.items())
+    assert all(release.parse_locations(value) == (names, []) for value, names in looked_up.items())
 
 
 def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, release_copy):
@@ -41,7 +42,7 @@ def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, relea
     execute(release_copy, "UPDATE annotations SET category='airplane' WHERE file_name=?", name)
     output = tmp_path / "out"
     with pytest.raises(fd.FocusDataError, match=rf"row 1 \(file_name '{name}'\): unknown category 'airplane'"):
-        fd.convert(release_copy, output)
+        convert.convert(release_copy, output)
     assert not output.exists() and list(tmp_path.glob(".out.partial-*")) == []
 
 
@@ -54,7 +55,7 @@ def test_unknown_class_stops_the_conversion_naming_row_and_value(tmp_path, relea
 def test_each_unknown_value_is_named(tmp_path, release_copy, column, value, message):
     execute(release_copy, f"UPDATE annotations SET {column}=? WHERE file_name=?", value, first_file_name(release_copy))
     with pytest.raises(fd.FocusDataError, match=message):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
 
 
 @pytest.mark.parametrize("member", ["../evil.jpg", "/etc/evil.jpg", "focus/../../evil.jpg"])
@@ -65,26 +66,26 @@ def test_archive_member_with_absolute_path_or_dotdot_is_refused(tmp_path, sample
             target.writestr(item, source.read(item))
         target.writestr(member, b"x")
     with pytest.raises(fd.FocusDataError, match=f"refusing archive member '{member}'"):
-        fd.convert(archive, tmp_path / "out")
+        convert.convert(archive, tmp_path / "out")
 
 
 def test_file_name_with_dotdot_in_the_database_is_an_invalid_row(tmp_path, release_copy):
     execute(release_copy, "UPDATE annotations SET file_name='/../../etc/passwd' WHERE file_name=?",
             first_file_name(release_copy))
     with pytest.raises(fd.FocusDataError, match="without '..'"):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
 
 
 def test_missing_annotations_db_says_what_was_expected_and_where(tmp_path, release_copy):
     (release_copy / "annotations.db").unlink()
     with pytest.raises(fd.FocusDataError, match=f"{release_copy}: no annotations.db; expected "
                                                  f"{release_copy / 'annotations.db'}"):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
     empty_zip = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty_zip, "w") as archive:
         archive.writestr("focus/truck-snow/1.jpg", b"x")
     with pytest.raises(fd.FocusDataError, match="no annotations.db in the archive"):
-        fd.convert(empty_zip, tmp_path / "out")
+        convert.convert(empty_zip, tmp_path / "out")
 
 
 # --- a folder release: regular files inside it only -------------------------------------------------
@@ -127,12 +128,12 @@ def make_device(path):
 def test_an_image_that_is_not_a_regular_file_is_refused_and_never_read(tmp_path, release_copy, no_hang, make, kind):
     (tmp_path / "outside.jpg").write_bytes(b"\xff\xd8\xff outside the release \xff\xd9")
     name = replace_first_image(release_copy, make)
-    report = fd.convert(release_copy, tmp_path / "out")
+    report = convert.convert(release_copy, tmp_path / "out")
     problems = {p["file_name"]: p["problem"] for p in report["image_problems"]}
     assert problems == {name: f"{kind}, not a regular file: refused"}
     data = b"".join(p.read_bytes() for p in (tmp_path / "out" / "data").iterdir())
     assert b"root:" not in data and b"outside the release" not in data
-    result = fd.validate(release_copy)
+    result = validate.validate(release_copy)
     assert result.errors == [f"{release_copy}: image {name}: {kind}, not a regular file: refused"]
 
 
@@ -141,14 +142,14 @@ def test_an_image_in_a_linked_folder_is_refused(tmp_path, release_copy):
     folder = release_copy / name.split("/")[0]
     shutil.move(folder, tmp_path / "elsewhere")
     folder.symlink_to(tmp_path / "elsewhere")
-    report = fd.convert(release_copy, tmp_path / "out")
+    report = convert.convert(release_copy, tmp_path / "out")
     assert {p["file_name"]: p["problem"] for p in report["image_problems"]}[name] == \
         "in a folder that is a symbolic link: refused"
 
 
 def test_an_image_larger_than_the_limit_is_refused_without_reading_it(tmp_path, release_copy):
     name = replace_first_image(release_copy, lambda p: os.truncate(p.write_bytes(b"") or p, 65 * 2**20))
-    report = fd.convert(release_copy, tmp_path / "out")
+    report = convert.convert(release_copy, tmp_path / "out")
     assert report["image_problems"] == [{"file_name": name, "problem": "65 MB, more than the 64 MB limit for an "
                                                                         "image file: refused"}]
 
@@ -160,7 +161,7 @@ def test_annotations_db_that_is_not_a_regular_file_is_refused(tmp_path, release_
     shutil.move(database, tmp_path / "real.db")
     make(database, tmp_path / "real.db")
     with pytest.raises(fd.FocusDataError, match="annotations.db: .*not a regular file: refused"):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
 
 
 def test_release_root_that_is_a_linked_folder_is_refused(tmp_path, sample_release):
@@ -168,20 +169,20 @@ def test_release_root_that_is_a_linked_folder_is_refused(tmp_path, sample_releas
     unpacked.mkdir()
     (unpacked / "focus").symlink_to(sample_release)
     with pytest.raises(fd.FocusDataError, match="unpacked/focus: .*a symbolic link, not a folder: refused"):
-        fd.convert(unpacked, tmp_path / "out")
+        convert.convert(unpacked, tmp_path / "out")
 
 
 def test_two_release_folders_in_one_folder_are_refused_naming_both(tmp_path, sample_release):
     for name in ("a", "b"):
         shutil.copytree(sample_release, tmp_path / "both" / name)
     with pytest.raises(fd.FocusDataError, match=r"two releases: .*a/annotations.db and .*b/annotations.db"):
-        fd.convert(tmp_path / "both", tmp_path / "out")
+        convert.convert(tmp_path / "both", tmp_path / "out")
 
 
 def test_a_fifo_as_the_release_is_refused(tmp_path, no_hang):
     os.mkfifo(tmp_path / "focus.zip")
     with pytest.raises(fd.FocusDataError, match="focus.zip: not a FOCUS release"):
-        fd.convert(tmp_path / "focus.zip", tmp_path / "out")
+        convert.convert(tmp_path / "focus.zip", tmp_path / "out")
 
 
 def test_validate_never_reads_a_file_named_outside_the_release(tmp_path, release_copy, monkeypatch):
@@ -189,14 +190,14 @@ def test_validate_never_reads_a_file_named_outside_the_release(tmp_path, release
     execute(release_copy, "UPDATE annotations SET file_name='/../outside.jpg' WHERE file_name=?",
             first_file_name(release_copy))
     read = []
-    original = fd.Release.read
-    monkeypatch.setattr(fd.Release, "read", lambda self, name: read.append(name) or original(self, name))
-    result = fd.validate(release_copy)
+    original = release.Release.read
+    monkeypatch.setattr(release.Release, "read", lambda self, name: read.append(name) or original(self, name))
+    result = validate.validate(release_copy)
     assert any("file_name '/../outside.jpg' must be" in e for e in result.errors)
     assert read and not any(".." in name for name in read)
     assert not any("outside.jpg: undecodable" in e for e in result.errors)
-    with fd.Release(release_copy) as release, pytest.raises(fd.FocusDataError, match="outside the release"):
-        release.read("../outside.jpg")
+    with release.Release(release_copy) as opened, pytest.raises(fd.FocusDataError, match="outside the release"):
+        opened.read("../outside.jpg")
 
 
 # --- zip: sizes checked before anything is read ----------------------------------------------------
@@ -229,7 +230,7 @@ def zip_name(sample_zip) -> str:
 def test_zip_member_declaring_3_gib_is_refused_before_reading(tmp_path, sample_zip):
     member = zip_name(sample_zip)
     archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={member: 3 * 2**30})
-    report = fd.convert(archive, tmp_path / "out")
+    report = convert.convert(archive, tmp_path / "out")
     name = member.split("/", 1)[1]
     problem = "archive member declares 3,072 MB, more than the 64 MB limit for an image file: refused"
     assert report["image_problems"] == [{"file_name": name, "problem": problem}]
@@ -241,7 +242,7 @@ def test_zip_member_with_a_suspicious_compression_ratio_is_refused(tmp_path, sam
         for item in old.infolist():
             data = b"\0" * (40 * 2**20) if item.filename == member else old.read(item)
             new.writestr(item.filename, data, compress_type=zipfile.ZIP_DEFLATED)
-    report = fd.convert(tmp_path / "focus.zip", tmp_path / "out")
+    report = convert.convert(tmp_path / "focus.zip", tmp_path / "out")
     [problem] = report["image_problems"]
     assert problem["problem"].startswith("archive member compressed") and "refused" in problem["problem"]
 
@@ -249,7 +250,7 @@ def test_zip_member_with_a_suspicious_compression_ratio_is_refused(tmp_path, sam
 def test_zip_member_larger_than_it_declares_is_an_image_problem(tmp_path, sample_zip):
     member = zip_name(sample_zip)
     archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={member: 100})
-    report = fd.convert(archive, tmp_path / "out")
+    report = convert.convert(archive, tmp_path / "out")
     [problem] = report["image_problems"]
     assert problem["problem"].startswith("corrupt archive member: ")
 
@@ -257,7 +258,7 @@ def test_zip_member_larger_than_it_declares_is_an_image_problem(tmp_path, sample
 def test_zip_database_declaring_a_huge_size_is_refused(tmp_path, sample_zip):
     archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", declared={"focus/annotations.db": 3 * 2**30})
     with pytest.raises(fd.FocusDataError, match="annotations.db: archive member declares 3,072 MB, more than"):
-        fd.convert(archive, tmp_path / "out")
+        convert.convert(archive, tmp_path / "out")
 
 
 def test_two_annotations_db_in_a_zip_are_refused_naming_both(tmp_path, sample_zip):
@@ -266,7 +267,7 @@ def test_two_annotations_db_in_a_zip_are_refused_naming_both(tmp_path, sample_zi
     archive = rewrite_zip(sample_zip, tmp_path / "focus.zip", extra=[("focus/old/annotations.db", database)])
     with pytest.raises(fd.FocusDataError, match="two annotations.db: 'focus/annotations.db' and "
                                                 "'focus/old/annotations.db'"):
-        fd.convert(archive, tmp_path / "out")
+        convert.convert(archive, tmp_path / "out")
 
 
 # --- annotation text: clean errors naming the row and the field --------------------------------------
@@ -275,10 +276,10 @@ def test_two_annotations_db_in_a_zip_are_refused_naming_both(tmp_path, sample_zi
 def test_non_utf8_annotation_text_names_the_row_and_the_field(tmp_path, release_copy, capsys):
     execute(release_copy, "UPDATE annotations SET weather=CAST(X'FF73756E6E79' AS TEXT) WHERE file_name=?",
             first_file_name(release_copy))
-    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    assert cli.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "row 1" in err and "weather b'\\xffsunny' is not UTF-8 text" in err
-    report = fd.convert(release_copy, tmp_path / "out", skip_invalid=True)
+    report = convert.convert(release_copy, tmp_path / "out", skip_invalid=True)
     assert report["num_images"] == 47 and "not UTF-8 text" in report["skipped_rows"][0]["problems"][0]
 
 
@@ -289,22 +290,22 @@ def test_non_utf8_annotation_text_names_the_row_and_the_field(tmp_path, release_
 def test_nul_bytes_and_very_long_file_names_are_invalid_rows(tmp_path, release_copy, capsys, file_name, problem):
     execute(release_copy, "UPDATE annotations SET file_name=? WHERE file_name=?", file_name,
             first_file_name(release_copy))
-    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    assert cli.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1 and len(err) < 1000
-    assert fd.main(["validate", str(release_copy)]) == 1
+    assert cli.main(["validate", str(release_copy)]) == 1
     assert problem in capsys.readouterr().out
 
 
 def test_a_huge_annotation_value_is_clipped_in_every_message(tmp_path, release_copy, capsys):
     execute(release_copy, "UPDATE annotations SET category=? WHERE file_name=?", "a" * 5_000_000,
             first_file_name(release_copy))
-    assert fd.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
+    assert cli.main(["convert", str(release_copy), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "unknown category 'aaaa" in err and "(5,000,000 characters)" in err and len(err) < 1000
-    report = fd.convert(release_copy, tmp_path / "out", skip_invalid=True)
+    report = convert.convert(release_copy, tmp_path / "out", skip_invalid=True)
     assert len(json.dumps(report["skipped_rows"])) < 1000
-    assert fd.main(["validate", str(release_copy)]) == 1
+    assert cli.main(["validate", str(release_copy)]) == 1
     assert len(capsys.readouterr().out) < 50_000
 
 
@@ -313,13 +314,13 @@ def test_annotations_that_is_a_view_is_refused(tmp_path, release_copy):
     execute(release_copy, "ALTER TABLE annotations RENAME TO stored")
     execute(release_copy, "CREATE VIEW annotations AS SELECT * FROM stored")
     with pytest.raises(fd.FocusDataError, match="annotations.db: 'annotations' is a 'view', not a table"):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
 
 
 def test_a_database_with_far_more_rows_than_focus_is_refused(tmp_path, release_copy, monkeypatch):
     monkeypatch.setattr("focus_tools.release.MAX_ROWS", 40)
     with pytest.raises(fd.FocusDataError, match="annotations.db holds 48 rows, more than 40"):
-        fd.convert(release_copy, tmp_path / "out")
+        convert.convert(release_copy, tmp_path / "out")
 
 
 
@@ -335,8 +336,8 @@ def read_into_new_buffer(file: ReleaseFile) -> bytes:
 def test_a_file_read_into_a_buffer_has_the_bytes_read_gives(sample_release, sample_zip):
     name = first_file_name(sample_release).lstrip("/")
     for source in (sample_release, sample_zip):
-        with fd.Release(source) as release, release.open(name) as file:
-            assert read_into_new_buffer(file) == release.read(name) == (sample_release / name).read_bytes()
+        with release.Release(source) as opened, opened.open(name) as file:
+            assert read_into_new_buffer(file) == opened.read(name) == (sample_release / name).read_bytes()
 
 
 @pytest.mark.parametrize("read", [lambda file: file.read(), read_into_new_buffer], ids=["read", "read_into"])
@@ -344,9 +345,9 @@ def test_a_file_read_into_a_buffer_has_the_bytes_read_gives(sample_release, samp
                          ids=["grew", "shrank"])
 def test_a_file_that_changes_size_between_open_and_read_is_refused(release_copy, read, change):
     name = first_file_name(release_copy).lstrip("/")
-    with fd.Release(release_copy) as release, release.open(name) as file:
+    with release.Release(release_copy) as opened, opened.open(name) as file:
         change(release_copy / name)
-        with pytest.raises(fd.UnreadableFile, match="^changed while read: refused$"):
+        with pytest.raises(release.UnreadableFile, match="^changed while read: refused$"):
             read(file)
 
 
@@ -354,17 +355,17 @@ def test_the_cheap_check_finds_the_same_problem_in_bytes_and_in_a_view_of_them()
     jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 100
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 8 + struct.pack(">II", 9, 9) + b"IEND"
     for data in (jpeg, jpeg + b"\xff\xd9", png, png[:-4], b"", b"not an image"):
-        assert fd.check_image_bytes(memoryview(data)) == fd.check_image_bytes(data)
+        assert release.check_image_bytes(memoryview(data)) == release.check_image_bytes(data)
 
 
 def test_read_image_logs_and_reports_a_problem_and_reads_into_the_view_it_is_given(release_copy, caplog):
     missing, present = sorted(p.relative_to(release_copy).as_posix() for p in release_copy.rglob("*.jpg"))[:2]
     (release_copy / missing).unlink()
     report = {"image_problems": []}
-    with fd.Release(release_copy) as release, caplog.at_level("WARNING", logger="focus_dataset"):
-        assert read_image(release, missing, report) is None
+    with release.Release(release_copy) as opened, caplog.at_level("WARNING", logger="focus_dataset"):
+        assert read_image(opened, missing, report) is None
         buffer = bytearray(100_000)
-        view = read_image(release, present, report, into=lambda size: memoryview(buffer)[:size])
+        view = read_image(opened, present, report, into=lambda size: memoryview(buffer)[:size])
     assert bytes(view) == buffer[:len(view)] == (release_copy / present).read_bytes()
     assert report["image_problems"] == [{"file_name": missing, "problem": "missing"}]
     assert f"image {missing}: missing" in caplog.text

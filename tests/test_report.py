@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from focus_tools import schema
 from focus_common import locks
-import focus_dataset
-from harness import paper, report, runfolder
-from harness.report import ModelResult
+from harness import paper, report, run_results, runfolder
+from harness.run_results import ModelResult
 from harness.runfolder import (
     CONFIG_FILE,
     FAILED_FILE,
@@ -44,8 +44,8 @@ def _metrics(accuracy: float, seed: int, n_failed: int = 0, n: int = 240) -> dic
     locations = [sorted(rng.choice(8, size=k, replace=False).tolist()) or [8] for k in rng.integers(1, 3, size=n)]
 
     def uncommon(attribute, class_id, value):
-        name = focus_dataset.ATTRIBUTE_NAMES[attribute][value]
-        return name in focus_dataset.UNCOMMON[attribute][focus_dataset.CLASS_NAMES[class_id]]
+        name = schema.ATTRIBUTE_NAMES[attribute][value]
+        return name in schema.PAPER_UNCOMMON_TABLE[attribute][schema.CLASS_NAMES[class_id]]
 
     flags_t = np.array([uncommon("time", c, t) for c, t in zip(references, times)])
     flags_w = np.array([uncommon("weather", c, w) for c, w in zip(references, weathers)])
@@ -91,7 +91,7 @@ def run_dir(tmp_path_factory, results):
         write_json(folder / FAILED_FILE, [{"file_name": f"/cat/{i}.jpg", "error": "truncated"}
                                           for i in range(result.n_failed)])
     write_json(run_dir / RUN_FILE, {"models": [result.name for result in results], "data": "demo/focus"})
-    report.write_report(run_dir, report.load_results(run_dir))
+    report.write_report(run_dir, run_results.load_results(run_dir))
     return run_dir
 
 
@@ -139,13 +139,13 @@ def test_report_numbers_equal_metrics_json(run_dir):
     partitions = _table(markdown, "Table 4")
     by_count = _table(markdown, "Accuracy by number")
     models = _table(markdown, "Models")
-    for result in report.load_results(run_dir):
+    for result in run_results.load_results(run_dir):
         metrics = read_json(model_dir(run_dir, result.name) / METRICS_FILE)
         for column, label in report.GAP_COLUMNS.items():
             gap = metrics[column]
             _check_cell(_row(gaps, result.name)[label], gap["value"], gap["ci_low"], gap["ci_high"],
                         report.GAP_DECIMALS)
-        for table, columns in ((partitions, report.TABLE4_COLUMNS), (by_count, report.COUNT_PARTITIONS)):
+        for table, columns in ((partitions, report.TABLE4_COLUMNS), (by_count, schema.COUNT_PARTITIONS)):
             for column in columns:
                 record = metrics["partitions"][column]
                 _check_cell(_row(table, result.name)[column], record["accuracy"], record["ci_low"],
@@ -251,8 +251,8 @@ def test_header_names_the_dataset_fingerprint_and_image_count(run_dir, results):
 
 def test_figures_are_written_as_png_with_expected_names(run_dir, results):
     figures = run_dir / FIGURES_DIR
-    expected = {report.FIGURE3_FILE, report.ROBUSTNESS_FILE} | {report.figure2_file(r.name) for r in results} | {
-        report.heatmaps_file(r.name) for r in results
+    expected = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {run_results.figure2_file(r.name) for r in results} | {
+        run_results.heatmaps_file(r.name) for r in results
     }
     # Besides the figures, only the lock figure drawers take turns with (no staged file left behind).
     assert {path.name for path in figures.iterdir()} == expected | {locks.LOCK_FILE}
@@ -264,7 +264,7 @@ def test_figures_are_written_as_png_with_expected_names(run_dir, results):
 
 
 def test_load_results_round_trips_the_run_folder(run_dir, results):
-    loaded = report.load_results(run_dir)
+    loaded = run_results.load_results(run_dir)
     assert [r.name for r in loaded] == [r.name for r in results]
     for got, want in zip(loaded, results):
         assert got.metrics == want.metrics
@@ -275,7 +275,7 @@ def test_load_results_round_trips_the_run_folder(run_dir, results):
 
 def test_load_results_of_an_empty_folder_says_what_is_missing(tmp_path):
     with pytest.raises(ValueError, match=rf"No model results in {re.escape(str(tmp_path))}: no \*/metrics.json"):
-        report.load_results(tmp_path)
+        run_results.load_results(tmp_path)
 
 
 def test_render_report_without_results_says_so():
@@ -292,7 +292,7 @@ def test_unknown_paper_name_error_lists_the_paper_models(results):
 def test_paper_tables_hold_every_model_and_state_two_overall_gaps():
     assert set(paper.TABLE3) == set(paper.TABLE4) == set(paper.MODEL_NAMES)
     assert all(list(row) == list(paper.TABLE4_PARTITIONS) for row in paper.TABLE4.values())
-    assert set(paper.TABLE4_PARTITIONS) < set(focus_dataset.PARTITION_NAMES)
+    assert set(paper.TABLE4_PARTITIONS) < set(schema.PARTITION_NAMES)
     assert max(paper.OVERALL_GAP, key=paper.OVERALL_GAP.get) == "Wide-ResNet50-2"
     assert doctest.testmod(paper).failed == 0
 
@@ -308,7 +308,7 @@ def test_damaged_metrics_json_is_named_and_the_report_command_exits_2(tmp_path, 
 
 
 def test_effective_robustness_fits_uncommon_against_common_accuracy_over_three_models(results, run_dir):
-    fit = report.effective_robustness(results)
+    fit = run_results.robustness_fit(results)
     common = [r.metrics["partitions"]["P0"]["accuracy"] for r in results]
     uncommon = [sum(r.metrics["partitions"][p]["correct"] for p in ("P1", "P2", "P3"))
                 / sum(r.metrics["partitions"][p]["n"] for p in ("P1", "P2", "P3")) for r in results]
@@ -320,7 +320,7 @@ def test_effective_robustness_fits_uncommon_against_common_accuracy_over_three_m
     assert fit["effective_robustness"] == pytest.approx(np.array(uncommon) - predicted)
     markdown = (run_dir / REPORT_FILE).read_text()
     assert "## Effective robustness" in markdown and f"{fit['slope']:.3f} × logit(common)" in markdown
-    assert report.effective_robustness(results[:2]) is None
+    assert run_results.robustness_fit(results[:2]) is None
     assert "## Effective robustness" not in report.render_report(results[:2])
 
 
@@ -329,7 +329,7 @@ def test_results_json_holds_the_fits_inputs_and_coefficients(tmp_path, run_dir):
     shutil.copytree(run_dir, copy)
     written = report.write_run_report(copy)
     saved = read_json(copy / "results.json")
-    assert saved["effective_robustness"]["slope"] == report.effective_robustness(report.load_results(copy))["slope"]
+    assert saved["effective_robustness"]["slope"] == run_results.robustness_fit(run_results.load_results(copy))["slope"]
     assert {row["model"]: row["effective_robustness"] for row in saved["rows"]} == dict(zip(
         saved["effective_robustness"]["models"], saved["effective_robustness"]["effective_robustness"]))
     assert "effective_robustness" in written.table.splitlines()[0]

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from focus_tools import statistics
 import focus_dataset as fd
 from harness import runfolder
 from harness.run import IDENTITY_KEYS, main
@@ -49,7 +50,7 @@ def test_run_folder_holds_predictions_metrics_report_and_figures(one_process_run
     assert metrics["top1"] == pytest.approx(np.mean(table.column("correct").to_numpy()))
     config = json.loads((model_dir / runfolder.CONFIG_FILE).read_text())
     ground_truth = fd.annotation_table(fd.load_focus(converted))
-    assert config["dataset_fingerprint"] == fd.dataset_fingerprint(ground_truth)
+    assert config["dataset_fingerprint"] == statistics.dataset_fingerprint(ground_truth)
     assert config["random_init"] is True and config["weights"] == "random-init"
     assert config["input_size"] == [3, 160, 160] and config["versions"]["timm"]
     run = json.loads((one_process_run / runfolder.RUN_FILE).read_text())

@@ -18,9 +18,10 @@ import pytest
 import timm
 import torch
 
+from focus_tools import convert, sample
 from focus_common import inputs, locks
 import focus_dataset as fd
-from harness import labels, report, runfolder
+from harness import labels, report, run_results, runfolder
 from harness.data import decode_image, subset_rows
 from harness.run import main
 
@@ -95,7 +96,7 @@ def test_the_metric_from_a_runs_predictions_and_focus_report_give_the_runs_numbe
     assert report.main([str(run)]) == 0
     after = (run / "report.md").read_text()
     assert after.startswith(before) and "## Figures" in after and "## Figures" not in before
-    assert (run / runfolder.FIGURES_DIR / report.FIGURE3_FILE).is_file()
+    assert (run / runfolder.FIGURES_DIR / run_results.FIGURE3_FILE).is_file()
 
 
 # ----------------------------------------------------------------------------------- model sources
@@ -483,7 +484,7 @@ def test_two_figure_drawers_take_turns(three_model_run, tmp_path):
         assert not list((run / "figures").glob("*.png"))
     drawers = [waiting, report.draw_figures_in_background(run)]
     assert [drawer.wait(timeout=180) for drawer in drawers] == [0, 0]
-    robustness = report.effective_robustness(report.load_results(run)) is not None
+    robustness = run_results.robustness_fit(run_results.load_results(run)) is not None
     assert len(list((run / "figures").glob("*.png"))) == 1 + robustness + 2 * 3  # figure 3, robustness, 2 a model
 
 
@@ -602,7 +603,7 @@ def test_analyses_refuse_a_run_whose_data_changed(checkpoint_run, converted, tmp
 
     run, _ = checkpoint_run
     other = tmp_path / "other"
-    fd.convert(fd.write_sample_release(tmp_path / "release", 20, seed=3), other)
+    convert.convert(sample.write_sample_release(tmp_path / "release", 20, seed=3), other)
     assert gradcam.main(["--run", str(run), "--data", str(other), "--max-images", "1", "--quiet"]) == 2
     assert f"--data {other} is not the data the run evaluated (dataset fingerprint" in capsys.readouterr().err
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from focus_tools import release, sample, validate
 import focus_dataset as fd
 
 
@@ -17,12 +18,12 @@ def test_sample_release_has_the_public_layout_and_every_partition(sample_release
         assert file_name.startswith("/") and query.startswith(category + "-") and image.endswith(".jpg")
         assert (sample_release / file_name.lstrip("/")).stat().st_size > 0
         assert humans in ("yes", "no")
-    with fd.Release(sample_release) as release:
-        annotations, _ = fd.read_annotations(release)
-    partitions = fd.annotations_table(annotations, fd.load_uncommon_table()).column("partition").to_pylist()
+    with release.Release(sample_release) as opened:
+        annotations, _ = release.read_annotations(opened)
+    partitions = validate.annotations_table(annotations, fd.load_uncommon_table()).column("partition").to_pylist()
     assert set(partitions) == set(range(len(fd.PARTITION_NAMES)))
 
 
 def test_sample_refuses_to_write_over_an_existing_release(sample_release):
     with pytest.raises(fd.FocusDataError, match="already exists"):
-        fd.write_sample_release(sample_release, 5)
+        sample.write_sample_release(sample_release, 5)

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from focus_tools import cli, convert, sample, validate
 import focus_dataset as fd
 from conftest import execute, first_file_name, png_declaring, published_version_annotations
 
 
 def test_validate_accepts_a_clean_release_and_its_conversion(sample_release, sample_zip, converted, capsys):
     for path in (sample_release, sample_zip, converted):
-        assert fd.main(["validate", str(path)]) == 0
+        assert cli.main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "0 error(s)" in out and "Differences from the published Tables 1 and 2" in out
     assert "Table 2 total: 48 (published 23902, -23854)" in out
@@ -34,7 +35,7 @@ def test_validate_finds_every_kind_of_release_problem(release_copy, capsys):
     (release_copy / names[5]).write_bytes(b"\xff\xd8garbage\xff\xd9")
     (release_copy / "extra-folder").mkdir()
     (release_copy / "extra-folder" / "1.jpg").write_bytes(data)
-    assert fd.main(["validate", str(release_copy)]) == 1
+    assert cli.main(["validate", str(release_copy)]) == 1
     out = capsys.readouterr().out
     assert f"row 1 (file_name '/{names[0]}'): unknown category 'airplane'" in out
     assert "malformed locations 'water,grass'" in out
@@ -57,16 +58,16 @@ def test_validate_finds_duplicate_file_names(tmp_path):
                        [("/cat-snow/1.jpg", "cat", "day", "sunny", "snow", "no")] * 2)
     db.close()
     (release / "cat-snow").mkdir()
-    (release / "cat-snow" / "1.jpg").write_bytes(fd.sample_image(np.random.default_rng(0)))
-    result = fd.validate(release)
+    (release / "cat-snow" / "1.jpg").write_bytes(sample.sample_image(np.random.default_rng(0)))
+    result = validate.validate(release)
     assert any("duplicate file_name '/cat-snow/1.jpg'" in e for e in result.errors)
 
 
 def test_validate_converted_checks_images_and_derived_columns(tmp_path, release_copy):
     name = first_file_name(release_copy).lstrip("/")
     (release_copy / name).write_bytes(b"broken")
-    fd.convert(release_copy, tmp_path / "out")
-    result = fd.validate(tmp_path / "out")
+    convert.convert(release_copy, tmp_path / "out")
+    result = validate.validate(tmp_path / "out")
     assert len(result.errors) == 1
     assert result.errors[0].startswith(f"{tmp_path / 'out'}: image {name}: undecodable: cannot identify image")
 
@@ -74,11 +75,11 @@ def test_validate_converted_checks_images_and_derived_columns(tmp_path, release_
 def test_validate_of_something_else_says_what_it_expected(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(fd.FocusDataError, match="not a FOCUS release"):
-        fd.validate(tmp_path / "notes.txt")
+        validate.validate(tmp_path / "notes.txt")
 
 
 def test_validate_json_is_one_object_with_the_closest_version_and_the_findings(sample_release, release_copy, capsys):
-    assert fd.main(["validate", str(sample_release), "--json"]) == 0
+    assert cli.main(["validate", str(sample_release), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["version"] == 23902 and report["num_images"] == 48
     table1_lines = [line for line in report["differences"] if line.startswith("Table 1 ")]
@@ -87,7 +88,7 @@ def test_validate_json_is_one_object_with_the_closest_version_and_the_findings(s
     assert report["errors"] == [] and report["warnings"] == []
     # Differences are information about the data; only integrity errors give exit status 1.
     (release_copy / first_file_name(release_copy).lstrip("/")).write_bytes(b"")
-    assert fd.main(["validate", str(release_copy), "--json"]) == 1
+    assert cli.main(["validate", str(release_copy), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert len(report["errors"]) == 1 and "empty file" in report["errors"][0]
     assert report["version"] == 23902 and report["num_images"] == 48
@@ -97,9 +98,9 @@ def test_decompression_bomb_is_a_bad_image_and_the_rest_of_the_report_is_kept(tm
     names = sorted(p.relative_to(release_copy).as_posix() for p in release_copy.rglob("*.jpg"))
     (release_copy / names[0]).write_bytes(png_declaring(30000, 30000))
     (release_copy / names[1]).write_bytes(b"")
-    fd.convert(release_copy, tmp_path / "out")
+    convert.convert(release_copy, tmp_path / "out")
     for path in (release_copy, tmp_path / "out"):
-        assert fd.main(["validate", str(path)]) == 1
+        assert cli.main(["validate", str(path)]) == 1
         out = capsys.readouterr().out
         assert f"image {names[0]}: declares 30000×30000 pixels" in out and "decompression bomb" in out
         assert f"image {names[1]}: empty file" in out and "2 error(s)" in out and "Table 1" in out
@@ -109,7 +110,7 @@ def test_a_truncated_shard_is_a_clean_error_naming_it(tmp_path, converted, capsy
     output = Path(shutil.copytree(converted, tmp_path / "out"))
     [shard] = (output / "data").iterdir()
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    assert fd.main(["validate", str(output)]) == 2
+    assert cli.main(["validate", str(output)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {shard}: not a readable Parquet file") and err.count("\n") == 1
 
@@ -132,7 +133,7 @@ def test_a_converted_folder_with_a_bad_file_name_is_named_clipped(tmp_path, conv
     names[-1] = "zzz/" + "x" * 100_000
     table = table.set_column(table.schema.get_field_index("file_name"), "file_name", [names])
     pq.write_table(table, shard)
-    result = fd.validate(output)
+    result = validate.validate(output)
     assert any("file_name 'zzz/xxx" in e and "characters long" in e for e in result.errors)
     assert max(len(e) for e in result.errors) < 1000
 
@@ -152,7 +153,7 @@ def test_validate_of_a_20815_image_release_names_that_version_and_exits_0(tmp_pa
         archive.write(tmp_path / "annotations.db", "focus/annotations.db")
         for annotation in annotations:
             archive.writestr(f"focus/{annotation.file_name}", image)
-    assert fd.main(["validate", str(release), "--json"]) == 0
+    assert cli.main(["validate", str(release), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["version"] == 20815 and report["num_images"] == 20815
     assert report["table1_differences"] == 0 and report["errors"] == []

@@ -13,14 +13,15 @@ from typing import Sequence
 
 
 from focus_common import commands as command
+from focus_tools import schema
 from harness import runfolder
 from harness.leaderboard.comparisons import verify_among
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
-from harness.leaderboard.hub import DEFAULT_DATASET_ID, connect, push
+from harness.leaderboard.pushing import DEFAULT_DATASET_ID, connect, push
 from harness.leaderboard.packing import pack
 from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
 from harness.leaderboard.strict import Limits
-from harness.leaderboard.submission import GAPS, SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
+from harness.leaderboard.submission import SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
 from harness.leaderboard.tables import _percent
 from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
 
@@ -32,7 +33,7 @@ def _limits(args) -> Limits:
 
 def _summary(metrics: dict) -> str:
     values = headline(metrics)
-    return ", ".join(f"{name} {_percent(value)}" + ("" if name in GAPS else "%") for name, value in values.items())
+    return ", ".join(f"{name} {_percent(value)}" + ("" if name in schema.GAPS else "%") for name, value in values.items())
 
 
 def _print_verification(verification: Verification, truth: GroundTruth) -> None:

@@ -18,9 +18,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow.compute as pc
 
-import focus_dataset
-from harness.leaderboard import statistics
-from harness.leaderboard.submission import GAPS, PREDICTIONS_FILE, protocol_of
+from focus_tools import schema
+from harness import robustness
+from harness.leaderboard import significance
+from harness.leaderboard.submission import PREDICTIONS_FILE, board_of
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
 
@@ -50,13 +51,13 @@ def group_weights(truth: GroundTruth) -> dict[str, np.ndarray]:
     """
     table = truth.table.sort_by("file_name")
     counts = {}
-    for attribute, names in (("time", focus_dataset.TIME_NAMES), ("weather", focus_dataset.WEATHER_NAMES)):
+    for attribute, names in (("time", schema.TIME_NAMES), ("weather", schema.WEATHER_NAMES)):
         values = table.column(attribute).to_numpy()
         uncommon = table.column(f"uncommon_{attribute}").to_numpy(zero_copy_only=False)
         counts[attribute] = ((values != names.index("none")) & ~uncommon, uncommon)
     locations = table.column("locations")
     flat, parents = pc.list_flatten(locations).to_numpy(), pc.list_parent_indices(locations).to_numpy()
-    n_none = np.bincount(parents[flat == focus_dataset.LOCATION_NAMES.index("none")], minlength=table.num_rows)
+    n_none = np.bincount(parents[flat == schema.LOCATION_NAMES.index("none")], minlength=table.num_rows)
     n_uncommon_locations = pc.list_value_length(table.column("uncommon_locations")).to_numpy(zero_copy_only=False)
     n_locations = pc.list_value_length(locations).to_numpy(zero_copy_only=False)
     counts["locations"] = (n_locations - n_none - n_uncommon_locations, n_uncommon_locations)
@@ -77,7 +78,7 @@ class Comparison:
     neighbours: per row, None for the first; otherwise the comparison with the row above: discordant
         counts and the exact McNemar p-value, and per gap the difference (this row minus the one above)
         with its paired bootstrap interval.
-    fit: the effective-robustness fit (statistics.effective_robustness) when it can be drawn, else None;
+    fit: the effective-robustness fit (robustness.effective_robustness) when it can be drawn, else None;
         effective_robustness holds each row's value (None without a fit).
     """
 
@@ -100,19 +101,19 @@ def _column_values(accuracies: np.ndarray, groups: list[str]) -> dict[str, np.nd
 def compare(rows: Sequence[dict], weights: dict[str, np.ndarray], counts: np.ndarray) -> Comparison:
     """Statistics of one table from its rows (each with "correct" and "values"), group weights and bootstrap counts.
 
-    `counts` (replicates x images, statistics.bootstrap_counts) is shared by every table and submission:
+    `counts` (replicates x images, significance.bootstrap_counts) is shared by every table and submission:
     the replicates are paired.
     """
     groups = list(weights)
     correct = np.stack([row["correct"] for row in rows])
-    replicates = _column_values(statistics.group_accuracies(counts, correct, np.stack(list(weights.values()))),
+    replicates = _column_values(significance.group_accuracies(counts, correct, np.stack(list(weights.values()))),
                                 groups)
     rank_intervals = {}
     for key, values in replicates.items():
-        low, high = statistics.rank_intervals(values, HIGHER_IS_BETTER[key])
+        low, high = significance.rank_intervals(values, HIGHER_IS_BETTER[key])
         points = np.array([np.nan if row["values"][key] is None else row["values"][key] for row in rows])
-        leader = int(np.argmin(statistics.ranks(points, HIGHER_IS_BETTER[key])))  # ties: the table's order
-        tied = statistics.tied_with_leader(low, high, leader)
+        leader = int(np.argmin(significance.ranks(points, HIGHER_IS_BETTER[key])))  # ties: the table's order
+        tied = significance.tied_with_leader(low, high, leader)
         rank_intervals[key] = [(int(a), int(b), bool(c)) for a, b, c in zip(low, high, tied)]
     neighbours = [None] + [_neighbour(rows, replicates, i) for i in range(1, len(rows))]
     fit, robustness = _effective_robustness(rows)
@@ -121,14 +122,14 @@ def compare(rows: Sequence[dict], weights: dict[str, np.ndarray], counts: np.nda
 
 def _neighbour(rows: Sequence[dict], replicates: dict[str, np.ndarray], i: int) -> dict:
     """Row i against row i - 1: exact McNemar on top-1 correctness, paired intervals of the gap differences."""
-    only_this, only_above = statistics.discordant(rows[i]["correct"], rows[i - 1]["correct"])
+    only_this, only_above = significance.discordant(rows[i]["correct"], rows[i - 1]["correct"])
     gaps = {}
-    for gap in GAPS:
+    for gap in schema.GAPS:
         this, above = rows[i]["values"][gap], rows[i - 1]["values"][gap]
-        low, high = statistics.percentile_interval(replicates[gap][:, i] - replicates[gap][:, i - 1])
+        low, high = significance.percentile_interval(replicates[gap][:, i] - replicates[gap][:, i - 1])
         gaps[gap] = (None if this is None or above is None else this - above, _number(low), _number(high))
     return {"above": rows[i - 1]["submission"], "only_this": only_this, "only_above": only_above,
-            "p_value": float(statistics.mcnemar_exact(only_this, only_above)), "gaps": gaps}
+            "p_value": float(significance.mcnemar_exact(only_this, only_above)), "gaps": gaps}
 
 
 def _number(value) -> float | None:
@@ -138,10 +139,10 @@ def _number(value) -> float | None:
 def _effective_robustness(rows: Sequence[dict]) -> tuple[dict | None, list[float | None]]:
     """The fit over the table's models, when there are enough with defined accuracies, and each row's value."""
     defined = [i for i, row in enumerate(rows) if row["common"] is not None and row["uncommon"] is not None]
-    if len(defined) < statistics.MIN_FIT_MODELS:
+    if len(defined) < robustness.MIN_FIT_MODELS:
         return None, [None] * len(rows)
     try:
-        fit = statistics.effective_robustness(np.array([rows[i]["common"] for i in defined]),
+        fit = robustness.effective_robustness(np.array([rows[i]["common"] for i in defined]),
                                               np.array([rows[i]["uncommon"] for i in defined]))
     except ValueError:  # every common accuracy equal: no line
         return None, [None] * len(rows)
@@ -205,7 +206,7 @@ def _copies(verification: Verification, earlier: Verification) -> bool:
     another table while claiming another model or other weights (the same model scored another way, e.g.
     another mapping, has the same raw top-1 without being a copy)."""
     return (np.array_equal(verification.top1, earlier.top1)
-            and (protocol_of(verification.metadata) == protocol_of(earlier.metadata)
+            and (board_of(verification.metadata) == board_of(earlier.metadata)
                  or _identity(verification) != _identity(earlier)))
 
 
@@ -256,9 +257,9 @@ def flag_near_copies(verifications: Sequence[Verification]) -> None:
     They are flagged, not rejected: fine-tunes of one checkpoint can agree that much.
     """
     accepted = [v for v in verifications if v.accepted]
-    for protocol in {protocol_of(v.metadata) for v in accepted}:
-        members = [v for v in accepted if protocol_of(v.metadata) == protocol]
-        shares = statistics.agreement(np.stack([v.top1 for v in members]))
+    for board in {board_of(v.metadata) for v in accepted}:
+        members = [v for v in accepted if board_of(v.metadata) == board]
+        shares = significance.agreement(np.stack([v.top1 for v in members]))
         for i, j in zip(*np.nonzero(shares >= NEAR_COPY)):
             if i != j and _identity(members[i]) != _identity(members[j]):
                 members[i].near_copies.append((members[j].submission.name, float(shares[i, j])))

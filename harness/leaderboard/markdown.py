@@ -1,10 +1,10 @@
-"""The leaderboard as Markdown (leaderboard.md): per protocol, the ranked table, the paired comparisons and the fit."""
+"""The leaderboard as Markdown (leaderboard.md): per board, the ranked table, the paired comparisons and the fit."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from harness.leaderboard.submission import GAPS
+from focus_tools import schema
 from harness.leaderboard.tables import (
     COLUMNS, NOTES, Table, _cell_text, _interval, _lead, _md, _skipped_lines, p_text, signed_points,
 )
@@ -40,12 +40,12 @@ def _pairs(rows: list[dict]) -> list[str]:
              "this model gets right / only the one above does), and each gap's difference, this model's minus "
              "the one above's, in points with its paired 95% bootstrap interval (images resampled jointly).", "",
              "| Submission | Above | Only this | Only above | McNemar p | "
-             + " | ".join(_md(f"Δ{gap}") for gap in GAPS) + " |",
-             "|---|---|---:|---:|---:|" + "---:|" * len(GAPS)]
+             + " | ".join(_md(f"Δ{gap}") for gap in schema.GAPS) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(schema.GAPS)]
     for row in rows[1:]:
         pair = row["neighbour"]
         cells = [_md(row["submission"]), _md(pair["above"]), str(pair["only_this"]), str(pair["only_above"]),
-                 p_text(pair["p_value"])] + [_difference(pair["gaps"][gap]) for gap in GAPS]
+                 p_text(pair["p_value"])] + [_difference(pair["gaps"][gap]) for gap in schema.GAPS]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -65,11 +65,11 @@ def _near_copies(rows: list[dict]) -> list[str]:
 
 
 def render_markdown(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as Markdown: one table per protocol, best accuracy first, with its comparisons."""
+    """The leaderboard as Markdown: one table per board, best accuracy first, with its comparisons."""
     rows = [row for table in tables for row in table.rows]
     lines = ["# FOCUS leaderboard", "", _lead(rows, truth)]
     for table in tables:
-        lines += ["", f"## {_md(table.protocol.title)}", "", _md(table.protocol.description), ""]
+        lines += ["", f"## {_md(table.board.title)}", "", _md(table.board.description), ""]
         if not table.rows:
             lines.append("No verified submission yet.")
             continue

@@ -1,10 +1,10 @@
 """pack: one model of a harness run folder becomes a submission folder.
 
-The submission is written beside its output, in a hidden folder `.OUTPUT.partial-XXXXXXXXXXXX` that this
-process locks while it exists (focus_common.outputs.holding_lock, as convert does): the submission is
-staged in it, verified, then takes OUTPUT's name, and an earlier submission there steps aside into it
-until its files are deleted. A partial folder that no live process holds (a pack killed by a signal) is
-removed by the next pack into the same OUTPUT; a live one makes the next pack stop and name its pid.
+The submission is built beside its output, in a hidden staging folder that this process locks while it
+exists (focus_common.outputs.staged_folder, as convert's): the submission is staged in it, verified, then
+takes OUTPUT's name, and an earlier submission there steps aside and loses only the files pack and push
+write. A staging folder that no live process holds (a pack killed outright) is removed by the next pack
+into the same OUTPUT; a live one makes the next pack stop and name its holder.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The leaderboard as one self-contained page (index.html): inline CSS, JavaScript and SVG, nothing fetched.
 
-Per protocol: the ranked table (sortable; the rank intervals follow the column it is sorted by), the
+Per board: the ranked table (sortable; the rank intervals follow the column it is sorted by), the
 paired comparisons with the model ranked above, the effective-robustness chart with its fit in the page's
 data, and the common-against-uncommon chart.
 """
@@ -14,7 +14,8 @@ import string
 from pathlib import Path
 from typing import Sequence
 
-from harness.leaderboard.submission import GAPS, PROTOCOLS
+from focus_tools import schema
+from harness.leaderboard.submission import BOARDS
 from harness.leaderboard.tables import (
     COLUMNS, NOTES, RANKED_COLUMNS, Table, _cell_text, _interval, _lead, _percent, _skipped_lines, p_text, rank_text,
     signed_points,
@@ -100,7 +101,7 @@ _LOGIT_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.
 
 
 def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)  # as statistics.effective_robustness clips
+    p = min(max(p, 1e-4), 1 - 1e-4)  # as harness.robustness.effective_robustness clips
     return math.log(p / (1 - p))
 
 
@@ -165,13 +166,13 @@ def _json_script(data: dict, element_id: str) -> str:
 
 def _pairs_table(rows: list[dict]) -> str:
     header = ("<tr><th>Submission</th><th>Above</th><th>Only this</th><th>Only above</th><th>McNemar p</th>"
-              + "".join(f"<th>&#916;{html.escape(gap)}</th>" for gap in GAPS) + "</tr>")
+              + "".join(f"<th>&#916;{html.escape(gap)}</th>" for gap in schema.GAPS) + "</tr>")
     lines = []
     for row in rows[1:]:
         pair = row["neighbour"]
         cells = [html.escape(row["submission"]), html.escape(pair["above"]), str(pair["only_this"]),
                  str(pair["only_above"]), p_text(pair["p_value"])]
-        for gap in GAPS:
+        for gap in schema.GAPS:
             value, low, high = pair["gaps"][gap]
             bounds = "" if low is None or high is None else \
                 f'<span class="ci">[{signed_points(low)}, {signed_points(high)}]</span>'
@@ -182,17 +183,17 @@ def _pairs_table(rows: list[dict]) -> str:
 
 
 def _html_section(table: Table) -> str:
-    """A protocol's table, comparisons and charts; the paper's table has the id "leaderboard"."""
-    protocol, rows = table.protocol, table.rows
-    table_id = "leaderboard" if protocol == PROTOCOLS[0] else f"leaderboard-{protocol.key}"
+    """A board's table, comparisons and charts; the paper's table has the id "leaderboard"."""
+    board, rows = table.board, table.rows
+    table_id = "leaderboard" if board == BOARDS[0] else f"leaderboard-{board.key}"
     header = "\n".join(
         f'<th data-key="{column.key}" data-type="{"text" if column.kind == "text" else "number"}" '
         f'data-order="{column.order}" aria-sort="{"descending" if column.key == "accuracy" else "none"}" '
         f'title="{html.escape(column.help)}"><button type="button">{html.escape(column.title)}</button></th>'
         for column in COLUMNS)
     body = "\n".join(_html_row(rank, row) for rank, row in enumerate(rows, 1))
-    parts = [f'<section class="protocol" id="{protocol.key}">\n<h2>{html.escape(protocol.title)}</h2>\n'
-             f'<p class="muted">{html.escape(protocol.description)}</p>\n'
+    parts = [f'<section class="board" id="{board.key}">\n<h2>{html.escape(board.title)}</h2>\n'
+             f'<p class="muted">{html.escape(board.description)}</p>\n'
              f'<div class="scroll">\n<table id="{table_id}" class="board">\n<thead><tr>\n{header}\n</tr></thead>\n'
              f"<tbody>\n{body}\n</tbody>\n</table>\n</div>"]
     if rows:
@@ -214,7 +215,7 @@ def _html_section(table: Table) -> str:
                          f'A(P1 &cup; P2 &cup; P3) = {fit["intercept"]:.3f} + {fit["slope"]:.3f} &times; logit '
                          f'A(P0); a model\'s effective robustness (ER) is its distance above the line, in points '
                          f'(dashed: y = x).</p>\n' + effective_robustness_chart(rows, fit) + "\n"
-                         + _json_script({"effective_robustness_fit": fit}, f"data-{protocol.key}"))
+                         + _json_script({"effective_robustness_fit": fit}, f"data-{board.key}"))
     parts.append(f"<h3>Common against uncommon settings</h3>\n<p class=\"muted\">Accuracy on P0 (no uncommon "
                  f"attribute) and on P1 &cup; P2 &cup; P3 (at least one); the line between them is the overall "
                  f"gap.</p>\n{common_uncommon_chart(rows)}\n</section>")
@@ -222,7 +223,7 @@ def _html_section(table: Table) -> str:
 
 
 def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per protocol."""
+    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per board."""
     skipped_html = ""
     if skipped:
         items = "\n".join(f"<li><code>{html.escape(name)}</code>: {html.escape(reason)}</li>"

@@ -1,4 +1,4 @@
-"""render: verified submissions become leaderboard.md and a self-contained index.html, one table per protocol.
+"""render: verified submissions become leaderboard.md and a self-contained index.html, one table per board.
 
 Every folder is verified, copies are rejected (comparisons.reject_copies), the tables and their statistics
 are built once (tables.leaderboard_tables) and written as Markdown (markdown.py) and a page (page.py).

@@ -1,4 +1,4 @@
-"""The submission format: its files, the metadata schema and the checks beyond it, ids, protocols, headline numbers."""
+"""The submission format: its files, the metadata schema and the checks beyond it, ids, boards, headline numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import jsonschema
 
 from focus_common import inputs
-import focus_dataset
+from focus_tools import schema
 from harness import runfolder
 from harness.leaderboard.strict import _clip, _json_path, _shown
 
@@ -32,13 +32,8 @@ VERSION_1_PREPROCESSING = "timm"
 # Metrics the harness added after a schema version: a claim of that version may leave them out.
 LATER_METRICS = {1: frozenset({"gap_overall_paper"})}
 
-NUM_CLASSES = {"imagenet": 1000, "focus": len(focus_dataset.CLASS_NAMES)}
+NUM_CLASSES = {"imagenet": 1000, "focus": len(schema.CLASS_NAMES)}
 
-# The headline numbers of a row: accuracy on all images, on P0 (no uncommon attribute) and on P1, P2, P3
-# (images with 1, 2, 3 uncommon attributes), and the gaps.
-COUNT_PARTITIONS = ("P0", *focus_dataset.PARTITION_GROUPS)
-UNCOMMON_PARTITIONS = tuple(focus_dataset.PARTITION_GROUPS)
-GAPS = ("G_t", "G_w", "G_l", "gap_overall", "gap_overall_paper")
 
 # Dates outside [EARLIEST_DATE, now + CLOCK_SKEW] are absurd: FOCUS appeared in 2022, and a naive
 # date (no time zone, read as UTC) may run up to a day ahead of UTC.
@@ -157,8 +152,8 @@ def display_name(metadata: dict) -> str:
 def headline(metrics: dict) -> dict[str, float | None]:
     """A row's numbers from a metrics.json: accuracy, the accuracies of P0-P3, and the gaps' values."""
     return ({"accuracy": metrics["accuracy"]}
-            | {name: metrics["partitions"][name]["accuracy"] for name in COUNT_PARTITIONS}
-            | {name: metrics[name]["value"] for name in GAPS})
+            | {name: metrics["partitions"][name]["accuracy"] for name in schema.COUNT_PARTITIONS}
+            | {name: metrics[name]["value"] for name in schema.GAPS})
 
 
 class Scoring(NamedTuple):
@@ -198,10 +193,10 @@ PREPROCESSINGS = {
 }
 
 
-class Protocol(NamedTuple):
-    """How predictions were made and scored: label space, mapping and preprocessing.
+class Board(NamedTuple):
+    """One table of the leaderboard: the label space, mapping and preprocessing its submissions share.
 
-    Accuracies compare only within one protocol, so each has its own table.
+    Accuracies compare only within one board, so each has its own table.
     """
 
     key: str
@@ -212,15 +207,15 @@ class Protocol(NamedTuple):
     description: str
 
 
-# The paper's protocol first: its table is the leaderboard, shown even when empty.
-PROTOCOLS = tuple(
-    Protocol(scoring.key if kind == "paper" else f"{scoring.key}-{kind}", scoring.label_space, scoring.mapping,
+# The paper's board first (its scoring and preprocessing): its table is the leaderboard, shown even when empty.
+BOARDS = tuple(
+    Board(scoring.key if kind == "paper" else f"{scoring.key}-{kind}", scoring.label_space, scoring.mapping,
              kind, f"{scoring.title}, {title}", f"{scoring.description} {description}")
     for scoring in SCORINGS for kind, (title, description) in PREPROCESSINGS.items()
 )
 
 
-def protocol_of(metadata: dict) -> Protocol:
-    """The protocol of a submission that passed the schema, which allows only these (label_space, mapping) pairs."""
+def board_of(metadata: dict) -> Board:
+    """The board of a submission that passed the schema, which allows only these (label_space, mapping) pairs."""
     key = (metadata["label_space"], metadata["mapping"], preprocessing_kind(metadata))
-    return next(p for p in PROTOCOLS if (p.label_space, p.mapping, p.preprocessing) == key)
+    return next(p for p in BOARDS if (p.label_space, p.mapping, p.preprocessing) == key)

@@ -1,6 +1,6 @@
-"""The leaderboard's tables: one per protocol, a row per accepted submission, and how each cell reads.
+"""The leaderboard's tables: one per board, a row per accepted submission, and how each cell reads.
 
-Rows hold only recomputed numbers. `leaderboard_tables` splits them by protocol and adds each table's
+Rows hold only recomputed numbers. `leaderboard_tables` splits them by board and adds each table's
 comparisons (comparisons.compare): rank intervals, the tests against the row above, effective robustness.
 Markdown (markdown.py) and the page (page.py) both render these tables.
 """
@@ -12,13 +12,10 @@ import html
 import re
 from typing import NamedTuple, Sequence
 
-
-from harness.leaderboard import statistics
+from focus_tools import schema
+from harness.leaderboard import significance
 from harness.leaderboard.comparisons import COLUMN_GROUPS, Comparison, compare, group_weights
-from harness.leaderboard.submission import (
-    COUNT_PARTITIONS, GAPS, PROTOCOLS, UNCOMMON_PARTITIONS, Protocol, display_name, headline, preprocessing_kind,
-    protocol_of,
-)
+from harness.leaderboard.submission import BOARDS, Board, board_of, display_name, headline, preprocessing_kind
 from harness.leaderboard.verification import GroundTruth, Verification
 
 
@@ -65,17 +62,17 @@ RANKED_COLUMNS = tuple(column.key for column in COLUMNS if column.key in COLUMN_
 
 @dataclasses.dataclass
 class Table:
-    """One protocol's ranked rows (best accuracy first) and their comparisons (None without rows)."""
+    """One board's ranked rows (best accuracy first) and their comparisons (None without rows)."""
 
-    protocol: Protocol
+    board: Board
     rows: list[dict]
     comparison: Comparison | None
 
 
 def _uncommon_accuracy(partitions: dict) -> float | None:
     """A(P1 ∪ P2 ∪ P3) from the partitions' counts."""
-    n = sum(partitions[name]["n"] for name in UNCOMMON_PARTITIONS)
-    return sum(partitions[name]["correct"] for name in UNCOMMON_PARTITIONS) / n if n else None
+    n = sum(partitions[name]["n"] for name in schema.PARTITION_GROUPS)
+    return sum(partitions[name]["correct"] for name in schema.PARTITION_GROUPS) / n if n else None
 
 
 def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
@@ -84,8 +81,8 @@ def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
     for verification in accepted:
         metadata, metrics = verification.metadata, verification.recomputed
         intervals = {name: (metrics["partitions"][name]["ci_low"], metrics["partitions"][name]["ci_high"])
-                     for name in COUNT_PARTITIONS} | {
-            name: (metrics[name]["ci_low"], metrics[name]["ci_high"]) for name in GAPS
+                     for name in schema.COUNT_PARTITIONS} | {
+            name: (metrics[name]["ci_low"], metrics[name]["ci_high"]) for name in schema.GAPS
         }
         _, height, width = metadata["input_size"]
         rows.append({
@@ -93,7 +90,7 @@ def leaderboard_rows(accepted: Sequence[Verification]) -> list[dict]:
             "model": metadata["model"],
             "paper_name": metadata.get("paper_name"),
             "name": display_name(metadata),
-            "protocol": protocol_of(metadata),
+            "board": board_of(metadata),
             "values": headline(metrics) | {"num_params": metadata["num_params"], "precision": metadata["precision"],
                                            "input": height * width, "model": display_name(metadata),
                                            "rank": None, "effective_robustness": None, "vs_above": None},
@@ -134,23 +131,23 @@ def preprocessing_text(metadata: dict) -> str:
     return kind + (": " + ", ".join(settings) if settings else "")
 
 
-def ranked_tables(rows: list[dict]) -> list[tuple[Protocol, list[dict]]]:
-    """The rows split by protocol, each list ranked on its own; the paper's table is shown even when empty."""
-    tables = [(protocol, [row for row in rows if row["protocol"] == protocol]) for protocol in PROTOCOLS]
-    return [(protocol, members) for protocol, members in tables if members or protocol == PROTOCOLS[0]]
+def ranked_tables(rows: list[dict]) -> list[tuple[Board, list[dict]]]:
+    """The rows split by board, each list ranked on its own; the paper's table is shown even when empty."""
+    tables = [(board, [row for row in rows if row["board"] == board]) for board in BOARDS]
+    return [(board, members) for board, members in tables if members or board == BOARDS[0]]
 
 
 def leaderboard_tables(accepted: Sequence[Verification], truth: GroundTruth) -> list[Table]:
     """The ranked tables with their comparisons; every table's bootstrap uses the same resamples of the images."""
     rows = leaderboard_rows(accepted)
     weights = group_weights(truth) if rows else {}
-    counts = statistics.bootstrap_counts(truth.num_images) if rows else None
+    counts = significance.bootstrap_counts(truth.num_images) if rows else None
     tables = []
-    for protocol, members in ranked_tables(rows):
+    for board, members in ranked_tables(rows):
         comparison = compare(members, weights, counts) if members else None
         if comparison is not None:
             _annotate(members, comparison)
-        tables.append(Table(protocol, members, comparison))
+        tables.append(Table(board, members, comparison))
     return tables
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from focus_tools import statistics
 from focus_common import inputs
 import focus_dataset
 from harness import runfolder
@@ -88,7 +89,7 @@ def ground_truth(data: str | os.PathLike) -> GroundTruth:
             f"--data {data}: cannot load the FOCUS dataset ({type(err).__name__}: {err}). Pass a converted "
             f"folder (focus-dataset convert), a release folder or focus.zip, or a Hub dataset id."
         ) from err
-    return GroundTruth(table, focus_dataset.dataset_fingerprint(table), str(data))
+    return GroundTruth(table, statistics.dataset_fingerprint(table), str(data))
 
 
 def _examples(names: Sequence[str]) -> str:

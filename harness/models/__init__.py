@@ -22,17 +22,12 @@ from typing import Any
 
 from torch import nn
 
-from focus_dataset import CLASS_NAMES
+from focus_tools.schema import CLASS_NAMES
 from harness.models import specs
-from harness.models.checkpoints import (
-    CHECKPOINT_SUFFIXES,
-    CheckpointMismatchError,
-    head_size_advice,
-    load_checkpoint,
-    read_checkpoint,
-)
+from harness.models.checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint, read_checkpoint
 from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
-from harness.models.hub import WeightsNotFoundError
+from harness.models.hf_cache import WeightsNotFoundError
+from harness.models.mismatch import CheckpointMismatchError, head_size_advice
 from harness.models.specs import (
     PAPER_DISPLAY_NAMES,
     PAPER_MODELS,

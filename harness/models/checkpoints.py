@@ -19,6 +19,13 @@ import torch
 from torch import nn
 
 from focus_common.inputs import sha256_file
+from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
+from harness.models.mismatch import (
+    CheckpointMismatchError,
+    architecture_name,
+    classifier_hint,
+    mismatch_message,
+)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # The weights file of a folder saved by timm's save_for_hf (or any Hugging Face model folder), in the
@@ -27,11 +34,6 @@ FOLDER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_mode
                        "open_clip_pytorch_model.bin")
 _CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema", "model_ema")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile
-_SHOW_KEYS = 5  # keys quoted per kind in an error message
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose tensor names or shapes do not fit the model."""
 
 
 def _unwrap_state_dict(checkpoint: Any, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
@@ -123,71 +125,6 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
     return _unwrap_state_dict(checkpoint, path)
 
 
-def _quote(keys: list[str]) -> str:
-    more = f", ... ({len(keys) - _SHOW_KEYS} more)" if len(keys) > _SHOW_KEYS else ""
-    return ", ".join(keys[:_SHOW_KEYS]) + more
-
-
-def _mismatch_message(
-    missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple, tuple]]
-) -> str:
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (in the model, not the checkpoint): {_quote(missing)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (in the checkpoint, not the model): {_quote(unexpected)}")
-    if mismatched:
-        shapes = [f"{key} (checkpoint {list(got)}, model {list(want)})" for key, got, want in mismatched]
-        parts.append(f"{len(mismatched)} with another shape: {_quote(shapes)}")
-    return "; ".join(parts)
-
-
-def _architecture(model: nn.Module) -> str:
-    return getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
-
-
-def _classifier_hint(model: nn.Module, reshaped: dict[str, tuple]) -> str | None:
-    """Name the common case of a head of another size (a fine-tuned checkpoint), else None."""
-    classifier = getattr(model, "pretrained_cfg", {}).get("classifier")
-    names = (classifier,) if isinstance(classifier, str) else tuple(classifier or ())
-    heads = {f"{name}.{param}" for name in names for param in ("weight", "bias")}
-    if not reshaped or not set(reshaped) <= heads:
-        return None
-    return head_size_advice(next(iter(reshaped.values()))[0], getattr(model, "num_classes", None))
-
-
-def head_size_advice(checkpoint_classes: int, model_classes: int | None) -> str:
-    """What to do when a checkpoint's head has another number of classes than the model built for it.
-
-    >>> print(head_size_advice(1000, 10))  # doctest: +NORMALIZE_WHITESPACE
-    Only the classifier differs: the checkpoint has a 1000-class head, the model was built with 10 classes
-    (--label-space focus). For an ImageNet-1k head use --label-space imagenet (the default).
-    """
-    text = (f"Only the classifier differs: the checkpoint has a {checkpoint_classes}-class head, the model was "
-            f"built with {model_classes} classes")
-    if model_classes == 10:
-        text += " (--label-space focus)"
-    if checkpoint_classes == 1000:
-        return text + ". For an ImageNet-1k head use --label-space imagenet (the default)."
-    if checkpoint_classes == 10:
-        return text + (". For a head fine-tuned on the ten FOCUS classes (in FOCUS's class order) use "
-                       "--label-space focus.")
-    return text + (f". FOCUS scores ImageNet-1k heads (--label-space imagenet) and 10-class FOCUS heads "
-                   f"(--label-space focus); a {checkpoint_classes}-class head is neither (Python: "
-                   f"create_model(..., num_classes={checkpoint_classes}) builds it).")
-
-
-def pretrained_head_advice(name: str, pretrained_classes: int, num_classes: int) -> str:
-    """Why pretrained weights cannot give a head of `num_classes`, and what to pass instead."""
-    if num_classes == 10 and pretrained_classes == 1000:
-        return (f"{name}'s pretrained weights have a 1000-class ImageNet-1k head, and --label-space focus needs "
-                f"a head fine-tuned on the ten FOCUS classes: pass such weights with --checkpoint {name}=PATH, "
-                f"or leave --label-space at imagenet to score the ImageNet head with the paper's mapping.")
-    return (f"num_classes={num_classes} differs from the {pretrained_classes} classes of {name!r}'s pretrained "
-            f"weights, so its head would be random. Pass the fine-tuned weights as a checkpoint "
-            f"(--checkpoint {name}=PATH), or leave num_classes unset.")
-
-
 def _check_fits(state_dict: Mapping[str, torch.Tensor], model: nn.Module, source: str) -> None:
     expected = model.state_dict()
     # BatchNorm's batch counter does not change the outputs; older checkpoints leave it out.
@@ -200,16 +137,16 @@ def _check_fits(state_dict: Mapping[str, torch.Tensor], model: nn.Module, source
     ]
     if not (missing or unexpected or mismatched):
         return
-    classifier_hint = None if missing or unexpected else _classifier_hint(
+    head_hint = None if missing or unexpected else classifier_hint(
         model, {k: got for k, got, _ in mismatched}
     )
-    hint = classifier_hint or (
-        f"Check that it was saved from the timm model {_architecture(model)!r} (timm names, or "
+    hint = head_hint or (
+        f"Check that it was saved from the timm model {architecture_name(model)!r} (timm names, or "
         f"EfficientNet-PyTorch names for tf_efficientnet_* models)."
     )
     raise CheckpointMismatchError(
-        f"{source} does not fit {_architecture(model)} ({len(state_dict)} tensors, the model has "
-        f"{len(expected)}): {_mismatch_message(missing, unexpected, mismatched)}. {hint}"
+        f"{source} does not fit {architecture_name(model)} ({len(state_dict)} tensors, the model has "
+        f"{len(expected)}): {mismatch_message(missing, unexpected, mismatched)}. {hint}"
     )
 
 
@@ -220,8 +157,6 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
     fit. Returns what the run metadata records: file (the weights file read), sha256, format ("timm"
     or "efficientnet-pytorch"), container_key and num_tensors.
     """
-    from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
-
     state_dict, container_key = read_checkpoint(path)
     checkpoint_format = "timm"
     if is_efficientnet_pytorch(state_dict):

@@ -13,7 +13,7 @@ import torch
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from torch import nn
 
-from harness.models.checkpoints import CheckpointMismatchError, _architecture, _classifier_hint, _mismatch_message
+from harness.models.mismatch import CheckpointMismatchError, architecture_name, classifier_hint, mismatch_message
 
 # Top-level modules of EfficientNet-PyTorch and their timm names.
 _EFFNET_STEM_AND_HEAD = {
@@ -120,14 +120,14 @@ def convert_efficientnet_pytorch(
         if k not in converted and k not in reshaped and not k.endswith("num_batches_tracked")
     ]
     if unmapped or mismatched or uncovered:
-        classifier_hint = None if unmapped or uncovered else _classifier_hint(model, reshaped)
-        hint = classifier_hint or (
+        head_hint = None if unmapped or uncovered else classifier_hint(model, reshaped)
+        hint = head_hint or (
             "Check that the variant matches (efficientnet-b4 → tf_efficientnet_b4, "
             "efficientnet-lite0 → tf_efficientnet_lite0)."
         )
         raise CheckpointMismatchError(
-            f"EfficientNet-PyTorch weights ({len(state_dict)} tensors) do not fit {_architecture(model)} "
+            f"EfficientNet-PyTorch weights ({len(state_dict)} tensors) do not fit {architecture_name(model)} "
             f"({len(expected)} tensors, {len(blocks)} blocks): "
-            f"{_mismatch_message(uncovered, unmapped, mismatched)}. {hint}"
+            f"{mismatch_message(uncovered, unmapped, mismatched)}. {hint}"
         )
     return {k: converted[k] for k in expected if k in converted}

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from harness.models import hub
+from harness.models import hf_cache
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint
 from focus_common.inputs import sha256_file
@@ -124,7 +124,7 @@ def _folder(spec: str, name: str, need_weights: bool) -> tuple[Path, str]:
         raise FileNotFoundError(f"{spec}: {path} is not a folder; transformers: takes a Hub repo id (ORG/NAME) or "
                                 f"a folder saved with save_pretrained")
     patterns = SNAPSHOT_PATTERNS if need_weights else ("*.json",)
-    return hub.fetch_snapshot(name, patterns, what=f"The model {spec!r}",
+    return hf_cache.fetch_snapshot(name, patterns, what=f"The model {spec!r}",
                               alternative="pass a folder saved with save_pretrained as transformers:PATH"), "hub-cache"
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from focus_common.inputs import read_small_text
-from harness.models import hub
+from harness.models import hf_cache
 from harness.models.adapters import LinearHeadSizes
 from harness.models.checkpoints import load_checkpoint
 from harness.models.timm_models import UnknownModelError, close_names
@@ -111,9 +111,9 @@ def _weights_of_tag(spec: str, arch: str, tag: str) -> Path:
         repo_id, _, filename = cfg["hf_hub"].rstrip("/").rpartition("/") if not cfg["hf_hub"].endswith("/") else (
             cfg["hf_hub"].rstrip("/"), "", "")
         files = (filename,) if filename else REPO_WEIGHTS
-        return hub.fetch_file(repo_id, files, what=f"Pretrained weights for {spec!r}", alternative=alternative)
-    if hub.offline():
-        raise hub.WeightsNotFoundError(f"Pretrained weights for {spec!r} not found: they are downloaded from "
+        return hf_cache.fetch_file(repo_id, files, what=f"Pretrained weights for {spec!r}", alternative=alternative)
+    if hf_cache.offline():
+        raise hf_cache.WeightsNotFoundError(f"Pretrained weights for {spec!r} not found: they are downloaded from "
                                        f"{cfg['url']} and HF_HUB_OFFLINE is set; download it on a machine with "
                                        f"network and {alternative}")
     return Path(open_clip.download_pretrained(cfg))
@@ -139,7 +139,7 @@ def create(spec: str, name: str, *, class_names: Sequence[str], checkpoint: str 
     weights_file, pretrained, force_preprocess, quick_gelu = None, None, None, False
     if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         if name.startswith(HF_HUB_PREFIX):
-            folder = hub.fetch_snapshot(name[len(HF_HUB_PREFIX):], [REPO_CONFIG, *(REPO_WEIGHTS if use_pretrained
+            folder = hf_cache.fetch_snapshot(name[len(HF_HUB_PREFIX):], [REPO_CONFIG, *(REPO_WEIGHTS if use_pretrained
                                                                                      else ())],
                                         what=f"Pretrained weights for {spec!r}",
                                         alternative=f"pass a local file with --checkpoint {spec}=PATH")
@@ -152,7 +152,7 @@ def create(spec: str, name: str, *, class_names: Sequence[str], checkpoint: str 
         if use_pretrained:
             weights_file = next((folder / f for f in REPO_WEIGHTS if (folder / f).is_file()), None)
             if weights_file is None:
-                raise hub.WeightsNotFoundError(f"{spec}: {folder} holds no weights ({' or '.join(REPO_WEIGHTS)})")
+                raise hf_cache.WeightsNotFoundError(f"{spec}: {folder} holds no weights ({' or '.join(REPO_WEIGHTS)})")
     else:
         arch, _, tag = name.partition("/")
         if arch not in open_clip.list_models():

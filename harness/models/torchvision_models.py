@@ -19,9 +19,10 @@ import torch
 import torchvision
 from torch import nn
 
-from harness.models import hub
+from harness.models import hf_cache
 from harness.models.adapters import LinearHeadClassifier, last_linear
-from harness.models.checkpoints import load_checkpoint, pretrained_head_advice
+from harness.models.checkpoints import load_checkpoint
+from harness.models.mismatch import pretrained_head_advice
 from harness.models.timm_models import UnknownModelError, close_names
 from focus_common.inputs import sha256_file
 
@@ -58,13 +59,13 @@ def _fetch_weights(spec: str, weights: Any) -> Path:
               f"machine with network, torchvision.models.get_model_weights({weights.__class__.__name__!r})."
               f"{weights.name}.get_state_dict() downloads it there), or pass a local file with --checkpoint "
               f"{spec}=PATH")
-    if hub.offline():
-        raise hub.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not in "
+    if hf_cache.offline():
+        raise hf_cache.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not in "
                                        f"torchvision's cache and HF_HUB_OFFLINE is set. {advice}.")
     try:
         torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as error:
-        raise hub.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not cached, "
+        raise hf_cache.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not cached, "
                                        f"and the download failed ({error}). {advice}.") from error
     return path
 

@@ -20,12 +20,24 @@ TIME_NAMES = ["day", "night", "none"]
 WEATHER_NAMES = ["cloudy", "foggy", "partly cloudy", "raining", "snowing", "sunny", "none"]
 LOCATION_NAMES = ["forest", "grass", "indoors", "rocks", "sand", "street", "snow", "water", "none"]
 ATTRIBUTE_NAMES = {"time": TIME_NAMES, "weather": WEATHER_NAMES, "locations": LOCATION_NAMES}
-# Partitions (Section 3): P^A holds the images whose uncommon attributes are exactly A.
-PARTITION_NAMES = ["P0", "P(t)", "P(w)", "P(l)", "P(t,w)", "P(w,l)", "P(t,l)", "P(t,w,l)"]
+# Partitions (Section 3): P^A holds the images whose uncommon attributes are exactly A, given as which of
+# (time, weather, locations) are uncommon.
+PARTITIONS = {
+    "P0": (False, False, False),
+    "P(t)": (True, False, False),
+    "P(w)": (False, True, False),
+    "P(l)": (False, False, True),
+    "P(t,w)": (True, True, False),
+    "P(w,l)": (False, True, True),
+    "P(t,l)": (True, False, True),
+    "P(t,w,l)": (True, True, True),
+}
+PARTITION_NAMES = list(PARTITIONS)
+# Equation 1's G_a per attribute, and the two overall gaps: A(P0) - A(P1 u P2 u P3), A(P0) - A(P1 u P2).
+GAP_NAMES = {"time": "G_t", "weather": "G_w", "locations": "G_l"}
+OVERALL_GAPS = ("gap_overall", "gap_overall_paper")
 
 GAP_UNITS = ("occurrence", "image")
-# The letter that names an attribute in P^A and in G_a (Equation 1).
-_ATTRIBUTE_LETTERS = {"time": "t", "weather": "w", "locations": "l"}
 # P1, P2, P3: the images with one, two or three uncommon attributes.
 _COUNT_PARTITIONS = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
 _OUTPUT_PARTITIONS = list(_COUNT_PARTITIONS) + PARTITION_NAMES[1:]
@@ -120,7 +132,7 @@ def format_summary(results: dict) -> str:
         f"(gap_unit={config['gap_unit']}, {level} intervals)",
         f"{'gap':<17} {'value':>8}  interval",
     ]
-    for name in ("gap_overall", "gap_overall_paper", "G_t", "G_w", "G_l"):
+    for name in (*OVERALL_GAPS, *GAP_NAMES.values()):
         gap = results[name]
         lines.append(f"{name:<17} {_percent(gap['value']):>8}  {_interval(gap)}")
     lines.append(f"{'partition':<17} {'accuracy':>8}  {'n':>6}  interval")
@@ -377,7 +389,7 @@ def _check_uncommon_is_per_class_and_value(attribute, occurrences, references):
 
 
 def _gap_name(attribute):
-    return f"G_{_ATTRIBUTE_LETTERS[attribute]}"
+    return GAP_NAMES[attribute]
 
 
 def _strata(references, correct, attributes):
@@ -416,9 +428,9 @@ def _gap_groups(stratum_attributes, gap_unit):
     """
     n_uncommon = np.sum([uncommon > 0 for _, uncommon in stratum_attributes.values()], axis=0)
     groups = {
-        "gap_overall": (n_uncommon == 0, n_uncommon > 0),
+        OVERALL_GAPS[0]: (n_uncommon == 0, n_uncommon > 0),
         # The paper's footnote 2 leaves P3 out of its headline overall gaps: A(P0) - A(P1 u P2).
-        "gap_overall_paper": (n_uncommon == 0, (n_uncommon == 1) | (n_uncommon == 2)),
+        OVERALL_GAPS[1]: (n_uncommon == 0, (n_uncommon == 1) | (n_uncommon == 2)),
     }
     for attribute, (common, uncommon) in stratum_attributes.items():
         if gap_unit == "image":
@@ -431,14 +443,11 @@ def _gap_groups(stratum_attributes, gap_unit):
 
 def _partition_members(stratum_attributes):
     """Partition x stratum membership, rows in _OUTPUT_PARTITIONS order."""
-    uncommon = {
-        _ATTRIBUTE_LETTERS[attribute]: counts > 0 for attribute, (_, counts) in stratum_attributes.items()
-    }
-    n_uncommon = np.sum(list(uncommon.values()), axis=0)
+    uncommon = [counts > 0 for _, counts in stratum_attributes.values()]  # time, weather, locations
+    n_uncommon = np.sum(uncommon, axis=0)
     members = [n_uncommon == count for count in _COUNT_PARTITIONS.values()]
     for name in PARTITION_NAMES[1:]:
-        letters = name[2:-1].split(",")
-        members.append(np.all([flags == (letter in letters) for letter, flags in uncommon.items()], axis=0))
+        members.append(np.all([flags == wanted for flags, wanted in zip(uncommon, PARTITIONS[name])], axis=0))
     return np.array(members, dtype=np.int64)
 
 

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard, runfolder
+from harness.leaderboard import packing, rendering, submission as submission_format, verification
+from harness import runfolder
 
 from .fabricate import MODELS, edit_json, fabricate_run
 
 
 @pytest.fixture(scope="module")
-def truth(converted) -> leaderboard.GroundTruth:
-    return leaderboard.ground_truth(converted)
+def truth(converted) -> verification.GroundTruth:
+    return verification.ground_truth(converted)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def submissions(tmp_path_factory, run_dir) -> Path:
     """One packed submission per model, in a leaderboard's submissions folder."""
     folder = tmp_path_factory.mktemp("leaderboard") / "submissions"
     for model in MODELS:
-        leaderboard.pack(run_dir, model, folder / runfolder.model_slug(model))
+        packing.pack(run_dir, model, folder / runfolder.model_slug(model))
     return folder
 
 
@@ -45,6 +46,6 @@ def site(tmp_path_factory, submissions, truth) -> tuple[Path, list]:
     shutil.copytree(submissions, board / "submissions")
     tampered = board / "submissions" / "zz_tampered"
     shutil.copytree(submissions / "model_b.in1k", tampered)
-    edit_json(tampered, leaderboard.METRICS_FILE, lambda m: m.update(accuracy=0.99))
-    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    edit_json(tampered, submission_format.METRICS_FILE, lambda m: m.update(accuracy=0.99))
+    verifications = rendering.render(board / "submissions", board / "site", truth)
     return board / "site", verifications

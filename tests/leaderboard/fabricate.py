@@ -14,8 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import focus_dataset
-from harness import leaderboard, runfolder
+from harness.leaderboard import submission as submission_format, verification
+from focus_tools import statistics
+from focus_tools import schema
+from harness import runfolder
 from harness.labels import imagenet_to_focus_index
 
 
@@ -44,7 +46,7 @@ def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_spa
     restricted mapping, a row without a mapped class in its top-5 predicts class 0 (the argmax lies below).
     """
     rng = np.random.default_rng(seed)
-    focus_of = imagenet_to_focus_index() if label_space == "imagenet" else np.arange(len(focus_dataset.CLASS_NAMES))
+    focus_of = imagenet_to_focus_index() if label_space == "imagenet" else np.arange(len(schema.CLASS_NAMES))
     labels = truth.column("label").to_numpy()
     top5_ids = np.empty((truth.num_rows, 5), dtype=np.int64)
     for row, label in enumerate(labels):
@@ -66,8 +68,9 @@ def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_spa
         "top5_correct": pa.array((top5_focus == labels[:, None]).any(axis=1)),
         "correct": pa.array(prediction == labels),
     }
-    schema = runfolder.PREDICTION_SCHEMA
-    return pa.table([columns[f.name] for f in schema], names=schema.names).cast(schema).sort_by("file_name")
+    table_schema = runfolder.PREDICTION_SCHEMA
+    return pa.table([columns[f.name] for f in table_schema], names=table_schema.names).cast(table_schema).sort_by(
+        "file_name")
 
 
 def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float, num_params: int,
@@ -88,7 +91,7 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
                         "std": [0.229, 0.224, 0.225], "crop_pct": 0.875, "crop_mode": "center"},
         "preprocessing": PAPER_PREPROCESSING,
         "precision": "fp32", "label_space": "imagenet", "mapping": "paper", "harness_version": "0.1.0",
-        "dataset_fingerprint": focus_dataset.dataset_fingerprint(truth),
+        "dataset_fingerprint": statistics.dataset_fingerprint(truth),
         "started": (NOW - timedelta(hours=2)).isoformat(), "finished": (NOW - timedelta(hours=1)).isoformat(),
         "versions": {"torch": "2.14.1", "timm": "1.0.31"},
     } | config)
@@ -97,9 +100,9 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
 
 def restamp(submission: Path) -> None:
     """Record the files' new hashes, as a careful tamperer would, so only the tampering itself shows."""
-    metadata = json.loads((submission / leaderboard.SUBMISSION_FILE).read_text())
-    metadata["files"] = leaderboard.file_records(submission)
-    runfolder.write_json(submission / leaderboard.SUBMISSION_FILE, metadata)
+    metadata = json.loads((submission / submission_format.SUBMISSION_FILE).read_text())
+    metadata["files"] = submission_format.file_records(submission)
+    runfolder.write_json(submission / submission_format.SUBMISSION_FILE, metadata)
 
 
 def edit_json(submission: Path, name: str, edit) -> None:
@@ -110,13 +113,13 @@ def edit_json(submission: Path, name: str, edit) -> None:
 
 
 def edit_predictions(submission: Path, edit) -> None:
-    path = submission / leaderboard.PREDICTIONS_FILE
+    path = submission / submission_format.PREDICTIONS_FILE
     pq.write_table(edit(pq.read_table(path)), path)
     restamp(submission)
 
 
 def rejected(submission: Path, truth, **kwargs) -> list[str]:
-    result = leaderboard.verify(submission, truth, **kwargs)
+    result = verification.verify(submission, truth, **kwargs)
     assert not result.accepted
     return result.problems
 
@@ -128,7 +131,7 @@ def as_version_1(submission: Path) -> None:
         metadata["schema_version"] = 1
         del metadata["preprocessing"]
 
-    metrics = json.loads((submission / leaderboard.METRICS_FILE).read_text())
+    metrics = json.loads((submission / submission_format.METRICS_FILE).read_text())
     del metrics["gap_overall_paper"]
-    runfolder.write_json(submission / leaderboard.METRICS_FILE, metrics)
-    edit_json(submission, leaderboard.SUBMISSION_FILE, edit)
+    runfolder.write_json(submission / submission_format.METRICS_FILE, metrics)
+    edit_json(submission, submission_format.SUBMISSION_FILE, edit)

@@ -1,4 +1,4 @@
-"""harness.leaderboard.cli: focus-leaderboard's output and exit codes."""
+"""harness.cli: focus-leaderboard's output and exit codes."""
 
 import argparse
 import subprocess
@@ -7,24 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard
+from harness.leaderboard import cli, rendering, submission as submission_format
 
 from .fabricate import edit_json, fabricate_run
 
 
 def test_cli_verify_exit_codes_and_output(submission, converted, capsys):
-    assert leaderboard.main(["verify", str(submission), "--data", str(converted)]) == 0
+    assert cli.main(["verify", str(submission), "--data", str(converted)]) == 0
     output = capsys.readouterr().out
     assert f"{submission}: accepted\n  every claimed metric matches the recomputation: " in output
     assert "intervals exact with seed 0 and 1000 bootstrap replicates" in output
-    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m["G_w"].update(ci_low=-1.0))
-    assert leaderboard.main(["verify", str(submission), "--data", str(converted)]) == 1
+    edit_json(submission, submission_format.METRICS_FILE, lambda m: m["G_w"].update(ci_low=-1.0))
+    assert cli.main(["verify", str(submission), "--data", str(converted)]) == 1
     output = capsys.readouterr().out
     assert f"{submission}: rejected, 1 problem(s)\n  - metrics.json $.G_w.ci_low: claimed -1.0, recomputed " in output
 
 
 def test_cli_pack_says_what_it_wrote_and_what_comes_next(run_dir, tmp_path, capsys):
-    assert leaderboard.main(["pack", str(run_dir), "--model", "model_b.in1k", "--output", str(tmp_path / "b")]) == 0
+    assert cli.main(["pack", str(run_dir), "--model", "model_b.in1k", "--output", str(tmp_path / "b")]) == 0
     output = capsys.readouterr().out
     assert output.startswith(f"wrote {tmp_path / 'b'}\n  submission.json ")
     assert "  model_b.in1k, 48 images, dataset " in output
@@ -38,13 +38,13 @@ def test_module_runs_as_a_script():
 
 
 def test_cli_reports_an_unloadable_dataset(submission, tmp_path, capsys):
-    assert leaderboard.main(["verify", str(submission), "--data", str(tmp_path / "nowhere")]) == 2
+    assert cli.main(["verify", str(submission), "--data", str(tmp_path / "nowhere")]) == 2
     assert f"error: --data {tmp_path / 'nowhere'}: cannot load the FOCUS dataset" in capsys.readouterr().err
 
 
 def test_cli_render_strict_exits_1_and_prints_the_problems(site, converted, tmp_path, capsys):
     submissions_dir = site[0].parent / "submissions"
-    assert leaderboard.main(["render", str(submissions_dir), str(tmp_path / "out"), "--data", str(converted),
+    assert cli.main(["render", str(submissions_dir), str(tmp_path / "out"), "--data", str(converted),
                              "--strict"]) == 1
     captured = capsys.readouterr()
     assert "zz_tampered: rejected, 1 problem(s)" in captured.out
@@ -55,7 +55,7 @@ def test_cli_pack_names_a_corrupt_metrics_file_in_one_line(tmp_path, truth, caps
     folder = fabricate_run(tmp_path / "run", truth.table, "m", accuracy=0.5, num_params=10, paper_name=None, seed=0)
     metrics = folder / "metrics.json"
     metrics.write_bytes(metrics.read_bytes()[:100])
-    assert leaderboard.main(["pack", str(tmp_path / "run"), "--model", "m", "--output", str(tmp_path / "out")]) == 2
+    assert cli.main(["pack", str(tmp_path / "run"), "--model", "m", "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {metrics} is not valid JSON: ") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -63,22 +63,22 @@ def test_cli_pack_names_a_corrupt_metrics_file_in_one_line(tmp_path, truth, caps
 
 def test_cli_an_output_that_cannot_be_written_is_one_line_and_exit_2(site, converted, run_dir, capsys):
     submissions_dir = site[0].parent / "submissions"
-    assert leaderboard.main(["render", str(submissions_dir), "/proc/focus-site", "--data", str(converted)]) == 2
+    assert cli.main(["render", str(submissions_dir), "/proc/focus-site", "--data", str(converted)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "/proc/focus-site" in err and err.count("\n") == 1
-    assert leaderboard.main(["pack", str(run_dir), "--model", "model_a.in1k", "--output", "/proc/focus-sub"]) == 2
+    assert cli.main(["pack", str(run_dir), "--model", "model_a.in1k", "--output", "/proc/focus-sub"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "/proc" in err and err.count("\n") == 1
 
 
 def _subcommands() -> dict:
-    parser = leaderboard.build_parser()
+    parser = cli.build_parser()
     (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     return dict(commands.choices)
 
 
 def test_every_options_help_shows_its_default_and_the_exit_codes():
-    for name, parser in {"focus-leaderboard": leaderboard.build_parser(), **_subcommands()}.items():
+    for name, parser in {"focus-leaderboard": cli.build_parser(), **_subcommands()}.items():
         formatter = parser._get_formatter()
         for action in parser._actions:
             if action.option_strings and action.dest != "help" and not action.required:
@@ -97,28 +97,28 @@ def test_help_shows_defaults_and_exit_codes_as_printed():
 
 def test_render_takes_output_as_an_option_and_keeps_the_positional(site, converted, tmp_path, capsys):
     submissions_dir = site[0].parent / "submissions"
-    assert leaderboard.main(["render", str(submissions_dir), "--output", str(tmp_path / "a"), "--data",
+    assert cli.main(["render", str(submissions_dir), "--output", str(tmp_path / "a"), "--data",
                              str(converted)]) == 0
-    assert leaderboard.main(["render", str(submissions_dir), str(tmp_path / "b"), "--data", str(converted)]) == 0
-    assert (tmp_path / "a" / leaderboard.HTML_FILE).read_text() == (tmp_path / "b" / leaderboard.HTML_FILE).read_text()
+    assert cli.main(["render", str(submissions_dir), str(tmp_path / "b"), "--data", str(converted)]) == 0
+    assert (tmp_path / "a" / rendering.HTML_FILE).read_text() == (tmp_path / "b" / rendering.HTML_FILE).read_text()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        leaderboard.main(["render", str(submissions_dir), "--data", str(converted)])
+        cli.main(["render", str(submissions_dir), "--data", str(converted)])
     assert exit_info.value.code == 2
     assert "name the folder: OUT or --output" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        leaderboard.main(["render", str(submissions_dir), str(tmp_path / "a"), "--output", str(tmp_path / "b"),
+        cli.main(["render", str(submissions_dir), str(tmp_path / "a"), "--output", str(tmp_path / "b"),
                           "--data", str(converted)])
     assert "name different folders (OUT or --output: give one)" in capsys.readouterr().err
 
 
 def test_pack_takes_the_run_as_an_option_and_keeps_the_positional(run_dir, tmp_path, capsys):
-    assert leaderboard.main(["pack", "--run", str(run_dir), "--model", "model_b.in1k", "--output",
+    assert cli.main(["pack", "--run", str(run_dir), "--model", "model_b.in1k", "--output",
                              str(tmp_path / "b")]) == 0
-    assert leaderboard.main(["pack", str(run_dir), "--model", "model_c.in1k", "--output", str(tmp_path / "c")]) == 0
+    assert cli.main(["pack", str(run_dir), "--model", "model_c.in1k", "--output", str(tmp_path / "c")]) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        leaderboard.main(["pack", "--model", "model_b.in1k"])
+        cli.main(["pack", "--model", "model_b.in1k"])
     assert exit_info.value.code == 2 and "name the folder: RUN_DIR or --run" in capsys.readouterr().err
 
 
@@ -128,4 +128,4 @@ def test_render_logs_its_progress_once_logging_is_set_up(site, converted, tmp_pa
                             text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert result.returncode == 0, result.stderr
     assert "INFO focus-leaderboard: verifying 4 submission folder(s) in " in result.stderr
-    assert result.stdout.startswith(f"wrote {tmp_path / 'site' / leaderboard.MARKDOWN_FILE}")
+    assert result.stdout.startswith(f"wrote {tmp_path / 'site' / rendering.MARKDOWN_FILE}")

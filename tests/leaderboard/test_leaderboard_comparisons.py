@@ -1,4 +1,4 @@
-"""harness.leaderboard.comparisons: copies rejected, near-copies flagged, each table's statistics."""
+"""harness.comparisons: copies rejected, near-copies flagged, each table's significance."""
 
 import doctest
 import os
@@ -10,27 +10,29 @@ import numpy as np
 import pytest
 
 from focus_common import inputs
-from harness import leaderboard, runfolder
-from harness.leaderboard import comparisons, statistics
+from focus_tools import schema
+from harness import runfolder
+from harness.leaderboard import (cli, comparisons, errors, rendering, significance, submission as submission_format, tables,
+                                 verification)
 
 from .fabricate import edit_json
 
 
-def _verified(folder: Path, truth) -> leaderboard.Verification:
-    verification = leaderboard.verify(folder, truth)
-    assert verification.accepted, verification.problems
-    return verification
+def _verified(folder: Path, truth) -> verification.Verification:
+    verified = verification.verify(folder, truth)
+    assert verified.accepted, verified.problems
+    return verified
 
 
 def test_group_weights_give_the_metrics_own_numbers(submissions, truth):
     """The groups behind every statistical column reproduce the metric's values: one definition, pinned."""
     weights = comparisons.group_weights(truth)
     for name in ("model_a.in1k", "model_b.in1k", "model_c.in1k"):
-        verification = _verified(submissions / name, truth)
-        accuracies = statistics.group_accuracies(np.ones((1, truth.num_images)), verification.correct[None, :],
-                                                 np.stack(list(weights.values())))
+        verified = _verified(submissions / name, truth)
+        accuracies = significance.group_accuracies(np.ones((1, truth.num_images)), verified.correct[None, :],
+                                                   np.stack(list(weights.values())))
         values = comparisons._column_values(accuracies, list(weights))
-        expected = leaderboard.headline(verification.recomputed)
+        expected = submission_format.headline(verified.recomputed)
         for key in comparisons.COLUMN_GROUPS:
             if expected[key] is None:
                 assert np.isnan(values[key][0, 0]), key
@@ -49,7 +51,7 @@ def _problems(verifications, name: str) -> list[str]:
 
 def test_a_copied_folder_is_rejected_naming_the_earlier_submission(board, truth):
     shutil.copytree(board / "model_b.in1k", board / "zz_copy")
-    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    verifications = [verification.verify(folder, truth) for folder in verification.submission_folders(board)]
     comparisons.reject_copies(verifications)
     assert _problems(verifications, "zz_copy") == [
         "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
@@ -66,8 +68,8 @@ def test_a_renamed_copy_submitted_later_is_the_copy_whatever_its_name(board, tru
         metadata["model"], metadata["paper_name"] = "my_own_model", "My own model"
         metadata["submitted"] = (datetime.fromisoformat(metadata["submitted"]) + timedelta(minutes=5)).isoformat()
 
-    edit_json(copy, leaderboard.SUBMISSION_FILE, rename)
-    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    edit_json(copy, submission_format.SUBMISSION_FILE, rename)
+    verifications = [verification.verify(folder, truth) for folder in verification.submission_folders(board)]
     comparisons.reject_copies(verifications)
     assert _problems(verifications, "a_copy")[0].startswith(
         "predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one")
@@ -76,7 +78,7 @@ def test_a_renamed_copy_submitted_later_is_the_copy_whatever_its_name(board, tru
 
 def test_a_symbolic_link_to_a_submission_folder_is_the_same_submission(board, truth):
     (board / "another_name").symlink_to(board / "model_c.in1k", target_is_directory=True)
-    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    verifications = [verification.verify(folder, truth) for folder in verification.submission_folders(board)]
     comparisons.reject_copies(verifications)
     assert _problems(verifications, "another_name") == [
         "another_name: a symbolic link to the submission model_c.in1k, the same submission; it is ranked once"]
@@ -86,31 +88,31 @@ def test_a_symbolic_link_to_a_submission_folder_is_the_same_submission(board, tr
 def test_render_leaves_copies_and_links_out_and_says_why(board, truth, tmp_path):
     shutil.copytree(board / "model_b.in1k", board / "zz_copy")
     (board / "zz_link").symlink_to(board / "model_a.in1k", target_is_directory=True)
-    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    verifications = rendering.render(board, tmp_path / "site", truth)
     assert sorted(v.submission.name for v in verifications if not v.accepted) == ["zz_copy", "zz_link"]
-    markdown = (tmp_path / "site" / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (tmp_path / "site" / rendering.MARKDOWN_FILE).read_text()
     assert "- zz\\_copy: predictions.parquet: the same top-1 as the earlier submission model\\_b.in1k" in markdown
     assert "- zz\\_link: zz\\_link: a symbolic link to the submission model\\_a.in1k" in markdown
 
 
 def test_cli_verify_against_the_submissions_folder_rejects_a_copy(board, converted, capsys):
     shutil.copytree(board / "model_b.in1k", board / "zz_copy")
-    assert leaderboard.main(["verify", str(board / "model_b.in1k"), "--data", str(converted),
+    assert cli.main(["verify", str(board / "model_b.in1k"), "--data", str(converted),
                              "--submissions", str(board)]) == 0
-    assert leaderboard.main(["verify", str(board / "zz_copy"), "--data", str(converted),
+    assert cli.main(["verify", str(board / "zz_copy"), "--data", str(converted),
                              "--submissions", str(board)]) == 1
     output = capsys.readouterr().out
     assert (f"{board / 'zz_copy'}: rejected, 1 problem(s)\n  - predictions.parquet: the same top-1 as the earlier "
             f"submission model_b.in1k for every one of its 48 images") in output
-    assert leaderboard.main(["verify", str(board / "zz_copy"), "--data", str(converted)]) == 0  # on its own: valid
+    assert cli.main(["verify", str(board / "zz_copy"), "--data", str(converted)]) == 0  # on its own: valid
 
 
 def test_cli_verify_of_a_new_submission_against_the_folder_catches_a_copy_from_outside(board, tmp_path, converted,
                                                                                        capsys):
     outside = Path(shutil.copytree(board / "model_a.in1k", tmp_path / "incoming"))
-    edit_json(outside, leaderboard.SUBMISSION_FILE, lambda m: m.update(submitted=(
+    edit_json(outside, submission_format.SUBMISSION_FILE, lambda m: m.update(submitted=(
         datetime.fromisoformat(m["submitted"]) + timedelta(minutes=1)).isoformat()))
-    assert leaderboard.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
+    assert cli.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
     assert "the same top-1 as the earlier submission model_a.in1k" in capsys.readouterr().out
 
 
@@ -122,7 +124,7 @@ def test_cli_verify_against_the_folder_finds_the_submission_however_it_is_spelle
     submission, folder = {"absolute": (str(board / "model_a.in1k"), "submissions"),
                           "relative folder": ("submissions/model_a.in1k", str(board)),
                           "dot-dot": ("./submissions/../submissions/model_a.in1k", "submissions")}[spelling]
-    assert leaderboard.main(["verify", submission, "--data", str(converted), "--submissions", folder]) == 0
+    assert cli.main(["verify", submission, "--data", str(converted), "--submissions", folder]) == 0
     assert ": accepted\n" in capsys.readouterr().out
 
 
@@ -137,15 +139,15 @@ def test_cli_verify_against_the_folder_rejects_a_backdated_copy_from_outside(boa
             metadata["evaluated"][key] = (datetime.fromisoformat(metadata["evaluated"][key])
                                           - timedelta(days=2)).isoformat()
 
-    edit_json(outside, leaderboard.SUBMISSION_FILE, backdate)
-    assert leaderboard.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
+    edit_json(outside, submission_format.SUBMISSION_FILE, backdate)
+    assert cli.main(["verify", str(outside), "--data", str(converted), "--submissions", str(board)]) == 1
     assert ("  - predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one of its 48 "
             "images; a copied submission is not ranked (earlier: already in the submissions folder, which this "
             "submission is not)\n") in capsys.readouterr().out
 
 
 def test_a_copy_in_another_table_is_a_copy_unless_it_claims_the_same_model_and_weights(board, truth):
-    """Editing the protocol moves a copy to another table, where it is still a copy; the same model and weights
+    """Editing the scoring or preprocessing moves a copy to another table, where it is still a copy; the same model and weights
     scored another way are not."""
     renamed = Path(shutil.copytree(board / "model_b.in1k", board / "zz_renamed"))
     same = Path(shutil.copytree(board / "model_b.in1k", board / "zz_same_model"))
@@ -153,11 +155,11 @@ def test_a_copy_in_another_table_is_a_copy_unless_it_claims_the_same_model_and_w
     def timm_preprocessing(metadata):
         metadata["preprocessing"]["protocol"] = "timm"
 
-    edit_json(same, leaderboard.SUBMISSION_FILE, timm_preprocessing)
-    edit_json(renamed, leaderboard.SUBMISSION_FILE, lambda m: (timm_preprocessing(m), m.update(model="my_model")))
-    verifications = [leaderboard.verify(folder, truth) for folder in leaderboard.submission_folders(board)]
+    edit_json(same, submission_format.SUBMISSION_FILE, timm_preprocessing)
+    edit_json(renamed, submission_format.SUBMISSION_FILE, lambda m: (timm_preprocessing(m), m.update(model="my_model")))
+    verifications = [verification.verify(folder, truth) for folder in verification.submission_folders(board)]
     assert all(v.accepted for v in verifications)
-    assert leaderboard.protocol_of(verifications[-1].metadata) != leaderboard.protocol_of(verifications[1].metadata)
+    assert submission_format.board_of(verifications[-1].metadata) != submission_format.board_of(verifications[1].metadata)
     comparisons.reject_copies(verifications)
     assert _problems(verifications, "zz_renamed") == [
         "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
@@ -179,33 +181,33 @@ def _backdated_copy(board: Path, name: str, copy: str) -> Path:
             else:
                 metadata["evaluated"][key] = earlier
 
-    edit_json(folder, leaderboard.SUBMISSION_FILE, backdate)
+    edit_json(folder, submission_format.SUBMISSION_FILE, backdate)
     return folder
 
 
 def test_render_keeps_the_submission_its_ledger_accepted_before_a_backdated_copy(board, truth, tmp_path):
     site = tmp_path / "site"
     first = datetime.now(timezone.utc).replace(microsecond=0)
-    leaderboard.render(board, site, truth, now=first)
+    rendering.render(board, site, truth, now=first)
     _backdated_copy(board, "model_a.in1k", "a_copy")
-    verifications = leaderboard.render(board, site, truth, now=first + timedelta(hours=1))
+    verifications = rendering.render(board, site, truth, now=first + timedelta(hours=1))
     assert _problems(verifications, "model_a.in1k") == []
     assert _problems(verifications, "a_copy") == [
         f"predictions.parquet: the same top-1 as the earlier submission model_a.in1k for every one of its 48 images; "
         f"a copied submission is not ranked (earlier: accepted by an earlier render on {first.isoformat()}, as its "
         f"ledger records; this one was not)"]
-    ledger = leaderboard.read_ledger(site)
+    ledger = rendering.read_ledger(site)
     assert sorted(ledger) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]  # the copy was not accepted
     assert {entry["first_accepted"] for entry in ledger.values()} == {first}  # kept from the first render
     assert ledger["model_a.in1k"]["predictions_sha256"] == inputs.sha256_file(
-        board / "model_a.in1k" / leaderboard.PREDICTIONS_FILE)
+        board / "model_a.in1k" / submission_format.PREDICTIONS_FILE)
 
 
 def test_without_a_ledger_the_claimed_date_decides_and_the_rejection_says_so(board, truth, tmp_path):
     copy = _backdated_copy(board, "model_a.in1k", "a_copy")
-    original = runfolder.read_json(board / "model_a.in1k" / leaderboard.SUBMISSION_FILE)["submitted"]
-    claimed = runfolder.read_json(copy / leaderboard.SUBMISSION_FILE)["submitted"]
-    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    original = runfolder.read_json(board / "model_a.in1k" / submission_format.SUBMISSION_FILE)["submitted"]
+    claimed = runfolder.read_json(copy / submission_format.SUBMISSION_FILE)["submitted"]
+    verifications = rendering.render(board, tmp_path / "site", truth)
     assert _problems(verifications, "a_copy") == []
     assert _problems(verifications, "model_a.in1k")[0].endswith(
         f"(earlier by the claimed submitted dates: {datetime.fromisoformat(claimed).isoformat()} against "
@@ -215,23 +217,23 @@ def test_without_a_ledger_the_claimed_date_decides_and_the_rejection_says_so(boa
 def test_render_ledger_takes_a_resubmission_as_a_new_arrival(board, truth, tmp_path):
     site = tmp_path / "site"
     first = datetime.now(timezone.utc).replace(microsecond=0)
-    leaderboard.render(board, site, truth, now=first)
+    rendering.render(board, site, truth, now=first)
     shutil.rmtree(board / "model_c.in1k")
     shutil.copytree(board / "model_b.in1k", board / "model_c.in1k")  # other predictions under the same name
-    verifications = leaderboard.render(board, site, truth, now=first + timedelta(hours=1))
+    verifications = rendering.render(board, site, truth, now=first + timedelta(hours=1))
     assert _problems(verifications, "model_c.in1k")[0].endswith(
         f"(earlier: accepted by an earlier render on {first.isoformat()}, as its ledger records; this one was not)")
-    assert leaderboard.read_ledger(site)["model_c.in1k"]["first_accepted"] == first  # the old entry stays
+    assert rendering.read_ledger(site)["model_c.in1k"]["first_accepted"] == first  # the old entry stays
 
 
 def test_render_refuses_a_ledger_that_it_did_not_write(board, truth, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    (site / leaderboard.LEDGER_FILE).write_text('{"accepted": {}}')
-    with pytest.raises(leaderboard.LeaderboardError, match=r"accepted.json: not the ledger of accepted submissions "
+    (site / rendering.LEDGER_FILE).write_text('{"accepted": {}}')
+    with pytest.raises(errors.LeaderboardError, match=r"accepted.json: not the ledger of accepted submissions "
                                                            r"that render writes"):
-        leaderboard.render(board, site, truth)
-    assert sorted(p.name for p in site.iterdir()) == [leaderboard.LEDGER_FILE]
+        rendering.render(board, site, truth)
+    assert sorted(p.name for p in site.iterdir()) == [rendering.LEDGER_FILE]
 
 
 @pytest.mark.parametrize("plant, message", [
@@ -242,14 +244,14 @@ def test_render_refuses_a_ledger_that_is_a_link_or_a_fifo_without_reading_it(tmp
     site = tmp_path / "site"
     site.mkdir()
     (tmp_path / "elsewhere.json").write_text('{"written_by": "focus-leaderboard render", "accepted": {}}')
-    plant(site / leaderboard.LEDGER_FILE, tmp_path)
-    with pytest.raises(leaderboard.LeaderboardError, match=message):  # a FIFO would block a plain read
-        leaderboard.read_ledger(site)
+    plant(site / rendering.LEDGER_FILE, tmp_path)
+    with pytest.raises(errors.LeaderboardError, match=message):  # a FIFO would block a plain read
+        rendering.read_ledger(site)
 
 
 def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
-               mapping: str = "paper") -> leaderboard.Verification:
-    return leaderboard.Verification(
+               mapping: str = "paper") -> verification.Verification:
+    return verification.Verification(
         Path(name), [], metadata={"label_space": "imagenet", "mapping": mapping, "model": model,
                                   "weights": {"sha256": sha}, "submitted": "2026-01-01T00:00:00+00:00"},
         recomputed={}, correct=np.ones(len(top1), dtype=bool), top1=top1)
@@ -294,7 +296,7 @@ def test_the_same_model_at_another_precision_is_not_a_near_copy():
 
 def test_tables_carry_rank_intervals_mcnemar_paired_gap_differences_and_the_fit(site, truth):
     _, verifications = site
-    (table,) = leaderboard.leaderboard_tables([v for v in verifications if v.accepted], truth)
+    (table,) = tables.leaderboard_tables([v for v in verifications if v.accepted], truth)
     rows, comparison = table.rows, table.comparison
     assert [row["submission"] for row in rows] == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]
     assert set(comparison.rank_intervals) == set(comparisons.COLUMN_GROUPS)
@@ -305,12 +307,12 @@ def test_tables_carry_rank_intervals_mcnemar_paired_gap_differences_and_the_fit(
     assert comparison.neighbours[0] is None and rows[0]["values"]["vs_above"] is None
     for i in (1, 2):
         pair = comparison.neighbours[i]
-        only_this, only_above = statistics.discordant(rows[i]["correct"], rows[i - 1]["correct"])
+        only_this, only_above = significance.discordant(rows[i]["correct"], rows[i - 1]["correct"])
         assert (pair["above"], pair["only_this"], pair["only_above"]) == (rows[i - 1]["submission"], only_this,
                                                                          only_above)
-        assert pair["p_value"] == float(statistics.mcnemar_exact(only_this, only_above)) == rows[i]["values"][
+        assert pair["p_value"] == float(significance.mcnemar_exact(only_this, only_above)) == rows[i]["values"][
             "vs_above"]
-        for gap in leaderboard.GAPS:
+        for gap in schema.GAPS:
             value, low, high = pair["gaps"][gap]
             this, above = rows[i]["values"][gap], rows[i - 1]["values"][gap]
             assert value == (None if this is None or above is None else pytest.approx(this - above))

@@ -1,4 +1,4 @@
-"""harness.leaderboard.rendering: the Markdown and the page, one table per protocol; the page in headless Chromium."""
+"""harness.rendering: the Markdown and the page, one table per board; the page in headless Chromium."""
 
 import base64
 import doctest
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard
+from harness.leaderboard import comparisons, errors, packing, rendering, tables
+from harness.leaderboard import markdown as markdown_module, page as page_module
 
 from .fabricate import PAPER_PREPROCESSING, as_version_1, fabricate_run
 
@@ -42,9 +43,9 @@ def _expected_order(verifications, key: str, descending: bool) -> list[str]:
 
 def test_render_shows_recomputed_numbers_best_accuracy_first(site):
     out, verifications = site
-    page = (out / leaderboard.HTML_FILE).read_text()
+    page = (out / rendering.HTML_FILE).read_text()
     assert _order(page) == ["model_a.in1k", "model_b.in1k", "model_c.in1k"]
-    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (out / rendering.MARKDOWN_FILE).read_text()
     a = next(v for v in verifications if v.submission.name == "model_a.in1k").recomputed
     row = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
     assert f"| {100 * a['accuracy']:.2f} | {100 * a['partitions']['P0']['accuracy']:.2f} |" in row
@@ -57,39 +58,39 @@ def test_render_shows_recomputed_numbers_best_accuracy_first(site):
 def test_render_lists_skipped_submissions_with_their_reason(site):
     out, verifications = site
     assert [v.submission.name for v in verifications if not v.accepted] == ["zz_tampered"]
-    for name in (leaderboard.MARKDOWN_FILE, leaderboard.HTML_FILE):
+    for name in (rendering.MARKDOWN_FILE, rendering.HTML_FILE):
         text = (out / name).read_text()
         assert "Not shown" in text and "zz" in text and "$.accuracy: claimed 0.99, recomputed" in text
 
 
 def test_render_escapes_user_strings(site):
     out, _ = site
-    page = (out / leaderboard.HTML_FILE).read_text()
+    page = (out / rendering.HTML_FILE).read_text()
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#x27;C&#x27;)&lt;/script&gt; | *C*" in page
-    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (out / rendering.MARKDOWN_FILE).read_text()
     assert r"&lt;script&gt;alert('C')&lt;/script&gt; \| \*C\* (model\_c.in1k)" in markdown
 
 
 def test_render_page_is_self_contained(site):
-    page = (site[0] / leaderboard.HTML_FILE).read_text()
+    page = (site[0] / rendering.HTML_FILE).read_text()
     assert not re.search(r'(src|href)=["\']?(https?:)?//', page)
     assert "<svg" in page and page.count('<circle class="common"') == 4  # legend and three models
 
 
-def test_render_shows_only_the_papers_mapping_table_when_no_other_protocol_is_submitted(site):
-    markdown = (site[0] / leaderboard.MARKDOWN_FILE).read_text()
+def test_render_shows_only_the_papers_mapping_table_when_no_other_board_is_submitted(site):
+    markdown = (site[0] / rendering.MARKDOWN_FILE).read_text()
     assert "## ImageNet-1k models, the paper's mapping, the paper's preprocessing\n" in markdown
     assert "restricted" not in markdown and "FOCUS heads" not in markdown
 
 
 @pytest.fixture(scope="module")
-def protocols_site(tmp_path_factory, submissions, truth) -> Path:
+def boards_site(tmp_path_factory, submissions, truth) -> Path:
     """Models A and B (paper's mapping), a restricted-mapping model and a FOCUS head, rendered.
 
     The restricted model and the head have a better accuracy than A, so a single table would rank them first.
     """
-    board = tmp_path_factory.mktemp("protocols")
+    board = tmp_path_factory.mktemp("boards")
     for model in ("model_a.in1k", "model_b.in1k"):
         shutil.copytree(submissions / model, board / "submissions" / model)
     run = board / "run"
@@ -98,8 +99,8 @@ def protocols_site(tmp_path_factory, submissions, truth) -> Path:
     fabricate_run(run, truth.table, "head_f", accuracy=0.95, num_params=10, paper_name=None, seed=6,
                   label_space="focus", mapping=None)
     for model in ("model_r.in1k", "head_f"):
-        leaderboard.pack(run, model, board / "submissions" / model)
-    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+        packing.pack(run, model, board / "submissions" / model)
+    verifications = rendering.render(board / "submissions", board / "site", truth)
     assert all(v.accepted for v in verifications)
     return board / "site"
 
@@ -108,8 +109,8 @@ def _table_order(page: str, table_id: str) -> list[str]:
     return _order(page.split(f'<table id="{table_id}"', 1)[1].split("</table>", 1)[0])
 
 
-def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
-    markdown = (protocols_site / leaderboard.MARKDOWN_FILE).read_text()
+def test_render_ranks_each_mapping_in_its_own_labelled_table(boards_site):
+    markdown = (boards_site / rendering.MARKDOWN_FILE).read_text()
     sections = re.split(r"^## ", markdown, flags=re.MULTILINE)[1:]
     assert [section.splitlines()[0] for section in sections[:3]] == [
         "ImageNet-1k models, the paper's mapping, the paper's preprocessing",
@@ -124,7 +125,7 @@ def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
             "each other only, never against the paper's mapping.") in markdown
     assert ("Submissions with label\\_space \"focus\" (mapping null): models whose head predicts the ten FOCUS "
             "classes directly. Ranked against each other only, never against ImageNet-1k models.") in markdown
-    page = (protocols_site / leaderboard.HTML_FILE).read_text()
+    page = (boards_site / rendering.HTML_FILE).read_text()
     assert _table_order(page, "leaderboard") == ["model_a.in1k", "model_b.in1k"]
     assert _table_order(page, "leaderboard-restricted") == ["model_r.in1k"]
     assert _table_order(page, "leaderboard-focus-head") == ["head_f"]
@@ -135,7 +136,7 @@ def test_render_ranks_each_mapping_in_its_own_labelled_table(protocols_site):
 def test_render_shows_both_overall_gaps_with_their_definitions(site):
     out, verifications = site
     a = next(v for v in verifications if v.submission.name == "model_a.in1k").recomputed
-    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (out / rendering.MARKDOWN_FILE).read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| # |"))
     assert "| gap\\_overall | gap\\_overall\\_paper |" in header
     row = next(line for line in markdown.splitlines() if line.startswith("| 1 |"))
@@ -143,7 +144,7 @@ def test_render_shows_both_overall_gaps_with_their_definitions(site):
     assert f"| {100 * a['gap_overall_paper']['value']:.2f} [" in row
     assert "gap_overall_paper is A(P0) − A(P1 ∪ P2), the definition behind the paper's published overall gaps" \
            in markdown
-    page = (out / leaderboard.HTML_FILE).read_text()
+    page = (out / rendering.HTML_FILE).read_text()
     th = re.search(r'<th data-key="gap_overall_paper"[^>]*title="([^"]*)"', page)
     assert th and th.group(1).startswith("overall gap as the paper published it, A(P0) − A(P1 ∪ P2)")
     assert f'<td data-value="{a["gap_overall_paper"]["value"]!r}">' in page
@@ -162,19 +163,19 @@ def preprocessing_site(tmp_path_factory, submissions, truth) -> Path:
                   preprocessing=PAPER_PREPROCESSING | {"custom": True, "mean": [0.5] * 3, "std": [0.5] * 3})
     fabricate_run(run, truth.table, "model_v1", accuracy=0.9, num_params=10, paper_name=None, seed=8)
     for model in ("model_b.in1k", "model_c.in1k", "model_v1"):
-        leaderboard.pack(run, model, board / "submissions" / model)
+        packing.pack(run, model, board / "submissions" / model)
     as_version_1(board / "submissions" / "model_v1")
-    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    verifications = rendering.render(board / "submissions", board / "site", truth)
     assert all(v.accepted for v in verifications)
     return board / "site"
 
 
 def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing_site):
-    page = (preprocessing_site / leaderboard.HTML_FILE).read_text()
+    page = (preprocessing_site / rendering.HTML_FILE).read_text()
     assert _table_order(page, "leaderboard") == ["model_a.in1k"]
     assert _table_order(page, "leaderboard-paper-timm") == ["model_v1", "model_b.in1k"]  # version 1 is timm's
     assert _table_order(page, "leaderboard-paper-custom") == ["model_c.in1k"]
-    markdown = (preprocessing_site / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (preprocessing_site / rendering.MARKDOWN_FILE).read_text()
     assert re.findall(r"^## (.*)$", markdown, flags=re.MULTILINE)[:3] == [
         "ImageNet-1k models, the paper's mapping, the paper's preprocessing",
         "ImageNet-1k models, the paper's mapping, timm preprocessing (not comparable)",
@@ -189,32 +190,32 @@ def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing
 
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
     submissions_dir = site[0].parent / "submissions"
-    with pytest.raises(leaderboard.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
-        leaderboard.render(submissions_dir, tmp_path / "site", truth, strict=True)
+    with pytest.raises(rendering.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
+        rendering.render(submissions_dir, tmp_path / "site", truth, strict=True)
     assert not (tmp_path / "site").exists() or not any((tmp_path / "site").iterdir())
 
 
 def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, truth, monkeypatch):
     out = Path(shutil.copytree(site[0], tmp_path / "site"))
-    before = (out / leaderboard.HTML_FILE).read_text()
-    ledger = (out / leaderboard.LEDGER_FILE).read_text()
+    before = (out / rendering.HTML_FILE).read_text()
+    ledger = (out / rendering.LEDGER_FILE).read_text()
 
     def broken(*args, **kwargs):
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr(leaderboard.rendering, "render_html", broken)
+    monkeypatch.setattr(rendering, "render_html", broken)
     with pytest.raises(RuntimeError):
-        leaderboard.render(site[0].parent / "submissions", out, truth)
-    assert (out / leaderboard.HTML_FILE).read_text() == before
-    assert (out / leaderboard.LEDGER_FILE).read_text() == ledger
-    assert sorted(p.name for p in out.iterdir()) == sorted([leaderboard.HTML_FILE, leaderboard.MARKDOWN_FILE,
-                                                            leaderboard.LEDGER_FILE])
+        rendering.render(site[0].parent / "submissions", out, truth)
+    assert (out / rendering.HTML_FILE).read_text() == before
+    assert (out / rendering.LEDGER_FILE).read_text() == ledger
+    assert sorted(p.name for p in out.iterdir()) == sorted([rendering.HTML_FILE, rendering.MARKDOWN_FILE,
+                                                            rendering.LEDGER_FILE])
 
 
 def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
     previous = os.umask(0o022)
     try:
-        leaderboard.render(site[0].parent / "submissions", tmp_path / "site", truth)
+        rendering.render(site[0].parent / "submissions", tmp_path / "site", truth)
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755
@@ -224,20 +225,20 @@ def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
 def test_render_replaces_only_pages_it_wrote(tmp_path, site, truth):
     out = tmp_path / "www"
     out.mkdir()
-    (out / leaderboard.HTML_FILE).write_text("<html>my own home page</html>")
-    with pytest.raises(leaderboard.LeaderboardError, match=r"index.html: not a page that render wrote; render "
+    (out / rendering.HTML_FILE).write_text("<html>my own home page</html>")
+    with pytest.raises(errors.LeaderboardError, match=r"index.html: not a page that render wrote; render "
                                                            r"replaces only its own leaderboard.md and index.html"):
-        leaderboard.render(site[0].parent / "submissions", out, truth)
-    assert (out / leaderboard.HTML_FILE).read_text() == "<html>my own home page</html>"
-    assert sorted(p.name for p in out.iterdir()) == [leaderboard.HTML_FILE]
-    leaderboard.render(site[0].parent / "submissions", site[0], truth)  # its own pages: replaced
+        rendering.render(site[0].parent / "submissions", out, truth)
+    assert (out / rendering.HTML_FILE).read_text() == "<html>my own home page</html>"
+    assert sorted(p.name for p in out.iterdir()) == [rendering.HTML_FILE]
+    rendering.render(site[0].parent / "submissions", site[0], truth)  # its own pages: replaced
 
 
 def test_render_refuses_to_write_into_a_submission(tmp_path, submissions, truth):
     board = Path(shutil.copytree(submissions, tmp_path / "submissions"))
-    with pytest.raises(leaderboard.LeaderboardError, match=r"site: lies inside the submission folder .*model_a.in1k; "
+    with pytest.raises(errors.LeaderboardError, match=r"site: lies inside the submission folder .*model_a.in1k; "
                                                            r"write the site outside every submission"):
-        leaderboard.render(board, board / "model_a.in1k" / "site", truth)
+        rendering.render(board, board / "model_a.in1k" / "site", truth)
     assert not (board / "model_a.in1k" / "site").exists()
 
 
@@ -330,7 +331,7 @@ SORTED_BY = "document.querySelector('th[data-key=\"{key}\"]').getAttribute('aria
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
 def test_page_sorts_rows_when_a_column_header_is_clicked_in_headless_chromium(site, tmp_path):
     out, verifications = site
-    page = Path(shutil.copy(out / leaderboard.HTML_FILE, tmp_path / "index.html"))
+    page = Path(shutil.copy(out / rendering.HTML_FILE, tmp_path / "index.html"))
     browser = Chromium(tmp_path / "profile")
     try:
         browser.open(page.as_uri())
@@ -362,8 +363,8 @@ def test_page_sorts_rows_when_a_column_header_is_clicked_in_headless_chromium(si
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
-def test_page_sorts_every_protocols_table_by_the_clicked_column_in_headless_chromium(protocols_site, tmp_path):
-    page = Path(shutil.copy(protocols_site / leaderboard.HTML_FILE, tmp_path / "index.html"))
+def test_page_sorts_every_boards_table_by_the_clicked_column_in_headless_chromium(boards_site, tmp_path):
+    page = Path(shutil.copy(boards_site / rendering.HTML_FILE, tmp_path / "index.html"))
     rows = "Array.from(document.querySelectorAll('table.board')).map(t => Array.from(t.tBodies[0].rows).map(r => " \
            "r.dataset.submission))"
     browser = Chromium(tmp_path / "profile")
@@ -379,22 +380,22 @@ def test_page_sorts_every_protocols_table_by_the_clicked_column_in_headless_chro
         browser.close()
 
 
-@pytest.mark.parametrize("module", [leaderboard.rendering, leaderboard.tables, leaderboard.markdown, leaderboard.page])
+@pytest.mark.parametrize("module", [rendering, tables, markdown_module, page_module])
 def test_doctests_pass(module):
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 @pytest.fixture(scope="module")
-def ties_site(tmp_path_factory, submissions, truth) -> tuple[Path, list[leaderboard.Table]]:
+def ties_site(tmp_path_factory, submissions, truth) -> tuple[Path, list[tables.Table]]:
     """The three submissions and a second model as accurate as A (other images right): rendered, and its tables."""
     board = tmp_path_factory.mktemp("ties")
     shutil.copytree(submissions, board / "submissions")
     fabricate_run(board / "run", truth.table, "model_a2.in1k", accuracy=0.8, num_params=25_000_000,
                   paper_name=None, seed=11)
-    leaderboard.pack(board / "run", "model_a2.in1k", board / "submissions" / "model_a2.in1k")
-    verifications = leaderboard.render(board / "submissions", board / "site", truth)
+    packing.pack(board / "run", "model_a2.in1k", board / "submissions" / "model_a2.in1k")
+    verifications = rendering.render(board / "submissions", board / "site", truth)
     assert all(v.accepted for v in verifications)
-    return board / "site", leaderboard.leaderboard_tables(verifications, truth)
+    return board / "site", tables.leaderboard_tables(verifications, truth)
 
 
 def test_page_and_markdown_show_rank_intervals_ties_paired_comparisons_and_effective_robustness(ties_site):
@@ -402,7 +403,7 @@ def test_page_and_markdown_show_rank_intervals_ties_paired_comparisons_and_effec
     rows, comparison = table.rows, table.comparison
     tied = [row["submission"] for row in rows if row["ranks"]["accuracy"][2]]
     assert tied, "the planted pair should tie on accuracy"
-    page = (out / leaderboard.HTML_FILE).read_text()
+    page = (out / rendering.HTML_FILE).read_text()
     for row in rows:
         low, high, is_tied = row["ranks"]["accuracy"]
         cell = re.search(rf'data-submission="{re.escape(row["submission"])}">.*?<td class="rank" data-ranks="([^"]+)"'
@@ -416,11 +417,11 @@ def test_page_and_markdown_show_rank_intervals_ties_paired_comparisons_and_effec
     chart = page.split('class="er-chart"', 1)[1].split("</svg>", 1)[0]
     assert chart.count('<circle class="model"') == 4 and 'class="fit"' in chart and 'class="diagonal"' in chart
     assert page.count("<table class=\"pairs\">") == 1
-    markdown = (out / leaderboard.MARKDOWN_FILE).read_text()
+    markdown = (out / rendering.MARKDOWN_FILE).read_text()
     assert "| # | Model | Rank (95%) | Accuracy |" in markdown
     for rank, row in enumerate(rows, 1):
         line = next(line for line in markdown.splitlines() if line.startswith(f"| {rank} | "))
-        assert line.split(" | ")[2] == leaderboard.tables.rank_text(row["ranks"]["accuracy"])
+        assert line.split(" | ")[2] == tables.rank_text(row["ranks"]["accuracy"])
     assert "### Paired comparisons with the model ranked above" in markdown
     assert sum(line.startswith("| ") for line in markdown.split("### Paired comparisons", 1)[1].split("\n\n")[2]
                .splitlines()) == 4  # header and the three models below the first
@@ -428,15 +429,15 @@ def test_page_and_markdown_show_rank_intervals_ties_paired_comparisons_and_effec
 
 
 def test_a_near_copy_is_flagged_on_the_page_with_its_agreement(ties_site, truth, tmp_path, monkeypatch):
-    monkeypatch.setattr(leaderboard.comparisons, "NEAR_COPY", 0.0)  # on 48 images only a copy reaches 99.5%
+    monkeypatch.setattr(comparisons, "NEAR_COPY", 0.0)  # on 48 images only a copy reaches 99.5%
     board = ties_site[0].parent / "submissions"
-    verifications = leaderboard.render(board, tmp_path / "site", truth)
+    verifications = rendering.render(board, tmp_path / "site", truth)
     flagged = {v.submission.name: v.near_copies for v in verifications if v.near_copies}
     assert flagged
-    page = (tmp_path / "site" / leaderboard.HTML_FILE).read_text()
+    page = (tmp_path / "site" / rendering.HTML_FILE).read_text()
     name, [(other, share), *_] = next(iter(flagged.items()))
     assert f"near copy: agrees with {other} on {100 * share:.1f}% of the images" in page
-    assert "Near copies, flagged and not rejected" in (tmp_path / "site" / leaderboard.MARKDOWN_FILE).read_text()
+    assert "Near copies, flagged and not rejected" in (tmp_path / "site" / rendering.MARKDOWN_FILE).read_text()
 
 
 RANK_CELLS = ("Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(row => [row.dataset.submission, "
@@ -448,13 +449,13 @@ RANK_CELLS = ("Array.from(document.querySelectorAll('#leaderboard tbody tr')).ma
 def test_page_shows_rank_intervals_ties_and_the_robustness_chart_and_still_sorts_in_headless_chromium(ties_site,
                                                                                                       tmp_path):
     out, (table,) = ties_site
-    page = Path(shutil.copy(out / leaderboard.HTML_FILE, tmp_path / "index.html"))
+    page = Path(shutil.copy(out / rendering.HTML_FILE, tmp_path / "index.html"))
 
     def expected(key: str) -> list:
         ascending = key == "G_l"  # gaps: smallest first
         rows = sorted(table.rows, key=lambda row: (row["values"][key] if ascending else -row["values"][key],
                                                    table.rows.index(row)))
-        return [[row["submission"], leaderboard.tables.rank_text(row["ranks"][key][:2] + (False,)),
+        return [[row["submission"], tables.rank_text(row["ranks"][key][:2] + (False,)),
                  row["ranks"][key][2]] for row in rows]
 
     browser = Chromium(tmp_path / "profile")

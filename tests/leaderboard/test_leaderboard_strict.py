@@ -1,4 +1,4 @@
-"""harness.leaderboard.strict: submitted files read strictly, their sizes checked before they are parsed."""
+"""harness.strict: submitted files read strictly, their sizes checked before they are parsed."""
 
 import doctest
 import json
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import leaderboard
+from harness.leaderboard import errors, strict, submission as submission_format
 
 from .fabricate import edit_predictions, rejected, restamp
 
@@ -30,22 +30,22 @@ from .fabricate import edit_predictions, rejected, restamp
 def test_malformed_json_is_rejected_with_its_reason(submission, truth, name, text, message):
     path = submission / name
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    if name == leaderboard.METRICS_FILE:  # the tampered file, its hash recorded
+    if name == submission_format.METRICS_FILE:  # the tampered file, its hash recorded
         restamp(submission)
     problems = rejected(submission, truth)
     assert any(problem.startswith(message) for problem in problems), problems
 
 
 def test_oversized_files_are_rejected_before_parsing(submission, truth):
-    size = (submission / leaderboard.PREDICTIONS_FILE).stat().st_size
-    problems = rejected(submission, truth, limits=leaderboard.Limits(predictions_bytes=100, json_bytes=100))
+    size = (submission / submission_format.PREDICTIONS_FILE).stat().st_size
+    problems = rejected(submission, truth, limits=strict.Limits(predictions_bytes=100, json_bytes=100))
     assert f"predictions.parquet: {size:,} bytes is over the limit of 100 bytes (raise it with " \
            f"--max-predictions-mb)" in problems
     assert any(p.startswith("submission.json: ") and "over the limit of 100 bytes" in p for p in problems)
 
 
 def test_parquet_row_count_is_limited_before_reading(submission, truth):
-    problems = rejected(submission, truth, limits=leaderboard.Limits(rows=10))
+    problems = rejected(submission, truth, limits=strict.Limits(rows=10))
     assert any(p.startswith("predictions.parquet: 48 rows and ") and "over the limits of 10 rows" in p
                for p in problems)
 
@@ -58,7 +58,7 @@ def test_labels_in_the_predictions_file_are_refused(submission, truth):
 
 
 def test_a_predictions_file_that_is_not_parquet_is_rejected(submission, truth):
-    (submission / leaderboard.PREDICTIONS_FILE).write_text("file_name,prediction\n")
+    (submission / submission_format.PREDICTIONS_FILE).write_text("file_name,prediction\n")
     restamp(submission)
     assert any(p.startswith("predictions.parquet is not a Parquet file") for p in rejected(submission, truth))
 
@@ -110,7 +110,7 @@ def test_a_dictionary_encoded_long_file_name_repeated_a_million_times_is_rejecte
     table = pa.table({"file_name": file_name, "prediction": pa.array(np.zeros(rows, dtype=np.int64)),
                       "top5_ids": _lists(rows, np.arange(5)),
                       "top5_probs": _lists(rows, np.float32([0.5, 0.2, 0.1, 0.1, 0.1]))})
-    path = tmp_path / leaderboard.PREDICTIONS_FILE
+    path = tmp_path / submission_format.PREDICTIONS_FILE
     pq.write_table(table, path, compression="zstd", store_schema=False)  # read back as plain strings
     assert path.stat().st_size < 1_000_000
     metadata = pq.ParquetFile(path).metadata
@@ -125,7 +125,7 @@ def test_a_dictionary_encoded_long_file_name_repeated_a_million_times_is_rejecte
 @pytest.mark.slow
 def test_top5_lists_that_decode_to_more_than_the_limit_are_rejected_before_decoding(tmp_path):
     """Long lists of one repeated id compress to almost nothing: 100 row groups of 100 rows of 10,000 ids."""
-    path = tmp_path / leaderboard.PREDICTIONS_FILE
+    path = tmp_path / submission_format.PREDICTIONS_FILE
     rows, length = 100, 10_000
     group = pa.table({"file_name": pa.array([f"cat/{i}.jpg" for i in range(rows)]),
                       "prediction": pa.array(np.zeros(rows, dtype=np.int64)),
@@ -142,14 +142,14 @@ def test_top5_lists_that_decode_to_more_than_the_limit_are_rejected_before_decod
 
 
 def test_a_valid_predictions_file_reads_within_the_decoded_limit(submission):
-    table = leaderboard.read_submitted_predictions(submission / leaderboard.PREDICTIONS_FILE, leaderboard.Limits())
+    table = strict.read_submitted_predictions(submission / submission_format.PREDICTIONS_FILE, strict.Limits())
     assert table.num_rows == 48 and table.schema.field("file_name").type == pa.string()
-    with pytest.raises(leaderboard.SubmissionError, match=r"predictions.parquet: decoding it takes [0-9,]+ bytes or "
+    with pytest.raises(errors.SubmissionError, match=r"predictions.parquet: decoding it takes [0-9,]+ bytes or "
                                                           r"more \(48 rows; file_name values up to \d+ bytes\), over "
                                                           r"the limit of 100 bytes"):
-        leaderboard.read_submitted_predictions(submission / leaderboard.PREDICTIONS_FILE,
-                                               leaderboard.Limits(decoded_bytes=100))
+        strict.read_submitted_predictions(submission / submission_format.PREDICTIONS_FILE,
+                                               strict.Limits(decoded_bytes=100))
 
 
 def test_doctests_pass():
-    assert doctest.testmod(leaderboard.strict, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(strict, optionflags=doctest.ELLIPSIS).failed == 0

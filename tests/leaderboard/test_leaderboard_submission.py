@@ -1,4 +1,4 @@
-"""harness.leaderboard.submission: the metadata schema and the checks beyond it."""
+"""harness.submission: the metadata schema and the checks beyond it."""
 
 import doctest
 from datetime import timedelta
@@ -6,7 +6,7 @@ from datetime import timedelta
 import jsonschema
 import pytest
 
-from harness import leaderboard
+from harness.leaderboard import submission as submission_format
 
 from .fabricate import NOW, edit_json, rejected
 
@@ -33,14 +33,14 @@ from .fabricate import NOW, edit_json, rejected
      "submission.json $.evaluated.finished: 2019-05-01T00:00:00+00:00 is before FOCUS was published (2022-01-01)"),
 ])
 def test_schema_violation_and_absurd_metadata_are_rejected(submission, truth, edit, message):
-    edit_json(submission, leaderboard.SUBMISSION_FILE, edit)
+    edit_json(submission, submission_format.SUBMISSION_FILE, edit)
     problems = rejected(submission, truth)
     assert any(problem.startswith(message) for problem in problems), problems
 
 
 def test_future_date_message_says_so(submission, truth):
     future = NOW + timedelta(days=3)
-    edit_json(submission, leaderboard.SUBMISSION_FILE, lambda m: m.update(submitted=future.isoformat()))
+    edit_json(submission, submission_format.SUBMISSION_FILE, lambda m: m.update(submitted=future.isoformat()))
     assert any(p.startswith(f"submission.json $.submitted: {future.isoformat()} is in the future")
                for p in rejected(submission, truth))
 
@@ -61,7 +61,7 @@ def test_future_date_message_says_so(submission, truth):
     (lambda m: m.update(schema_version=3), "submission.json $.schema_version: 3 is not one of [1, 2]"),
 ])
 def test_preprocessing_record_is_checked(submission, truth, edit, message):
-    edit_json(submission, leaderboard.SUBMISSION_FILE, edit)
+    edit_json(submission, submission_format.SUBMISSION_FILE, edit)
     problems = rejected(submission, truth)
     assert any(problem.startswith(message) for problem in problems), problems
 
@@ -73,24 +73,24 @@ def test_preprocessing_record_is_checked(submission, truth, edit, message):
     ({"protocol": "timm", "custom": True}, "paper-custom"),
     (None, "paper-timm"),  # version 1: recorded none, made with timm's data config
 ])
-def test_protocol_is_label_space_mapping_and_preprocessing(preprocessing, key):
+def test_board_is_label_space_mapping_and_preprocessing(preprocessing, key):
     metadata = {"label_space": "imagenet", "mapping": "paper"}
     if preprocessing is not None:
         metadata["preprocessing"] = preprocessing
-    protocol = leaderboard.protocol_of(metadata)
-    assert protocol.key == key
-    assert protocol.title.endswith({"paper": ", the paper's preprocessing", "paper-timm": ", timm preprocessing "
+    board = submission_format.board_of(metadata)
+    assert board.key == key
+    assert board.title.endswith({"paper": ", the paper's preprocessing", "paper-timm": ", timm preprocessing "
                                     "(not comparable)", "paper-custom": ", custom preprocessing (not comparable)"}[key])
 
 
-def test_every_protocol_has_its_own_key_and_title():
-    assert len({p.key for p in leaderboard.PROTOCOLS}) == len({p.title for p in leaderboard.PROTOCOLS}) == 9
-    assert leaderboard.PROTOCOLS[0][1:4] == ("imagenet", "paper", "paper")  # the paper's protocol: the leaderboard
+def test_every_board_has_its_own_key_and_title():
+    assert len({p.key for p in submission_format.BOARDS}) == len({p.title for p in submission_format.BOARDS}) == 9
+    assert submission_format.BOARDS[0][1:4] == ("imagenet", "paper", "paper")  # the paper's board: the leaderboard
 
 
 def test_schema_is_a_valid_json_schema():
-    jsonschema.Draft202012Validator.check_schema(leaderboard.submission_schema())
+    jsonschema.Draft202012Validator.check_schema(submission_format.submission_schema())
 
 
 def test_doctests_pass():
-    assert doctest.testmod(leaderboard.submission, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(submission_format, optionflags=doctest.ELLIPSIS).failed == 0

@@ -1,4 +1,4 @@
-"""harness.leaderboard.verification: claims recomputed and compared, predictions checked and joined to the truth."""
+"""harness.verification: claims recomputed and compared, predictions checked and joined to the truth."""
 
 import doctest
 import json
@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import focus_dataset
-from harness import leaderboard
+from focus_tools import convert, sample
+from harness.leaderboard import packing, submission as submission_format, verification
 from harness.labels import imagenet_to_focus_index
 
 from .fabricate import as_version_1, edit_json, edit_predictions, fabricate_run, rejected
 
 
 def test_changed_claimed_gap_is_rejected_by_its_json_path(submission, truth):
-    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m["G_t"].update(value=m["G_t"]["value"] + 0.01))
+    edit_json(submission, submission_format.METRICS_FILE, lambda m: m["G_t"].update(value=m["G_t"]["value"] + 0.01))
     problems = rejected(submission, truth)
     assert len(problems) == 1
     assert re.fullmatch(r"metrics.json \$\.G_t\.value: claimed -?[0-9.e-]+, recomputed -?[0-9.e-]+", problems[0])
@@ -32,7 +32,7 @@ def test_every_differing_claim_is_reported(submission, truth):
         del metrics["top5"]
         metrics["leaderboard_rank"] = 1
 
-    edit_json(submission, leaderboard.METRICS_FILE, edit)
+    edit_json(submission, submission_format.METRICS_FILE, edit)
     problems = rejected(submission, truth)
     paths = sorted(problem.split(":")[0] for problem in problems)
     assert paths == sorted([
@@ -44,7 +44,7 @@ def test_every_differing_claim_is_reported(submission, truth):
 
 
 def test_a_count_claimed_as_a_bool_or_float_is_a_difference():
-    assert leaderboard.compare_claims({"n": True, "m": 3.0}, {"n": 1, "m": 3}) == [
+    assert verification.compare_claims({"n": True, "m": 3.0}, {"n": 1, "m": 3}) == [
         "$.n: claimed True, recomputed 1", "$.m: claimed 3.0, recomputed 3"]
 
 
@@ -60,13 +60,13 @@ def test_dropped_image_is_rejected(submission, truth):
 def test_duplicated_image_is_rejected(submission, truth):
     edit_predictions(submission, lambda t: pa.concat_tables([t, t.slice(3, 1)]))
     problems = rejected(submission, truth)
-    name = pq.read_table(submission / leaderboard.PREDICTIONS_FILE).column("file_name")[3].as_py()
+    name = pq.read_table(submission / submission_format.PREDICTIONS_FILE).column("file_name")[3].as_py()
     assert f"predictions.parquet: 1 image(s) predicted more than once: {name!r}; a submission predicts every " \
            f"image once" in problems
 
 
 def test_swapped_fingerprint_is_rejected(submission, truth):
-    edit_json(submission, leaderboard.SUBMISSION_FILE, lambda m: m["dataset"].update(fingerprint="0123456789abcdef"))
+    edit_json(submission, submission_format.SUBMISSION_FILE, lambda m: m["dataset"].update(fingerprint="0123456789abcdef"))
     assert rejected(submission, truth) == [
         f"submission.json $.dataset.fingerprint: '0123456789abcdef' is not the fingerprint of the ground truth "
         f"({truth.fingerprint!r}, 48 images from {truth.source}); the predictions were made on another dataset, "
@@ -75,7 +75,7 @@ def test_swapped_fingerprint_is_rejected(submission, truth):
 
 def test_edited_prediction_no_longer_matches_the_claims(submission, truth):
     """A consistent edit (prediction and top-1 both moved to the true class) changes the recomputed numbers."""
-    table = pq.read_table(submission / leaderboard.PREDICTIONS_FILE)
+    table = pq.read_table(submission / submission_format.PREDICTIONS_FILE)
     labels = dict(zip(truth.table.column("file_name").to_pylist(), truth.table.column("label").to_pylist()))
     focus_of = imagenet_to_focus_index()
     rows = table.to_pylist()
@@ -102,12 +102,12 @@ def test_prediction_that_its_top5_contradicts_is_rejected(submission, truth):
 
 
 def test_predictions_made_on_another_dataset_are_rejected(tmp_path, truth):
-    other_release = focus_dataset.write_sample_release(tmp_path / "other" / "focus", 24, seed=3)
-    focus_dataset.convert(other_release, tmp_path / "other" / "converted")
-    other = leaderboard.ground_truth(tmp_path / "other" / "converted")
+    other_release = sample.write_sample_release(tmp_path / "other" / "focus", 24, seed=3)
+    convert.convert(other_release, tmp_path / "other" / "converted")
+    other = verification.ground_truth(tmp_path / "other" / "converted")
     fabricate_run(tmp_path / "run", other.table, "m", accuracy=0.5, num_params=10, paper_name=None, seed=0)
-    submission = leaderboard.pack(tmp_path / "run", "m", tmp_path / "m")
-    assert leaderboard.verify(submission, other).accepted
+    submission = packing.pack(tmp_path / "run", "m", tmp_path / "m")
+    assert verification.verify(submission, other).accepted
     problems = rejected(submission, truth)
     assert problems[0].startswith(f"submission.json $.dataset.fingerprint: {other.fingerprint!r} is not the "
                                   f"fingerprint of the ground truth")
@@ -137,7 +137,7 @@ def test_predictions_with_bad_values_are_rejected(submission, truth, column, val
 
 def test_unexpected_files_and_symlinks_are_rejected(submission, truth):
     (submission / "notes.txt").write_text("hi")
-    metrics = submission / leaderboard.METRICS_FILE
+    metrics = submission / submission_format.METRICS_FILE
     target = submission.parent / "elsewhere.json"
     metrics.rename(target)
     metrics.symlink_to(target)
@@ -155,8 +155,8 @@ def test_a_folder_of_many_unexpected_entries_is_reported_in_a_few_lines(submissi
 
 
 def test_changed_file_without_new_hash_is_reported(submission, truth):
-    path = submission / leaderboard.METRICS_FILE
-    recorded = json.loads((submission / leaderboard.SUBMISSION_FILE).read_text())["files"]["metrics.json"]
+    path = submission / submission_format.METRICS_FILE
+    recorded = json.loads((submission / submission_format.SUBMISSION_FILE).read_text())["files"]["metrics.json"]
     path.write_text(path.read_text() + " ")
     assert rejected(submission, truth) == [
         f"metrics.json: size or SHA-256 differs from the one recorded in submission.json ({recorded['size']:,} "
@@ -168,7 +168,7 @@ def test_restricted_mapping_accepts_the_best_mapped_class_below_an_unmapped_top1
     unmapped, cat, dog = int(np.flatnonzero(focus_of == -1)[0]), 282, 207
     ids = np.array([[unmapped, dog, cat, 0, 1]])
     probs = np.array([[0.5, 0.2, 0.1, 0.05, 0.05]])
-    agrees = leaderboard.verification._agrees_with_top5
+    agrees = verification._agrees_with_top5
     assert agrees(np.array([5]), focus_of[ids], probs, "restricted").tolist() == [True]
     assert agrees(np.array([4]), focus_of[ids], probs, "restricted").tolist() == [False]
     assert agrees(np.array([-1]), focus_of[ids], probs, "paper").tolist() == [True]
@@ -176,16 +176,16 @@ def test_restricted_mapping_accepts_the_best_mapped_class_below_an_unmapped_top1
 
 def test_a_version_1_submission_is_accepted_without_the_later_overall_gap(submission, truth):
     as_version_1(submission)
-    result = leaderboard.verify(submission, truth)
+    result = verification.verify(submission, truth)
     assert result.problems == [] and result.accepted
     assert "gap_overall_paper" in result.recomputed  # shown on the leaderboard all the same
 
 
 def test_a_version_2_claim_without_gap_overall_paper_is_rejected(submission, truth):
-    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m.pop("gap_overall_paper"))
+    edit_json(submission, submission_format.METRICS_FILE, lambda m: m.pop("gap_overall_paper"))
     problems = rejected(submission, truth)
     assert len(problems) == 1 and problems[0].startswith("metrics.json $.gap_overall_paper: missing from the claims")
 
 
 def test_doctests_pass():
-    assert doctest.testmod(leaderboard.verification, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(verification, optionflags=doctest.ELLIPSIS).failed == 0

@@ -1,4 +1,4 @@
-"""harness.leaderboard.hub: push as a pull request, its dry run, and the model-index block."""
+"""harness.pushing: push as a pull request, its dry run, and the model-index block."""
 
 import doctest
 import hashlib
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from harness import leaderboard
+from harness.leaderboard import cli, errors, pushing, submission as submission_format
 
 from .fabricate import edit_json
 
@@ -25,16 +25,16 @@ class _NoNetwork:
 
 
 def test_push_dry_run_prints_the_operations_and_touches_no_network(submission, converted, monkeypatch, capsys):
-    monkeypatch.setattr(leaderboard.hub, "HfApi", _NoNetwork)
-    monkeypatch.setattr(leaderboard.hub, "metadata_update", _NoNetwork)
+    monkeypatch.setattr(pushing, "HfApi", _NoNetwork)
+    monkeypatch.setattr(pushing, "metadata_update", _NoNetwork)
     before = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in submission.iterdir()}
-    assert leaderboard.main(["push", str(submission), "--repo", "focus-bench/leaderboard", "--data", str(converted),
+    assert cli.main(["push", str(submission), "--repo", "focus-bench/leaderboard", "--data", str(converted),
                              "--dry-run", "--model-repo", "someone/model_a"]) == 0
     assert {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in submission.iterdir()} == before
     output = capsys.readouterr().out
     sha = hashlib.sha256(b"model_a.in1k").hexdigest()
     folder = f"submissions/model_a.in1k-fp32-{sha[:8]}"
-    for name in leaderboard.SUBMITTED_FILES:
+    for name in submission_format.SUBMITTED_FILES:
         path = submission / name
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert f"  {folder}/{name}  {path.stat().st_size:,} bytes  sha256 {digest}\n" in output
@@ -45,7 +45,7 @@ def test_push_dry_run_prints_the_operations_and_touches_no_network(submission, c
     (entry,) = card["model-index"]
     assert entry["name"] == "Model A (model_a.in1k)"
     metrics = {m["config"]: m["value"] for m in entry["results"][0]["metrics"]}
-    claimed = json.loads((submission / leaderboard.METRICS_FILE).read_text())
+    claimed = json.loads((submission / submission_format.METRICS_FILE).read_text())
     assert metrics["all"] == round(100 * claimed["accuracy"], 2)
     assert metrics["G_t"] == round(100 * claimed["G_t"]["value"], 2)
     assert metrics["gap_overall"] == round(100 * claimed["gap_overall"]["value"], 2)
@@ -69,37 +69,37 @@ def test_push_opens_a_pull_request_with_create_pr(submission, truth, converted, 
             calls.append((repo_id, kwargs))
             return type("CommitInfo", (), {"pr_url": "https://huggingface.co/datasets/x/y/discussions/1"})()
 
-    monkeypatch.setattr(leaderboard.hub, "HfApi", FakeApi)
-    result = leaderboard.push(submission, "x/y", truth)
+    monkeypatch.setattr(pushing, "HfApi", FakeApi)
+    result = pushing.push(submission, "x/y", truth)
     assert result.pr_url == "https://huggingface.co/datasets/x/y/discussions/1"
     assert capsys.readouterr().out == ""  # the library returns; the command prints
     assert calls[0] == ("repo_info", "x/y")  # access checked before the long work
     ((repo_id, kwargs),) = calls[1:]
     assert repo_id == "x/y" and kwargs["repo_type"] == "dataset" and kwargs["create_pr"] is True
-    assert [op.path_in_repo.rsplit("/", 1)[1] for op in kwargs["operations"]] == list(leaderboard.SUBMITTED_FILES)
-    assert (submission / leaderboard.MODEL_INDEX_FILE).read_text() == result.model_index
+    assert [op.path_in_repo.rsplit("/", 1)[1] for op in kwargs["operations"]] == list(submission_format.SUBMITTED_FILES)
+    assert (submission / submission_format.MODEL_INDEX_FILE).read_text() == result.model_index
     calls.clear()
-    assert leaderboard.main(["push", str(submission), "--repo", "x/y", "--data", str(converted)]) == 0
+    assert cli.main(["push", str(submission), "--repo", "x/y", "--data", str(converted)]) == 0
     assert "opened https://huggingface.co/datasets/x/y/discussions/1" in capsys.readouterr().out
 
 
 def test_push_dry_run_returns_the_operations_and_the_block_and_prints_nothing(submission, truth, monkeypatch,
                                                                               capsys):
-    monkeypatch.setattr(leaderboard.hub, "HfApi", _NoNetwork)
-    result = leaderboard.push(submission, "focus-bench/leaderboard", truth, dry_run=True)
+    monkeypatch.setattr(pushing, "HfApi", _NoNetwork)
+    result = pushing.push(submission, "focus-bench/leaderboard", truth, dry_run=True)
     assert capsys.readouterr().out == ""
     assert result.pr_url is None and result.dry_run
-    assert [op.path_in_repo.rsplit("/", 1)[1] for op in result.operations] == list(leaderboard.SUBMITTED_FILES)
+    assert [op.path_in_repo.rsplit("/", 1)[1] for op in result.operations] == list(submission_format.SUBMITTED_FILES)
     assert yaml.safe_load(result.model_index)["model-index"][0]["name"] == "Model A (model_a.in1k)"
-    assert not (submission / leaderboard.MODEL_INDEX_FILE).exists()
+    assert not (submission / submission_format.MODEL_INDEX_FILE).exists()
 
 
 def test_push_refuses_a_rejected_submission(submission, truth, monkeypatch):
-    monkeypatch.setattr(leaderboard.hub, "HfApi", _NoNetwork)
-    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m.update(accuracy=0.99))
-    with pytest.raises(leaderboard.LeaderboardError, match=r"not pushed, the submission has 1 problem\(s\):\n"
+    monkeypatch.setattr(pushing, "HfApi", _NoNetwork)
+    edit_json(submission, submission_format.METRICS_FILE, lambda m: m.update(accuracy=0.99))
+    with pytest.raises(errors.LeaderboardError, match=r"not pushed, the submission has 1 problem\(s\):\n"
                                                            r"  - metrics.json \$.accuracy: claimed 0.99"):
-        leaderboard.push(submission, "x/y", truth, dry_run=True)
+        pushing.push(submission, "x/y", truth, dry_run=True)
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,8 +150,8 @@ class _RefusingApi:
 
 
 def test_push_refused_by_the_hub_fails_in_one_line_naming_the_repository(submission, truth, monkeypatch, capsys):
-    monkeypatch.setattr(leaderboard.hub, "HfApi", _RefusingApi)
-    assert leaderboard.main(["push", str(submission), "--repo", "x/y", "--data", "unused"]) == 2
+    monkeypatch.setattr(pushing, "HfApi", _RefusingApi)
+    assert cli.main(["push", str(submission), "--repo", "x/y", "--data", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the Hugging Face Hub refused the dataset repository x/y to someone "
                           "(RepositoryNotFoundError: 404 Client Error. Repository Not Found for url: ")
@@ -169,18 +169,18 @@ def test_push_failing_during_the_commit_fails_in_one_line(submission, truth, mon
             raise HfHubHTTPError("403 Forbidden: pull requests are disabled",
                                  response=httpx2.Response(403, request=httpx2.Request("POST", url)))
 
-    monkeypatch.setattr(leaderboard.hub, "HfApi", FailingApi)
-    with pytest.raises(leaderboard.LeaderboardError, match=r"^the Hugging Face Hub did not take the pull request on "
+    monkeypatch.setattr(pushing, "HfApi", FailingApi)
+    with pytest.raises(errors.LeaderboardError, match=r"^the Hugging Face Hub did not take the pull request on "
                                                            r"x/y \(HfHubHTTPError: 403 Forbidden: pull requests are "
                                                            r"disabled\)"):
-        leaderboard.push(submission, "x/y", truth)
+        pushing.push(submission, "x/y", truth)
 
 
 def test_push_of_a_rejected_submission_exits_1(submission, converted, monkeypatch, capsys):
-    monkeypatch.setattr(leaderboard.hub, "HfApi", _RefusingApi)
+    monkeypatch.setattr(pushing, "HfApi", _RefusingApi)
     monkeypatch.setattr(_RefusingApi, "repo_info", lambda self, repo_id, **kwargs: None)
-    edit_json(submission, leaderboard.METRICS_FILE, lambda m: m.update(accuracy=0.99))
-    assert leaderboard.main(["push", str(submission), "--repo", "x/y", "--data", str(converted)]) == 1
+    edit_json(submission, submission_format.METRICS_FILE, lambda m: m.update(accuracy=0.99))
+    assert cli.main(["push", str(submission), "--repo", "x/y", "--data", str(converted)]) == 1
     assert "metrics.json $.accuracy: claimed 0.99" in capsys.readouterr().out
 
 
@@ -190,4 +190,4 @@ def test_messages_advise_the_hf_command():
 
 
 def test_doctests_pass():
-    assert doctest.testmod(leaderboard.hub, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(pushing, optionflags=doctest.ELLIPSIS).failed == 0

@@ -12,9 +12,8 @@ import re
 import huggingface_hub
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
-from focus_dataset import FocusDataError, quote
-
-
+from focus_common.messages import quote
+from focus_tools.schema import FocusDataError
 def check_hub_access(repo_id: str, *, token: str | None = None) -> str:
     """Check that the Hub can be reached, that we are logged in, and may write to repo_id's
     namespace; return the user name. Raises FocusDataError saying what to do."""

@@ -1,4 +1,4 @@
-"""focus_tools.hub: uploading a converted folder, with credentials and access checked first."""
+"""focus_tools.upload: uploading a converted folder, with credentials and access checked first."""
 
 from unittest import mock
 
@@ -6,7 +6,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-import focus_dataset as fd
+from focus_tools import cli, convert
 
 TOKEN = "hf_doNotPrintThisToken123"
 
@@ -30,7 +30,7 @@ def whoami(role="write", name="me", orgs=()):
 
 
 def push(release, output, capsys, repo_id="me/focus"):
-    status = fd.main(["convert", str(release), str(output), "--push-to-hub", repo_id])
+    status = cli.main(["convert", str(release), str(output), "--push-to-hub", repo_id])
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
     return status, captured.err
@@ -81,4 +81,4 @@ def test_a_refused_upload_is_one_line_and_the_converted_folder_is_kept(tmp_path,
     status, err = push(sample_release, tmp_path / "out", capsys, "lab/focus")
     assert status == 2 and err.count("\n") == 1
     assert "the Hub refused (403)" in err and "hf upload lab/focus" in err
-    assert (tmp_path / "out" / fd.REPORT_NAME).exists()
+    assert (tmp_path / "out" / convert.REPORT_NAME).exists()
