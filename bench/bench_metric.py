@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from focus_tools.schema import CLASS_NAMES, LOCATION_NAMES, TIME_NAMES, WEATHER_NAMES, load_uncommon_table, uncommon_masks
-from harness.runfolder import load_metric_module
+from harness.scoring import load_metric_module
 
 
 def synthetic_inputs(n_images, seed):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -145,24 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # Ending by SystemExit runs every clean-up on the way out (a conversion's partial folder).
-    sys.exit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    command.set_up_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("convert", "sample"):
         args.output = command.one_of(parser, args.output_positional, args.output, "OUTPUT or --output")
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
-    try:
-        return args.func(args)
-    except (FocusDataError, OSError) as err:  # OSError: a failure no check foresaw (a full disk), still named
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    return command.run_command(lambda: args.func(args), on_stop="what it was writing was removed")

@@ -8,6 +8,6 @@ The metric in one call, wherever the toolkit is installed:
     results = metric.compute(**harness.metric_inputs(predictions), seed=0)
 """
 
-from harness.runfolder import METRIC_DIR, load_metric, metric_inputs, read_predictions
+from harness.scoring import METRIC_DIR, load_metric, metric_inputs, read_predictions
 
 __all__ = ["METRIC_DIR", "load_metric", "metric_inputs", "read_predictions"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections.abc import Sequence
@@ -54,32 +55,91 @@ def subset_rows(labels: np.ndarray, limit: int, how: str = "first", seed: int = 
     return np.sort(np.concatenate(chosen))
 
 
-def open_focus(
-    data: str | Path,
-    *,
-    limit: int | None = None,
-    subset: str = "first",
-    seed: int = 0,
-    cache_dir: str | None = None,
-    **filters: Any,
-) -> tuple[datasets.Dataset, dict[str, Any] | None]:
-    """FOCUS from a converted folder, a Hub repo id, or a raw release (converted on the fly), filtered.
+@dataclasses.dataclass(frozen=True)
+class DataSelection:
+    """Which images of the dataset a command sees: filters as the original loader's, then `limit` of them.
 
-    `filters` are focus_dataset.filter_focus's (categories, times, weathers, locations,
-    locations_match, humans); `limit` keeps `limit` images chosen by `subset` (see subset_rows).
+    `limit` images are chosen by `subset` (subset_rows); `seed` draws them (random, stratified). The
+    record (run.json's "selection") is what an analysis of the run takes to see the same images.
+    """
+
+    limit: int | None = None
+    subset: str = "first"
+    seed: int = 0
+    categories: tuple[str, ...] | None = None
+    times: tuple[str, ...] | None = None
+    weathers: tuple[str, ...] | None = None
+    locations: tuple[str, ...] | None = None
+    locations_match: str = "any"
+    humans: bool | None = None
+
+    def filters(self) -> dict[str, Any]:
+        """focus_dataset.filter_focus's keyword arguments."""
+        return {"categories": self.categories, "times": self.times, "weathers": self.weathers,
+                "locations": self.locations, "locations_match": self.locations_match, "humans": self.humans}
+
+    @property
+    def draws(self) -> bool:
+        """Whether `seed` matters: a limit drawn at random."""
+        return self.limit is not None and self.subset != "first"
+
+    def record(self) -> dict[str, Any]:
+        """As run.json records it (its option names; humans as "yes"/"no"; the seed only when it draws)."""
+        listed = {key: None if value is None else list(value) for key, value in self.filters().items()
+                  if key not in ("locations_match", "humans")}
+        return {"limit": self.limit, "subset": self.subset, **listed, "locations_match": self.locations_match,
+                "humans": None if self.humans is None else ("yes" if self.humans else "no"),
+                "seed": self.seed if self.draws else None}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], seed: int = 0) -> "DataSelection":
+        """A recorded selection (run.json's), checked as the command line's is; `seed` when it records none."""
+        if not isinstance(record, dict):
+            raise ValueError(f"a run's image selection must be an object, got {str(record)[:80]}")
+        humans = record.get("humans")
+        lists = {key: None if record.get(key) is None else tuple(map(str, record[key]))
+                 for key in ("categories", "times", "weathers", "locations")}
+        return cls(limit=record.get("limit"), subset=record.get("subset", "first"),
+                   seed=record["seed"] if record.get("seed") is not None else seed, **lists,
+                   locations_match=record.get("locations_match", "any"),
+                   humans=None if humans is None else humans == "yes")
+
+    def text(self) -> str:
+        """The options that make this selection again, e.g. "--limit 12 --subset stratified --seed 0".
+
+        >>> DataSelection(limit=12, subset="stratified").text(), DataSelection().text()
+        ('--limit 12 --subset stratified --seed 0', 'every image')
+        """
+        default, record = DataSelection().record(), self.record()
+        words = []
+        for key, value in record.items():
+            if key != "seed" and value != default[key]:
+                shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+                words.append(f"--{key.replace('_', '-')} {shown}")
+        if record["seed"] is not None:
+            words.append(f"--seed {record['seed']}")
+        return " ".join(words) or "every image"
+
+
+def open_focus(data: str | Path, selection: DataSelection = DataSelection(), *,
+               cache_dir: str | None = None) -> tuple[datasets.Dataset, dict[str, Any] | None]:
+    """FOCUS from a converted folder, a Hub repo id, or a raw release (converted on the fly), its images selected.
+
     Returns the dataset and what the subset was (None without a limit), for the run's records.
     """
-    dataset = focus_dataset.load_focus(data, cache_dir=cache_dir, **filters)
+    if selection.subset not in SUBSETS:
+        raise ValueError(f"--subset must be one of {list(SUBSETS)}, got {selection.subset!r}")
+    dataset = focus_dataset.load_focus(data, cache_dir=cache_dir, **selection.filters())
     chosen = None
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be a positive number of images, got {limit}")
+    if selection.limit is not None:
+        if selection.limit < 1:
+            raise ValueError(f"--limit must be a positive number of images, got {selection.limit}")
         labels = np.asarray(dataset.with_format("arrow", columns=["label"])[:]["label"])
-        dataset = dataset.select(subset_rows(labels, limit, subset, seed))
-        chosen = {"how": subset, "limit": limit, "seed": None if subset == "first" else seed,
-                  "num_images": dataset.num_rows}
+        dataset = dataset.select(subset_rows(labels, selection.limit, selection.subset, selection.seed))
+        chosen = {"how": selection.subset, "limit": selection.limit,
+                  "seed": selection.seed if selection.draws else None, "num_images": dataset.num_rows}
     if dataset.num_rows == 0:
-        active = {k: v for k, v in filters.items() if v is not None and k != "locations_match"}
+        active = {k: v for k, v in selection.filters().items() if v is not None and k != "locations_match"}
         raise ValueError(f"{data}: no image is left after filtering with {active}; loosen the filters")
     return dataset, chosen
 

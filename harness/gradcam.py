@@ -39,10 +39,12 @@ if __package__ in (None, ""):  # run as a script (python harness/gradcam.py, acc
 
 import argparse
 import copy
+import dataclasses
 import difflib
 import html
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import datasets
@@ -59,22 +61,16 @@ from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from focus_tools import statistics
-import focus_dataset
+from focus_common import commands
 from focus_tools import schema
-from focus_common import commands as command
-from harness import cli, labels, passes, preprocess, runfolder
+from harness import labels, options, passes, preprocess, runfolder, scoring
+from harness.analysis import AnalysisInput, analysis_input, for_each_model
+from harness.data import DataSelection, decode_error, decode_image, image_files
+from harness.distributed import accelerator_for, model_folder_lock, run_shared
 from harness.models.adapters import LinearHeadClassifier
 from harness.models.open_clip_models import ZeroShotClassifier
-from harness.data import decode_error, decode_image, image_files
-from harness.cli import (
-    add_data_arguments,
-    add_model_arguments,
-    add_runtime_arguments,
-    check_models,
-    now,
-    open_dataset,
-)
+from harness.models.preparation import ModelOptions, model_specs, prepare_model
+from harness.runfolder import now
 
 logger = logging.getLogger("focus-gradcam")
 
@@ -102,12 +98,39 @@ GUIDED_ACTIVATIONS = (nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.LeakyReLU, nn
                       timm.layers.activations.HardSwish, timm.layers.activations.Mish)
 
 
+@dataclasses.dataclass(frozen=True)
+class GradcamOptions(ModelOptions):
+    """focus-gradcam's options as plain values (and, from ModelOptions, how the models are built).
+
+    run: an earlier focus-eval run whose misclassified uncommon images (and models, weights, preprocessing,
+    images) are explained; images: the file names to explain instead; the others as build_parser says.
+    """
+
+    run: str | Path | None = None
+    images: tuple[str, ...] | None = None
+    selection: DataSelection = DataSelection()
+    selection_given: bool = False
+    cache_dir: str | None = None
+    output: str | Path | None = None
+    precision: str = "fp32"
+    cpu: bool = False
+    batch_size: int = 8
+    max_images: int = 16
+    target_layer: str | None = None
+    aug_smooth: bool = True
+    quiet: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output or self.run or "runs/focus")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = command.parser(None, __doc__.splitlines()[0])
-    add_data_arguments(parser)
-    cli.add_preprocessing_arguments(parser)
-    add_model_arguments(parser)
-    add_runtime_arguments(parser, batch_size=8, workers=False)
+    parser = commands.parser(None, __doc__.splitlines()[0])
+    options.add_data_arguments(parser)
+    options.add_preprocessing_arguments(parser)
+    options.add_model_arguments(parser)
+    options.add_runtime_arguments(parser, batch_size=8, workers=False)
 
     images = parser.add_argument_group("images")
     source = images.add_mutually_exclusive_group(required=True)
@@ -163,7 +186,7 @@ def failures_from_run(run_dir: Path, name: str, max_images: int) -> list[str]:
             f"(it has predictions for {found or 'no model'}). Run `focus-eval --data ... --models {name} "
             f"--output {run_dir}` first, or name the images with --images."
         )
-    predictions = runfolder.read_predictions(path)
+    predictions = scoring.read_predictions(path)
     chosen = select_failures(predictions, max_images)
     if not chosen:
         wrong = int(pc.sum(pc.invert(predictions.column("correct"))).as_py() or 0)
@@ -399,7 +422,7 @@ RECORD_SCHEMA = pa.schema([
 
 
 def gradcam_step(model: nn.Module, layer_name: str, layer: nn.Module, guided: GuidedBackpropReLUModel,
-                 preprocessing: dict[str, Any], aug_smooth: bool, name: str, dataset: datasets.Dataset,
+                 preprocessing: preprocess.Preprocessing, aug_smooth: bool, name: str, dataset: datasets.Dataset,
                  annotations: pa.Table) -> passes.Step:
     """The maps of a batch for the model's top-1 classes, the input images (uint8) to draw them on, and whether
     the logits and the maps are finite (checked in panel_rows)."""
@@ -454,26 +477,26 @@ def panel_rows(annotations: pa.Table, images: datasets.Dataset, rows: list[int],
     return to_rows
 
 
-def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, name: str,
-                  checkpoint: str | None, args: argparse.Namespace, overrides: dict[str, Any],
-                  output: Path, run_config: dict[str, Any] | None = None) -> Path | None:
+def explain_model(accelerator: Accelerator, target: AnalysisInput, name: str,
+                  options: GradcamOptions) -> Path | None:
     """Panels for one model (maps computed across processes, drawn on the main one); index.html's path there.
 
     The model folder's lock is held throughout, as focus-eval and focus-probe hold it.
     """
-    if args.run:
-        file_names = failures_from_run(Path(args.run), name, args.max_images)
-        source = f"misclassified with an uncommon attribute, from {args.run}"
+    if options.run:
+        file_names = failures_from_run(Path(options.run), name, options.max_images)
+        source = f"misclassified with an uncommon attribute, from {options.run}"
     else:
-        file_names = args.images[:args.max_images]
+        file_names = list(options.images[:options.max_images])
         source = "named on the command line"
+    dataset, annotations = target.dataset, target.annotations
     rows = list(dict.fromkeys(find_rows(annotations, file_names)))  # an image named twice gets one panel
-    model_dir = runfolder.model_dir(output, name)
-    with cli.model_folder_lock(accelerator, model_dir, f"focus-gradcam of {name}"):
+    model_dir = runfolder.model_dir(options.run_dir, name)
+    with model_folder_lock(accelerator, model_dir, f"focus-gradcam of {name}"):
         # The run's weights and preprocessing when the images come from it (built on every process alike).
-        model, info, preprocessing = cli.run_shared(accelerator, lambda: cli.prepare_model(
-            name, args, checkpoint, overrides, run_config))
-        layer_name, layer = find_target_layer(model, args.target_layer)
+        model, info, preprocessing = run_shared(accelerator, lambda: prepare_model(
+            name, options, target.run_configs.get(name)))
+        layer_name, layer = find_target_layer(model, options.target_layer)
         model = model.to(accelerator.device)
         guided = guided_model(model)
         out_dir = model_dir / GRADCAM_DIR
@@ -481,61 +504,67 @@ def explain_model(accelerator: Accelerator, dataset: datasets.Dataset, annotatio
         def start() -> None:
             out_dir.mkdir(parents=True, exist_ok=True)
             logger.info("%s: %d image(s), target layer %s, preprocessing %s", name, len(rows), layer_name,
-                        runfolder.preprocessing_summary(preprocessing))
-        cli.run_shared(accelerator, start, main_only=True)
+                        preprocessing.summary())
+        run_shared(accelerator, start, main_only=True)
 
         images = image_files(dataset)
         result = passes.run_pass(
-            accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing["input_size"],
-            gradcam_step(model, layer_name, layer, guided, preprocessing, args.aug_smooth, name, dataset,
+            accelerator, dataset, rows, preprocess.geometry_transform(preprocessing), preprocessing.input_size,
+            gradcam_step(model, layer_name, layer, guided, preprocessing, options.aug_smooth, name, dataset,
                          annotations),
             panel_rows(annotations, images, rows, labels.class_names(model.num_classes), out_dir, name),
-            schema=RECORD_SCHEMA, batch_size=args.batch_size, grad=True, desc=f"{name} Grad-CAM", quiet=args.quiet)
+            schema=RECORD_SCHEMA, batch_size=options.batch_size, grad=True, desc=f"{name} Grad-CAM",
+            quiet=options.quiet)
 
         def finish() -> Path:
             records = result.rows.to_pylist()
-            header = {"model": info["model"], "weights": info["weights"],
-                      "random_init": info["weights"] == "random-init", "target_layer": layer_name,
-                      "aug_smooth": args.aug_smooth, "input_size": preprocessing["input_size"],
-                      "preprocessing": preprocessing, "source": source, "precision": args.precision, "date": now()}
+            header = {"model": info.model, "weights": info.weights, "random_init": info.random_init,
+                      "target_layer": layer_name, "aug_smooth": options.aug_smooth,
+                      "input_size": list(preprocessing.input_size), "preprocessing": preprocessing.to_dict(),
+                      "source": source, "precision": options.precision, "date": now()}
             runfolder.write_json(out_dir / RECORDS_FILE, {**header, "images": records})
             runfolder.write_text(out_dir / INDEX_FILE, format_index(records, header))
             logger.info("%s: %d panel(s) in %s", name, len(records), out_dir)
             return out_dir / INDEX_FILE
-        return cli.run_shared(accelerator, finish, main_only=True)
+        return run_shared(accelerator, finish, main_only=True)
+
+
+def explain_models(data: str | Path | None, models: Sequence[str],
+                   options: GradcamOptions = GradcamOptions()) -> dict[str, Path | None]:
+    """Grad-CAM panels of `models` (with options.run: the run's, or those of `models` among them) on the images of
+    options.images, or with options.run the run's misclassified uncommon ones; each model's index.html."""
+    if options.max_images < 1:
+        raise ValueError(f"--max-images must be a positive number of images, got {options.max_images}")
+    with accelerator_for(options.precision, cpu=options.cpu) as accelerator:
+        target = analysis_input(None if data is None else str(data), options.selection, models, options,
+                                run=options.run, selection_given=options.selection_given, cache_dir=options.cache_dir)
+        indexes = for_each_model(target.names, lambda name: explain_model(accelerator, target, name, options))
+        return dict(zip(target.names, indexes))
+
+
+def gradcam_options(args: argparse.Namespace) -> GradcamOptions:
+    """The command line as the library's options."""
+    model = options.model_options_of(args)
+    return GradcamOptions(
+        **{field: getattr(model, field) for field in model.__dataclass_fields__},
+        run=args.run, images=None if args.images is None else tuple(args.images),
+        selection=options.selection_of(args), selection_given=options.selection_given(args),
+        cache_dir=args.cache_dir, output=args.output, precision=args.precision, cpu=args.cpu,
+        batch_size=args.batch_size, max_images=args.max_images, target_layer=args.target_layer,
+        aug_smooth=args.aug_smooth, quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_with_accelerator(build_parser().parse_args(argv), gradcam_run)
+    args = build_parser().parse_args(argv)
+    return commands.run_command(lambda: explain(args))
 
 
-def gradcam_run(accelerator: Accelerator, args: argparse.Namespace) -> int:
-    """Panels for every model of the command line; 0 on success, 2 on bad input."""
-    output = Path(args.output or args.run or "runs/focus")
-    try:
-        if args.max_images < 1:
-            raise ValueError(f"--max-images must be a positive number of images, got {args.max_images}")
-        names, checkpoints, configs = cli.models_of_run(args) if args.run else (*check_models(args), {})
-        overrides = cli.preprocessing_overrides(args)
-        dataset, _ = open_dataset(args)
-    except cli.COMMAND_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    annotations = focus_dataset.annotation_table(dataset)
-    try:
-        cli.check_data_of_run(args, statistics.dataset_fingerprint(annotations))
-    except cli.COMMAND_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name in names:
-        try:
-            index = explain_model(accelerator, dataset, annotations, name, checkpoints.get(name), args, overrides,
-                                  output, configs.get(name))
-        except cli.COMMAND_ERRORS as err:
-            print(f"error: {cli.about(name, str(err))}", file=sys.stderr)
-            return 2
-        if index is not None:
-            print(f"{name}: {index}")
+def explain(args: argparse.Namespace) -> int:
+    indexes = explain_models(args.data, model_specs(args.models, args.models_file), gradcam_options(args))
+    if commands.is_main_process():
+        for name, index in indexes.items():
+            if index is not None:
+                print(f"{name}: {index}")
     return 0
 
 

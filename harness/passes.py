@@ -10,8 +10,9 @@ progress bar and the timing. Each tool supplies two small functions:
     to_rows({name: array}) -> pa.Table   gathered results as rows, on the main process
 
 An exception on any process, in the step, in `to_rows` or while the main process writes parts or
-merges them, ends the pass on every process with the same error (cli.run_shared), instead of
-leaving the others waiting in a collective.
+merges them, ends the pass on every process with the same error (harness.distributed.run_shared), instead of
+leaving the others waiting in a collective. Whether the rows are new (a resumed model skips what its part
+files hold) is harness.artifacts' business; the pass imports nothing of the command line.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from harness import cli
+from harness.artifacts import read_parts, write_part
 from harness.data import FocusImages
+from harness.distributed import run_shared, shared_error
 
 
 @dataclass(frozen=True)
@@ -76,21 +78,6 @@ def check_finite(finite: np.ndarray, gathered: dict[str, np.ndarray], file_names
         raise ValueError(f"{name} gave non-finite {what} (NaN or infinity) for {broken.size} image(s) of a batch, "
                          f"the first {file_names[gathered['index'][broken[0]]]}: its weights are broken, or the "
                          f"precision overflows (try --precision bf16 or fp32)")
-
-
-def rerun_advice(num_rows: int, num_images: int) -> str:
-    """What to do when merged part files hold `num_rows` rows for `num_images` images.
-
-    Fewer: the missing images are computed by a rerun. More: the parts hold images the data does not,
-    and a rerun would merge them again, so only starting afresh helps.
-    """
-    return "rerun to resume" if num_rows < num_images else "rerun with --no-resume"
-
-
-def pending_rows(file_names: Sequence[str], parts_dir: Path, schema: pa.Schema) -> list[int]:
-    """Rows whose file_name has no row in the part files yet (all of them when there are none)."""
-    done = set(cli.read_parts(parts_dir, schema).column("file_name").to_pylist())
-    return [row for row, file_name in enumerate(file_names) if file_name not in done]
 
 
 @dataclass(frozen=True)
@@ -150,7 +137,7 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
                        if name.startswith(f"{i}:")}
             buffer.append(consumer.to_rows({"index": gathered["index"][mine], "ok": gathered["ok"][mine], **outputs}))
             if consumer.parts_dir is not None and sum(t.num_rows for t in buffer) >= save_every:
-                cli.write_part(consumer.parts_dir, pa.concat_tables(buffer))
+                write_part(consumer.parts_dir, pa.concat_tables(buffer))
                 buffer.clear()
 
     def step(batch: Batch) -> dict[str, torch.Tensor]:
@@ -171,7 +158,7 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
                         outputs = _run_step(accelerator, step, Batch(*batch), grad)
                 except Exception as err:  # noqa: BLE001 - shared below, whatever it is
                     error = err
-            if (error := cli.shared_error(error)) is not None:
+            if (error := shared_error(error)) is not None:
                 raise error
             if batch is None:
                 break
@@ -197,11 +184,11 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
                 merged.append(pa.concat_tables(buffer) if buffer else consumer.schema.empty_table())
                 continue
             if buffer:
-                cli.write_part(consumer.parts_dir, pa.concat_tables(buffer))
-            merged.append(cli.read_parts(consumer.parts_dir, consumer.schema))
+                write_part(consumer.parts_dir, pa.concat_tables(buffer))
+            merged.append(read_parts(consumer.parts_dir, consumer.schema))
         return merged
 
-    merged = cli.run_shared(accelerator, merge, main_only=True) or [None] * len(consumers)
+    merged = run_shared(accelerator, merge, main_only=True) or [None] * len(consumers)
     return [PassResult(rows=table, num_images=num_images if rows else 0, seconds=seconds) for table in merged]
 
 

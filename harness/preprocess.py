@@ -15,8 +15,9 @@ Two protocols, with timm validate.py's overrides on top of either (`--img-size`,
   torchvision, the preprocess config of a CLIP model, a transformers image processor. The default
   for CLIP zero-shot and transformers classifiers, which are evaluated as their authors preprocess.
 
-The resolved preprocessing is one dict (keys in harness/runfolder.py), recorded in config.json. The
-tensor is made in two halves that the harness keeps apart:
+The resolved preprocessing is one frozen record, `Preprocessing` (config.json records its `to_dict()`;
+a run's record is read back with `Preprocessing.from_dict`, which checks it). The tensor is made in two
+halves that the harness keeps apart:
 
 - geometry, in DataLoader workers: the decoded image resized and cropped, as a uint8 (3, H, W)
   tensor. A batch of these moves a quarter of the bytes of float32 to a GPU, and one decoded batch
@@ -28,6 +29,7 @@ tensor is made in two halves that the harness keeps apart:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,6 +49,118 @@ OVERRIDES = ("img_size", "crop_pct", "crop_mode", "interpolation", "mean", "std"
 # Bounds on the overrides: every worker resizes each image to input size / crop_pct, so a crop_pct of
 # 0.001 or an input of 10^5 pixels would ask for gigapixel images.
 MAX_IMG_SIZE, MIN_CROP_PCT, MAX_CROP_PCT = 4096, 0.1, 2.0
+MAX_RESIZE = math.floor(MAX_IMG_SIZE / MIN_CROP_PCT)  # the largest resize the bounded overrides can ask for
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model's input, as config.json records it ("preprocessing").
+
+    protocol        "paper" (the authors' resize and centre crop) or "timm" (the model's own config)
+    custom          True when a timm validate.py override (--img-size, --crop-pct, ...) was given
+    input_size      (3, H, W), the crop
+    resize          the size resized to before the crop, floor(crop / crop_pct): the shorter side (crop_mode
+                    center), the longer (border), or both sides (squash); (h, w) when not square
+    crop_pct        crop / resize (1.0 under the paper protocol: no 0.875 crop)
+    crop_mode       "center", "squash" or "border"
+    interpolation   the resize filter: "bilinear", "bicubic", ...
+    mean, std       the normalisation, 3 values each
+    """
+
+    protocol: str
+    custom: bool
+    input_size: tuple[int, int, int]
+    resize: int | tuple[int, int]
+    crop_pct: float
+    crop_mode: str
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def geometry(self) -> tuple:
+        """What decoding, resizing and cropping depend on (not the normalisation): inputs of equal geometry are
+        the same uint8 tensors, so models that agree on it share one decoded batch."""
+        return self.input_size, self.resize, self.crop_pct, self.crop_mode, self.interpolation
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record (lists for tuples), as config.json, features.json and gradcam.json hold it."""
+        record = dataclasses.asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in record.items()}
+
+    @classmethod
+    def from_dict(cls, record: Any, source: str = "preprocessing") -> "Preprocessing":
+        """A recorded preprocessing, checked as the command line's is: a run folder's config may be damaged."""
+        fields = [field.name for field in dataclasses.fields(cls)]
+        if not isinstance(record, dict) or set(record) != set(fields):
+            raise ValueError(f"{source}: expected a preprocessing record with the keys {fields}, got "
+                             f"{str(record)[:200]}")
+        try:
+            preprocessing = cls(
+                protocol=str(record["protocol"]), custom=bool(record["custom"]),
+                input_size=_sizes(record["input_size"], 3), resize=_resize(record["resize"]),
+                crop_pct=float(record["crop_pct"]), crop_mode=str(record["crop_mode"]),
+                interpolation=str(record["interpolation"]), mean=_channels(record["mean"]),
+                std=_channels(record["std"]))
+            check_preprocessing(preprocessing)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: not a usable preprocessing ({err})") from None
+        return preprocessing
+
+    def summary(self) -> str:
+        """In a few words (reports, logs): protocol, resize→crop, filter, what is not usual.
+
+        >>> resolve_preprocessing({"input_size": (3, 224, 224), "interpolation": "bicubic", "mean": (0.485, 0.456,
+        ...     0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875, "crop_mode": "center"}, "timm").summary()
+        'timm: 256→224 bicubic'
+        """
+        words = [f"{_size_text(self.resize)}→{_size_text(self.input_size[1:])} {self.interpolation}"]
+        if self.crop_mode != "center":
+            words.append(self.crop_mode)
+        if self.custom:
+            words.append(f"mean {_values_text(self.mean)} std {_values_text(self.std)}")
+        return f"{self.protocol}{' (custom)' if self.custom else ''}: " + ", ".join(words)
+
+
+def _sizes(values: Any, count: int) -> tuple[int, ...]:
+    if not isinstance(values, (list, tuple)) or len(values) != count or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"expected {count} whole numbers, got {str(values)[:80]}")
+    return tuple(values)
+
+
+def _resize(value: Any) -> int | tuple[int, int]:
+    return _sizes([value], 1)[0] if not isinstance(value, (list, tuple)) else _sizes(value, 2)
+
+
+def _channels(values: Any) -> tuple[float, float, float]:
+    if not isinstance(values, (list, tuple)) or len(values) != 3:
+        raise ValueError(f"expected 3 values (R G B), got {str(values)[:80]}")
+    return tuple(float(v) for v in values)
+
+
+def _size_text(size: int | Sequence[int]) -> str:
+    if isinstance(size, int):
+        return str(size)
+    return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
+
+
+def _values_text(values: Sequence[float]) -> str:
+    return f"{values[0]:g}" if len(set(values)) == 1 else ",".join(f"{v:g}" for v in values)
+
+
+def check_preprocessing(preprocessing: Preprocessing) -> None:
+    """A ValueError naming the first setting that no command-line option could have given (a tampered record)."""
+    if preprocessing.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {preprocessing.protocol!r}")
+    sizes = [*preprocessing.input_size[1:], *((preprocessing.resize,) if isinstance(preprocessing.resize, int)
+                                              else preprocessing.resize)]
+    if preprocessing.input_size[0] != 3 or not all(1 <= size <= MAX_RESIZE for size in sizes):
+        raise ValueError(f"input_size {list(preprocessing.input_size)} and resize {preprocessing.resize} must be 3 "
+                         f"channels and sizes from 1 to {MAX_RESIZE} pixels")
+    check_overrides({"crop_pct": preprocessing.crop_pct, "crop_mode": preprocessing.crop_mode,
+                     "interpolation": preprocessing.interpolation, "mean": list(preprocessing.mean),
+                     "std": list(preprocessing.std)})
 
 
 def check_overrides(overrides: dict[str, Any]) -> None:
@@ -67,25 +181,25 @@ def check_overrides(overrides: dict[str, Any]) -> None:
         values = overrides.get(key)
         if values is not None and len(values) not in (1, 3):
             raise ValueError(f"--{key} takes 1 value (for every channel) or 3 (R G B), got {len(values)}: {values}")
+        if values is not None and not all(math.isfinite(v) for v in values):
+            raise ValueError(f"--{key} must be finite numbers, got {values}")
     if overrides.get("std") is not None and min(overrides["std"]) <= 0:
         raise ValueError(f"--std must be positive, got {overrides['std']}")
 
 
-def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", **overrides: Any) -> dict[str, Any]:
+def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", **overrides: Any) -> Preprocessing:
     """A model's preprocessing under `protocol`, overrides applied as timm's validate.py does.
 
     `data_config` is the model's own preprocessing in timm's data-config terms (input_size,
     interpolation, mean, std, crop_pct, crop_mode): harness.models' info["data_config"], which for a
     timm model is ``timm.data.resolve_data_config(model=model)``. `overrides` are OVERRIDES' keys;
-    None means not given. Returns the dict recorded in config.json: protocol, custom (any override
-    given), input_size [3, H, W], resize (see resize_size), crop_pct, crop_mode, interpolation, mean,
-    std.
+    None means not given. Returns the Preprocessing (custom: any override given; resize: see resize_size).
 
     >>> own = {"input_size": (3, 224, 224), "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3,
     ...        "crop_pct": 0.875, "crop_mode": "center"}
     >>> paper = resolve_preprocessing(own, "paper")
-    >>> paper["resize"], paper["interpolation"], paper["mean"], resolve_preprocessing(own, "timm")["resize"]
-    (224, 'bilinear', [0.5, 0.5, 0.5], 256)
+    >>> paper.resize, paper.interpolation, paper.mean, resolve_preprocessing(own, "timm").resize
+    (224, 'bilinear', (0.5, 0.5, 0.5), 256)
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"--preprocess must be one of {list(PROTOCOLS)}, got {protocol!r}")
@@ -97,12 +211,12 @@ def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", 
     # timm's own resolution, the model's config standing in for its pretrained config: the overrides
     # mean exactly what they mean to timm's validate.py.
     config = timm.data.resolve_data_config(args=overrides, pretrained_cfg=config)
-    return {
-        "protocol": protocol, "custom": bool(overrides), "input_size": list(config["input_size"]),
-        "resize": resize_size(config["input_size"], config["crop_pct"]), "crop_pct": config["crop_pct"],
-        "crop_mode": config["crop_mode"], "interpolation": config["interpolation"],
-        "mean": [float(v) for v in config["mean"]], "std": [float(v) for v in config["std"]],
-    }
+    resize = resize_size(config["input_size"], config["crop_pct"])
+    return Preprocessing(
+        protocol=protocol, custom=bool(overrides), input_size=tuple(int(v) for v in config["input_size"]),
+        resize=resize if isinstance(resize, int) else tuple(resize), crop_pct=float(config["crop_pct"]),
+        crop_mode=config["crop_mode"], interpolation=config["interpolation"],
+        mean=tuple(float(v) for v in config["mean"]), std=tuple(float(v) for v in config["std"]))
 
 
 def resize_size(input_size: Sequence[int], crop_pct: float) -> int | list[int]:
@@ -118,28 +232,28 @@ def resize_size(input_size: Sequence[int], crop_pct: float) -> int | list[int]:
     return height if height == width else [height, width]
 
 
-def geometry_transform(preprocessing: dict[str, Any]) -> Callable[[PIL.Image.Image], torch.Tensor]:
+def geometry_transform(preprocessing: Preprocessing) -> Callable[[PIL.Image.Image], torch.Tensor]:
     """The resize and crop of `preprocessing`, ending in a uint8 (3, H, W) tensor (no scaling).
 
     timm's eval transform without its normalisation: with the paper protocol, torchvision's
     Resize(s) and CenterCrop(s) (timm builds them when crop_pct is 1.0).
     """
     return timm.data.create_transform(
-        input_size=tuple(preprocessing["input_size"]), interpolation=preprocessing["interpolation"],
-        crop_pct=preprocessing["crop_pct"], crop_mode=preprocessing["crop_mode"],
-        mean=tuple(preprocessing["mean"]), std=tuple(preprocessing["std"]), normalize=False)
+        input_size=preprocessing.input_size, interpolation=preprocessing.interpolation,
+        crop_pct=preprocessing.crop_pct, crop_mode=preprocessing.crop_mode,
+        mean=preprocessing.mean, std=preprocessing.std, normalize=False)
 
 
-def normalize(images: torch.Tensor, preprocessing: dict[str, Any]) -> torch.Tensor:
+def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     """uint8 images (..., 3, H, W) as the model's float32 input: ToTensor's scaling, then Normalize."""
     # 255 as a tensor on the device, not a Python number: CUDA divides by a CPU scalar as a multiplication
     # by its reciprocal, which differs from ToTensor's true division in the last bit for half the values.
     scale = torch.tensor(255.0, device=images.device)
-    mean = torch.as_tensor(preprocessing["mean"], dtype=torch.float32, device=images.device).view(-1, 1, 1)
-    std = torch.as_tensor(preprocessing["std"], dtype=torch.float32, device=images.device).view(-1, 1, 1)
+    mean = torch.as_tensor(preprocessing.mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
+    std = torch.as_tensor(preprocessing.std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     return (images.float().div(scale) - mean) / std
 
 
-def model_input(image: PIL.Image.Image, preprocessing: dict[str, Any]) -> torch.Tensor:
+def model_input(image: PIL.Image.Image, preprocessing: Preprocessing) -> torch.Tensor:
     """One RGB image as the model's input (3, H, W): the geometry, then the normalisation."""
     return normalize(geometry_transform(preprocessing)(image), preprocessing)

@@ -42,7 +42,6 @@ from harness.runfolder import (
     REPORT_FILE,
     RUN_FILE,
     model_slug,
-    preprocessing_summary,
     read_json,
     write_text,
 )
@@ -53,7 +52,8 @@ GAP_DECIMALS = 1
 # Table 3's columns, then the two overall gaps: A(P0) - A(P1 u P2 u P3), and A(P0) - A(P1 u P2), which
 # is what the paper's published overall gaps measure (footnote 2 leaves P3 out).
 GAP_COLUMNS = {**{gap: f"{gap} ({attribute})" for attribute, gap in schema.GAP_NAMES.items()},
-               "gap_overall": "overall gap (P1 ∪ P2 ∪ P3)", "gap_overall_paper": "overall gap as published (P1 ∪ P2)"}
+               "gap_overall": "overall gap (P1 ∪ P2 ∪ P3)",
+               "gap_overall_paper": "overall gap as published (P1 ∪ P2)"}
 # Table 4's columns, plus P(t,w,l) which the paper leaves out.
 TABLE4_COLUMNS = list(schema.PARTITION_NAMES)
 
@@ -259,11 +259,11 @@ def _models_table(results: Sequence[ModelResult]) -> str:
             weights = DASH if result.weights is None else f"`{result.weights}`"
             if result.config.get("sha256"):
                 weights += f" sha256 `{result.config['sha256'][:12]}`"
-        preprocessing = result.config.get("preprocessing")
+        preprocessing = result.preprocessing
         rows.append([
             _row_label(result),
             weights,
-            DASH if preprocessing is None else preprocessing_summary(preprocessing),
+            DASH if preprocessing is None else preprocessing.summary(),
             result.paper_name or DASH,
             str(result.metrics["n"]),
             str(result.n_failed),
@@ -481,19 +481,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command.set_up_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     run_dir = command.one_of(parser, args.run_positional, args.run, "RUN or --run")
-    try:
-        if args.figures_only:
-            paths = draw_figures(run_dir)
-            print(f"drew {len(paths)} figure(s) in {Path(run_dir) / FIGURES_DIR}")
-            return 0
-        written = write_run_report(run_dir)
-    except (ValueError, OSError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return command.run_command(lambda: redraw(run_dir, args.figures_only))
+
+
+def redraw(run_dir: str, figures_only: bool) -> int:
+    if figures_only:
+        paths = draw_figures(run_dir)
+        print(f"drew {len(paths)} figure(s) in {Path(run_dir) / FIGURES_DIR}")
+        return 0
+    written = write_run_report(run_dir)
     print(written.markdown)
     print(written.table)
     return 0

@@ -15,6 +15,7 @@ import numpy as np
 from focus_tools import schema
 from harness import results as results_table
 from harness import robustness
+from harness.preprocess import Preprocessing
 from harness.runfolder import CONFIG_FILE, FAILED_FILE, METRICS_FILE, RUN_FILE, model_slug, read_json
 
 DASH = "—"  # any value that is undefined (no image) or not published
@@ -50,6 +51,12 @@ class ModelResult:
     def row(self) -> dict[str, Any]:
         """The model's row of the results table (harness.results)."""
         return results_table.result_row(self.config | {"model": self.name}, self.metrics, self.n_failed)
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """How the model's images were preprocessed (None for runs that predate the record)."""
+        recorded = self.config.get("preprocessing")
+        return None if recorded is None else Preprocessing.from_dict(recorded, f"{self.name}'s {CONFIG_FILE}")
 
     @property
     def label(self) -> str:

@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 
+from harness import scoring
 from focus_tools import schema
-from harness.runfolder import load_metric_module
+from harness.scoring import load_metric_module
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "focus_generalization"
@@ -118,8 +119,8 @@ def test_metric_module_imports_one_library_per_line_and_nothing_from_the_project
 
 
 def test_the_harness_computes_the_metric_without_importing_evaluate():
-    script = ("import sys, numpy as np, pyarrow as pa; import harness.run; from harness import runfolder; "
-              "runfolder.compute_metrics(pa.table({'prediction': [0], 'label': [0], 'time': [0], 'weather': [5], "
+    script = ("import sys, numpy as np, pyarrow as pa; import harness.run; from harness import scoring; "
+              "scoring.compute_metrics(pa.table({'prediction': [0], 'label': [0], 'time': [0], 'weather': [5], "
               "'locations': [[5]], 'uncommon_time': [False], 'uncommon_weather': [False], 'uncommon_locations': [[]], "
               "'correct': [True], 'top5_correct': [True]}), n_bootstrap=0); "
               "print(sorted(name for name in ('evaluate', 'transformers') if name in sys.modules))")

@@ -46,9 +46,9 @@ def test_hf_hub_timm_model_loads_from_the_cache_offline(offline_cache, tmp_path)
     hub_snapshot(offline_cache, "test-org/tiny-resnet", tmp_path / "saved")
     model, info = create_model("hf-hub:test-org/tiny-resnet")
     assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
-    assert info["source"] == "timm" and info["weights"] == "hub-cache"
-    assert info["sha256"] == sha256_file(tmp_path / "saved" / "model.safetensors")
-    assert info["data_config"]["input_size"] == (3, 160, 160)
+    assert info.source == "timm" and info.weights == "hub-cache"
+    assert info.sha256 == sha256_file(tmp_path / "saved" / "model.safetensors")
+    assert info.data_config["input_size"] == (3, 160, 160)
 
 
 def test_missing_hf_hub_repo_offline_says_how_to_fetch_it(offline_cache):
@@ -61,11 +61,11 @@ def test_missing_hf_hub_repo_offline_says_how_to_fetch_it(offline_cache):
 def test_local_dir_and_a_save_for_hf_folder_as_checkpoint(tmp_path):
     saved = tiny_timm_folder(tmp_path / "saved")
     model, info = create_model(f"local-dir:{tmp_path / 'saved'}")
-    assert info["weights"] == "local-dir" and info["weights_file"] == str(tmp_path / "saved" / "model.safetensors")
+    assert info.weights == "local-dir" and info.weights_file == str(tmp_path / "saved" / "model.safetensors")
     as_checkpoint, info = create_model("test_resnet", checkpoint=tmp_path / "saved")
     assert all(torch.equal(v, saved.state_dict()[k]) for k, v in as_checkpoint.state_dict().items())
-    assert info["weights"] == f"checkpoint:{tmp_path / 'saved'}"
-    assert info["weights_file"] == str(tmp_path / "saved" / "model.safetensors")
+    assert info.weights == f"checkpoint:{tmp_path / 'saved'}"
+    assert info.weights_file == str(tmp_path / "saved" / "model.safetensors")
 
 
 def test_local_dir_without_config_is_named(tmp_path):
@@ -88,9 +88,9 @@ def test_torchvision_weights_load_from_torchvisions_cache(offline_cache):
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
     model, info = create_model("torchvision:mobilenet_v3_small/IMAGENET1K_V1")
-    assert info["weights"] == "torchvision:MobileNet_V3_Small_Weights.IMAGENET1K_V1"
-    assert info["weights_file"] == str(path) and info["sha256"] == sha256_file(path)
-    assert info["data_config"] == {"input_size": (3, 224, 224), "interpolation": "bilinear",
+    assert info.weights == "torchvision:MobileNet_V3_Small_Weights.IMAGENET1K_V1"
+    assert info.weights_file == str(path) and info.sha256 == sha256_file(path)
+    assert info.data_config == {"input_size": (3, 224, 224), "interpolation": "bilinear",
                                    "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
                                    "crop_pct": 224 / 256, "crop_mode": "center"}
     images = torch.randn(2, 3, 224, 224)
@@ -127,8 +127,8 @@ def test_clip_zero_shot_head_is_the_normalised_mean_of_the_prompt_embeddings(off
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two templates\na photo of a {}.\n\na blurry photo of the {}.\n")
     model, info = create_model("open_clip:hf-hub:test-org/tiny-clip", prompts=prompts)
-    assert info["label_space"] == "focus" and info["num_classes"] == 10 and info["weights"] == "hub-cache"
-    assert info["zero_shot"]["num_templates"] == 2 and info["zero_shot"]["templates_sha256"] == sha256_file(prompts)
+    assert info.label_space == "focus" and info.num_classes == 10 and info.weights == "hub-cache"
+    assert info.zero_shot["num_templates"] == 2 and info.zero_shot["templates_sha256"] == sha256_file(prompts)
     tokenizer = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'clip'}")
     with torch.no_grad():
         expected = []
@@ -142,7 +142,7 @@ def test_clip_zero_shot_head_is_the_normalised_mean_of_the_prompt_embeddings(off
         image_features = torch.nn.functional.normalize(clip.encode_image(images), dim=-1)
         assert torch.allclose(model(images), clip.logit_scale.exp() * image_features @ torch.stack(expected).T,
                               atol=1e-5)
-    assert info["data_config"] == {"input_size": (3, 32, 32), "interpolation": "bicubic",
+    assert info.data_config == {"input_size": (3, 32, 32), "interpolation": "bicubic",
                                    "mean": (0.48145466, 0.4578275, 0.40821073),
                                    "std": (0.26862954, 0.26130258, 0.27577711), "crop_pct": 1.0,
                                    "crop_mode": "center"}
@@ -165,12 +165,12 @@ def test_clip_tag_weights_come_from_the_hub_cache_with_the_tags_activation_and_p
     model, info = create_model("open_clip:Tiny-CLIP/openai")
     snapshot = offline_cache / "models--test-org--tiny-clip-tag" / "snapshots" / HUB_COMMIT
     weights = snapshot / "open_clip_model.safetensors"
-    assert info["weights"] == "hub-cache" and info["sha256"] == sha256_file(weights)
+    assert info.weights == "hub-cache" and info.sha256 == sha256_file(weights)
     # OpenAI's weights were trained with QuickGELU: built with GELU, they would give other features silently.
     activations = {type(m).__name__ for m in model.modules() if type(m).__name__ in ("QuickGELU", "GELU")}
     assert activations == ({"QuickGELU"} if tag_quick_gelu else {"GELU"})
     assert torch.equal(model.visual.conv1.weight, clip.visual.conv1.weight)
-    assert info["data_config"]["mean"] == (0.5, 0.5, 0.5) and info["data_config"]["interpolation"] == "bilinear"
+    assert info.data_config["mean"] == (0.5, 0.5, 0.5) and info.data_config["interpolation"] == "bilinear"
 
 
 def test_clip_models_take_the_focus_label_space_only(tmp_path):
@@ -204,8 +204,8 @@ def test_transformers_imagenet_classifier_from_the_hub_cache_offline(offline_cac
     vit = tiny_vit_folder(tmp_path / "vit")
     hub_snapshot(offline_cache, "test-org/tiny-vit", tmp_path / "vit")
     model, info = create_model("transformers:test-org/tiny-vit")
-    assert info["label_space"] == "imagenet" and info["weights"] == "hub-cache" and info["num_classes"] == 1000
-    assert info["data_config"] == {"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5, 0.5, 0.5),
+    assert info.label_space == "imagenet" and info.weights == "hub-cache" and info.num_classes == 1000
+    assert info.data_config == {"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5, 0.5, 0.5),
                                    "std": (0.5, 0.5, 0.5), "crop_pct": 1.0, "crop_mode": "squash"}
     images = torch.randn(2, 3, 32, 32)
     assert torch.equal(model(images), vit(pixel_values=images).logits)
@@ -215,7 +215,7 @@ def test_transformers_imagenet_classifier_from_the_hub_cache_offline(offline_cac
 def test_transformers_cifar10_head_is_reordered_to_focus_classes(tmp_path):
     vit = tiny_vit_folder(tmp_path / "vit", labels=CIFAR10)
     model, info = create_model(f"transformers:{tmp_path / 'vit'}")
-    assert info["label_space"] == "focus" and info["weights"] == "local-dir"
+    assert info.label_space == "focus" and info.weights == "local-dir"
     order = [CIFAR10.index({"car": "automobile", "plane": "airplane"}.get(name, name)) for name in CLASS_NAMES]
     images = torch.randn(2, 3, 32, 32)
     assert torch.equal(model(images), vit(pixel_values=images).logits[:, order])

@@ -181,12 +181,12 @@ def test_lite0_classifies_chelsea_as_focus_cat_and_coffee_as_unmapped(lite0):
 def test_create_model_records_checkpoint_source_hash_and_preprocessing(lite0):
     model, info = lite0
     assert not model.training
-    assert info["weights"] == f"checkpoint:{lite0_checkpoint_path()}"
-    assert info["sha256"] == LITE0_SHA256
-    assert info["checkpoint_format"] == "efficientnet-pytorch"
-    assert info["num_params"] == 4_652_008 and info["num_classes"] == 1000
-    assert info["pretrained_cfg"]["architecture"] == LITE0_MODEL
-    config = info["data_config"]
+    assert info.weights == f"checkpoint:{lite0_checkpoint_path()}"
+    assert info.sha256 == LITE0_SHA256
+    assert info.checkpoint_format == "efficientnet-pytorch"
+    assert info.num_params == 4_652_008 and info.num_classes == 1000
+    assert info.pretrained_cfg["architecture"] == LITE0_MODEL
+    config = info.data_config
     assert config["input_size"] == (3, 224, 224) and config["interpolation"] == "bicubic"
     assert config["mean"] == config["std"] == (0.5, 0.5, 0.5)
 
@@ -269,8 +269,8 @@ def test_timm_checkpoint_loads_from_pth_or_safetensors_with_wrappers_removed(tmp
         safetensors.torch.save_file(tiny_state_dict, path)
     model, info = create_model("test_resnet", checkpoint=path)
     assert all(torch.equal(v, tiny_state_dict[k]) for k, v in model.state_dict().items())
-    assert info["weights"] == f"checkpoint:{path}" and info["sha256"] == sha256_file(path)
-    assert info["checkpoint_format"] == "timm"
+    assert info.weights == f"checkpoint:{path}" and info.sha256 == sha256_file(path)
+    assert info.checkpoint_format == "timm"
 
 
 def test_checkpoint_that_does_not_fit_names_missing_unexpected_and_reshaped_keys(tmp_path, tiny_state_dict):
@@ -295,7 +295,7 @@ def test_checkpoint_with_a_focus_head_suggests_the_focus_label_space(tmp_path):
                                                        r"head.*use --label-space focus"):
         create_model("test_resnet", checkpoint=path)
     model, info = create_model("test_resnet", checkpoint=path, label_space="focus")
-    assert info["num_classes"] == 10 and info["label_space"] == "focus"
+    assert info.num_classes == 10 and info.label_space == "focus"
 
 
 def test_imagenet_checkpoint_with_the_focus_label_space_says_to_use_the_default(tmp_path):
@@ -371,7 +371,7 @@ def test_model_without_pretrained_weights_asks_for_a_checkpoint_or_random_init()
     advice = r"no pretrained weights for 'cspresnet50d'.*--checkpoint.*--random-init"
     with pytest.raises(UnknownModelError, match=advice):
         create_model("cspresnet50d")
-    assert create_model("cspresnet50d", random_init=True)[1]["weights"] == "random-init"
+    assert create_model("cspresnet50d", random_init=True)[1].weights == "random-init"
 
 
 def test_missing_weights_offline_fail_at_once_saying_how_to_provide_them(monkeypatch, tmp_path, no_network):
@@ -414,9 +414,9 @@ def test_weights_in_the_local_hub_cache_load_without_network(monkeypatch, tmp_pa
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     model, info = create_model("test_resnet")
     assert all(torch.equal(v, tiny_state_dict[k]) for k, v in model.state_dict().items())
-    assert info["weights"] == "hub-cache" and info["weights_file"] == str(weights)
-    assert info["sha256"] == sha256_file(weights)
-    assert "file" not in info["pretrained_cfg"]
+    assert info.weights == "hub-cache" and info.weights_file == str(weights)
+    assert info.sha256 == sha256_file(weights)
+    assert "file" not in info.pretrained_cfg
 
 
 def test_random_weights_only_when_asked_for_and_recorded_as_such(tmp_path):
@@ -425,8 +425,8 @@ def test_random_weights_only_when_asked_for_and_recorded_as_such(tmp_path):
     with pytest.raises(ValueError, match=r"random_init=True and checkpoint=.* contradict"):
         create_model("test_resnet", random_init=True, checkpoint=tmp_path / "x.pth")
     model, info = create_model("test_resnet", random_init=True, num_classes=10)
-    assert info["weights"] == "random-init" and info["sha256"] is None and info["weights_file"] is None
-    assert info["num_classes"] == 10
+    assert info.weights == "random-init" and info.sha256 is None and info.weights_file is None
+    assert info.num_classes == 10
 
 
 def test_new_head_on_pretrained_weights_is_refused():

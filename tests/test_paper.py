@@ -5,7 +5,7 @@ import pytest
 from focus_tools import published
 from focus_tools import schema
 from harness import paper
-from harness.runfolder import load_metric_module
+from harness.scoring import load_metric_module
 
 compute_focus_metrics = load_metric_module().compute_focus_metrics
 CAR = schema.CLASS_NAMES.index("car")

@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from harness import cli, passes
+from harness import artifacts, distributed, passes
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 8
@@ -81,11 +81,11 @@ def test_rows_go_to_parts_as_they_come_and_a_second_pass_has_nothing_left(accele
     parts = tmp_path / "parts"
     first = run(accelerator, dataset, range(4), parts_dir=parts, save_every=2)
     assert len(list(parts.glob("part-*.parquet"))) == 2 and first.rows.num_rows == 4
-    pending = passes.pending_rows(dataset["file_name"], parts, SCHEMA)
+    pending = artifacts.pending_rows(dataset["file_name"], parts, SCHEMA)
     assert pending == [4, 5, 6]
     second = run(accelerator, dataset, pending, parts_dir=parts, save_every=2)
     assert second.num_images == 3 and second.rows.column("mean").to_pylist() == [10.0 * i for i in range(1, 8)]
-    assert passes.pending_rows(dataset["file_name"], parts, SCHEMA) == []
+    assert artifacts.pending_rows(dataset["file_name"], parts, SCHEMA) == []
     nothing = run(accelerator, dataset, [], parts_dir=parts)
     assert nothing.num_images == 0 and nothing.rows.num_rows == 7 and nothing.images_per_second is None
 
@@ -127,21 +127,29 @@ def test_non_finite_outputs_of_decoded_images_name_the_model_the_first_image_and
 
 def test_parts_that_do_not_merge_say_resume_when_images_are_missing_and_no_resume_when_strangers_are_there(
         tmp_path):
-    from harness.run import PART_SCHEMA, check_parts
+    from harness.evaluation import PART_SCHEMA
 
-    assert passes.rerun_advice(3, 4) == "rerun to resume" and passes.rerun_advice(5, 4) == "rerun with --no-resume"
+    assert artifacts.rerun_advice(3, 4) == "rerun to resume"
+    assert artifacts.rerun_advice(5, 4) == "rerun with --no-resume"
     parts = pa.table({field.name: pa.nulls(3, field.type) for field in PART_SCHEMA}, schema=PART_SCHEMA)
     parts = parts.set_column(0, "file_name", pa.array(["a.jpg", "b.jpg", "c.jpg"]))
-    with pytest.raises(RuntimeError, match=r": 3 predictions for 4 images; rerun to resume$"):
-        check_parts(parts, tmp_path, 4)
-    with pytest.raises(RuntimeError, match=r": 3 predictions for 2 images; rerun with --no-resume$"):
-        check_parts(parts, tmp_path, 2)
-    assert check_parts(parts, tmp_path, 3).num_rows == 3
+    with pytest.raises(RuntimeError, match=r": predictions for 3 of 4 images; rerun to resume$"):
+        artifacts.merged(parts, tmp_path, 4, what="predictions")
+    with pytest.raises(RuntimeError, match=r": predictions for 3 of 2 images; rerun with --no-resume$"):
+        artifacts.merged(parts, tmp_path, 2, what="predictions")
+    assert artifacts.merged(parts, tmp_path, 3, what="predictions").num_rows == 3
+
+
+def test_an_image_twice_in_the_parts_is_an_error_naming_it_and_the_folder(tmp_path):
+    parts = pa.table({"file_name": ["b.jpg", "a.jpg", "b.jpg"]})
+    with pytest.raises(RuntimeError, match=rf"^{tmp_path}: 1 image\(s\) have features twice or more in its part "
+                                           rf"files, e.g. \['b.jpg'\]; rerun with --no-resume$"):
+        artifacts.merged(parts, tmp_path, 2, what="features")
 
 
 def test_an_error_on_another_process_stops_this_one(accelerator, monkeypatch):
     # gather_object as in a two-process run whose other process failed in its step.
-    monkeypatch.setattr(cli, "gather_object", lambda objects: [*objects, RuntimeError("out of memory on process 1")])
+    monkeypatch.setattr(distributed, "gather_object", lambda objects: [*objects, RuntimeError("out of memory on process 1")])
     with pytest.raises(RuntimeError, match="out of memory on process 1"):
         run(accelerator, tiny_dataset(), range(7))
 
@@ -166,7 +174,8 @@ TWO_PROCESS_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from accelerate import Accelerator
     import test_passes as t
-    from harness import cli, passes
+    from focus_common.commands import COMMAND_ERRORS
+    from harness import passes
 
     mode, parts = sys.argv[1], Path(sys.argv[2])
     accelerator = Accelerator(cpu=True)
@@ -180,13 +189,13 @@ TWO_PROCESS_SCRIPT = textwrap.dedent("""
     try:
         passes.run_pass(accelerator, dataset, range(7), t.crop, (3, t.SIZE, t.SIZE), step, t.rows_of(dataset),
                         schema=t.SCHEMA, parts_dir=parts, save_every=100, batch_size=2, quiet=True)
-    except cli.COMMAND_ERRORS as err:
+    except COMMAND_ERRORS as err:
         print(f"error: {{err}}", file=sys.stderr)
         code = 2
     else:
         code = 0
     finally:
-        # As the commands do (cli.run_with_accelerator): leave the process group before exiting, or gloo
+        # As the commands do (distributed.accelerator_for): leave the process group before exiting, or gloo
         # may abort at exit once the other process is gone.
         accelerator.end_training()
     sys.exit(code)

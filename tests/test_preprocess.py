@@ -38,11 +38,12 @@ def pretrained(name):
     return timm.data.resolve_data_config(model=stand_in)
 
 
-def harness_tensor(path, preprocessing):
+def harness_tensor(path, record):
     """The tensor the harness feeds the model: decoded and cropped in FocusImages, normalised as a step does."""
+    preprocessing = preprocess.Preprocessing.from_dict(record)
     features = datasets.Features({"image": datasets.Image()})
     dataset = datasets.Dataset.from_dict({"image": [{"bytes": path.read_bytes(), "path": None}]}, features=features)
-    images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0], preprocessing["input_size"])
+    images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0], preprocessing.input_size)
     index, image, ok = images[0]
     assert ok and image.dtype == torch.uint8
     return preprocess.normalize(image[None], preprocessing)[0]
@@ -57,18 +58,19 @@ def authors_tensor(path, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, **resize):
 @pytest.mark.parametrize("photo", PHOTO_FILES)
 @pytest.mark.parametrize("model, size", [("resnet50.tv_in1k", 224), ("tf_efficientnet_b4.aa_in1k", 380)])
 def test_paper_protocol_gives_exactly_the_authors_tensor(photo, model, size):
-    preprocessing = preprocess.resolve_preprocessing(pretrained(model), "paper")
+    preprocessing = preprocess.resolve_preprocessing(pretrained(model), "paper").to_dict()
     expected = authors_tensor(PHOTOS / photo, size)
     assert torch.equal(harness_tensor(PHOTOS / photo, preprocessing), expected)
     with PIL.Image.open(PHOTOS / photo) as image:
-        assert torch.equal(preprocess.model_input(image.convert("RGB"), preprocessing), expected)
+        assert torch.equal(preprocess.model_input(image.convert("RGB"), preprocess.Preprocessing.from_dict(
+            preprocessing)), expected)
 
 
 def test_paper_protocol_is_the_authors_geometry_for_the_five_paper_models():
-    sizes = {name: preprocess.resolve_preprocessing(pretrained(name))["input_size"][1] for name in PAPER_MODELS}
+    sizes = {name: preprocess.resolve_preprocessing(pretrained(name)).input_size[1] for name in PAPER_MODELS}
     assert sizes == dict(zip(PAPER_MODELS, (224, 224, 224, 380, 600)))
     for name in PAPER_MODELS:
-        preprocessing = preprocess.resolve_preprocessing(pretrained(name))
+        preprocessing = preprocess.resolve_preprocessing(pretrained(name)).to_dict()
         assert list(preprocessing) == KEYS
         assert preprocessing | {"input_size": None, "resize": None} == {
             "protocol": "paper", "custom": False, "input_size": None, "resize": None, "crop_pct": 1.0,
@@ -77,7 +79,7 @@ def test_paper_protocol_is_the_authors_geometry_for_the_five_paper_models():
 
 
 def test_paper_protocol_at_600_pixels_is_the_authors_tensor():
-    preprocessing = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b7.aa_in1k"))
+    preprocessing = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b7.aa_in1k")).to_dict()
     expected = authors_tensor(PHOTOS / "chelsea.png", 600)
     assert torch.equal(harness_tensor(PHOTOS / "chelsea.png", preprocessing), expected)
 
@@ -85,7 +87,7 @@ def test_paper_protocol_at_600_pixels_is_the_authors_tensor():
 @pytest.mark.parametrize("model", ["resnet50.tv_in1k", "mobilenetv3_large_100.ra_in1k", "tf_efficientnet_b4.aa_in1k"])
 def test_timm_protocol_reproduces_timms_transform(model):
     data_config = pretrained(model)
-    preprocessing = preprocess.resolve_preprocessing(data_config, "timm")
+    preprocessing = preprocess.resolve_preprocessing(data_config, "timm").to_dict()
     assert {key: preprocessing[key] for key in ("crop_pct", "crop_mode", "interpolation")} == {
         key: data_config[key] for key in ("crop_pct", "crop_mode", "interpolation")}
     assert preprocessing["input_size"] == list(data_config["input_size"]) and not preprocessing["custom"]
@@ -95,13 +97,13 @@ def test_timm_protocol_reproduces_timms_transform(model):
 
 
 def test_timm_protocol_records_its_resize_then_crop():
-    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "timm")
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "timm").to_dict()
     assert (preprocessing["resize"], preprocessing["input_size"]) == (256, [3, 224, 224])
-    assert runfolder.preprocessing_summary(preprocessing) == "timm: 256→224 bilinear"
-    b4 = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "timm")
-    assert runfolder.preprocessing_summary(b4) == "timm: 412→380 bicubic"
-    paper = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "paper")
-    assert runfolder.preprocessing_summary(paper) == "paper: 380→380 bilinear"
+    assert preprocess.Preprocessing.from_dict(preprocessing).summary() == "timm: 256→224 bilinear"
+    b4 = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "timm").to_dict()
+    assert preprocess.Preprocessing.from_dict(b4).summary() == "timm: 412→380 bicubic"
+    paper = preprocess.resolve_preprocessing(pretrained("tf_efficientnet_b4.aa_in1k"), "paper").to_dict()
+    assert preprocess.Preprocessing.from_dict(paper).summary() == "paper: 380→380 bilinear"
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -113,8 +115,8 @@ def test_timm_protocol_records_its_resize_then_crop():
 ])
 def test_each_override_changes_its_own_key_only(overrides, expected):
     model = pretrained("resnet50.tv_in1k")
-    plain = preprocess.resolve_preprocessing(model, "paper")
-    changed = preprocess.resolve_preprocessing(model, "paper", **overrides)
+    plain = preprocess.resolve_preprocessing(model, "paper").to_dict()
+    changed = preprocess.resolve_preprocessing(model, "paper", **overrides).to_dict()
     assert changed == plain | expected | {"custom": True}
 
 
@@ -125,7 +127,7 @@ def test_each_override_changes_its_own_key_only(overrides, expected):
     ({"mean": [0.5], "std": [0.25]}, 224, 224, {"mean": [0.5] * 3, "std": [0.25] * 3}),
 ])
 def test_overrides_change_the_tensor_as_torchvision_would(overrides, resize, size, normalize):
-    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides)
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides).to_dict()
     interpolation = T.InterpolationMode(overrides.get("interpolation", "bilinear"))
     transform = T.Compose([T.Resize(resize, interpolation=interpolation), T.CenterCrop(size), T.ToTensor(),
                            T.Normalize(normalize.get("mean", IMAGENET_MEAN), normalize.get("std", IMAGENET_STD))])
@@ -135,7 +137,8 @@ def test_overrides_change_the_tensor_as_torchvision_would(overrides, resize, siz
 
 
 def test_squash_resizes_both_sides_and_loses_the_aspect():
-    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", crop_mode="squash")
+    preprocessing = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper",
+                                                     crop_mode="squash").to_dict()
     transform = T.Compose([T.Resize((224, 224)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     with PIL.Image.open(PHOTOS / "rocket.jpg") as image:
         assert torch.equal(harness_tensor(PHOTOS / "rocket.jpg", preprocessing), transform(image.convert("RGB")))
@@ -144,7 +147,7 @@ def test_squash_resizes_both_sides_and_loses_the_aspect():
 def test_overrides_apply_on_top_of_the_timm_protocol_as_in_timms_validate():
     name = "mobilenetv3_large_100.ra_in1k"
     overrides = {"img_size": 256, "crop_pct": 0.95}
-    preprocessing = preprocess.resolve_preprocessing(pretrained(name), "timm", **overrides)
+    preprocessing = preprocess.resolve_preprocessing(pretrained(name), "timm", **overrides).to_dict()
     # What timm's validate.py resolves from the model and its command line.
     model = types.SimpleNamespace(pretrained_cfg=timm.models.get_pretrained_cfg(name).to_dict())
     validate = timm.data.resolve_data_config(args=overrides, model=model)
@@ -161,7 +164,7 @@ def test_an_undecodable_image_is_a_zero_uint8_tensor_of_the_input_size():
     broken = io.BytesIO(b"\xff\xd8\xff\xe0 this is no JPEG").getvalue()
     dataset = datasets.Dataset.from_dict({"image": [{"bytes": broken, "path": None}]}, features=features)
     _, image, ok = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0],
-                               preprocessing["input_size"])[0]
+                               preprocessing.input_size)[0]
     assert not ok and image.dtype == torch.uint8 and image.shape == (3, 224, 224) and not image.any()
 
 
@@ -178,9 +181,9 @@ def test_an_undecodable_image_is_a_zero_uint8_tensor_of_the_input_size():
 ])
 def test_bad_overrides_are_named_with_the_offending_value(overrides, message):
     with pytest.raises(ValueError, match=message):
-        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides)
+        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "paper", **overrides).to_dict()
 
 
 def test_unknown_protocol_is_refused():
     with pytest.raises(ValueError, match=r"--preprocess must be one of \['paper', 'timm'\], got 'tf'"):
-        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "tf")
+        preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "tf").to_dict()

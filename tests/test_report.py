@@ -19,11 +19,11 @@ from harness.runfolder import (
     METRICS_FILE,
     REPORT_FILE,
     RUN_FILE,
-    load_metric_module,
     model_dir,
     read_json,
     write_json,
 )
+from harness.scoring import load_metric_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CELL = re.compile(

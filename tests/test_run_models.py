@@ -315,7 +315,8 @@ def test_the_analyses_of_a_run_on_a_subset_see_the_runs_images(converted, tmp_pa
 
 def test_the_analyses_of_a_clip_run_build_its_head_from_the_runs_prompts(converted, tmp_path, capsys):
     pytest.importorskip("open_clip")
-    from harness import cli, gradcam
+    from harness import gradcam
+    from harness.models.preparation import models_of_run, prepare_model
 
     clip = f"open_clip:local-dir:{tmp_path / 'clip'}"
     tiny_clip_folder(tmp_path / "clip")
@@ -323,11 +324,10 @@ def test_the_analyses_of_a_clip_run_build_its_head_from_the_runs_prompts(convert
     prompts.write_text("a photo of a {}.\n")
     run = tmp_path / "run"
     assert evaluate(converted, run, "--models", clip, "--random-init", "--prompts", str(prompts), "--limit", "8") == 0
-    args = gradcam.build_parser().parse_args(["--run", str(run)])
-    names, checkpoints, configs = cli.models_of_run(args)
-    _, info, _ = cli.prepare_model(clip, args, checkpoints.get(clip), {}, configs[clip])
-    assert info["zero_shot"]["num_templates"] == 1
-    assert info["zero_shot"]["templates_sha256"] == inputs.sha256_file(prompts)
+    options = gradcam.gradcam_options(gradcam.build_parser().parse_args(["--run", str(run)]))
+    _, info, _ = prepare_model(clip, options, models_of_run(run).configs[clip])
+    assert info.zero_shot["num_templates"] == 1
+    assert info.zero_shot["templates_sha256"] == inputs.sha256_file(prompts)
     # Other templates would be another classifier than the one whose predictions are explained.
     other = tmp_path / "other.txt"
     other.write_text("a blurry photo of a {}.\n")
@@ -417,16 +417,16 @@ def test_models_of_other_geometries_get_passes_of_their_own(converted, tmp_path,
 
 def test_a_shared_pass_out_of_device_memory_falls_back_to_one_pass_per_model(converted, tmp_path, monkeypatch,
                                                                               caplog):
-    from harness import run
+    from harness import evaluation
 
-    evaluate_group = run.evaluate_group
+    evaluate_group = evaluation.evaluate_group
 
-    def short_of_memory(accelerator, dataset, annotations, group, args):
+    def short_of_memory(accelerator, dataset, annotations, group, options):
         if len(group) > 1:  # together they do not fit; one at a time they do
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return evaluate_group(accelerator, dataset, annotations, group, args)
+        return evaluate_group(accelerator, dataset, annotations, group, options)
 
-    monkeypatch.setattr(run, "evaluate_group", short_of_memory)
+    monkeypatch.setattr(evaluation, "evaluate_group", short_of_memory)
     output = tmp_path / "run"
     # No --keep-going: running out of memory together is not a model's failure.
     assert evaluate(converted, output, "--models", "test_resnet", "test_efficientnet", "--random-init",
@@ -518,35 +518,37 @@ def test_a_missing_optional_library_says_which_extra_to_install(monkeypatch):
 
 
 def test_models_that_do_not_fit_on_the_device_together_get_a_pass_each(caplog):
-    from harness import run
+    from types import SimpleNamespace
+
+    from harness import evaluation
 
     class Fake:
         def __init__(self, name):
             self.name, self.model = name, torch.nn.Linear(1000, 1000)  # 4 MB of weights
-            self.geometry = ("one geometry",)
+            self.preprocessing = SimpleNamespace(geometry=("one geometry",))
 
     group = [Fake("a"), Fake("b")]
     # 8 MB of weights together, twice over for the activations: 16 MB needed.
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, 10 * 2**20)] == [["a"], ["b"]]
+    assert [[e.name for e in g] for g in evaluation.shared_decode_groups(group, True, 10 * 2**20)] == [["a"], ["b"]]
     assert "a, b: too large to be on the GPU together (0.0 GB free); one pass per model" in caplog.text
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, 40 * 2**20)] == [["a", "b"]]
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, False, 40 * 2**20)] == [["a"], ["b"]]
+    assert [[e.name for e in g] for g in evaluation.shared_decode_groups(group, True, 40 * 2**20)] == [["a", "b"]]
+    assert [[e.name for e in g] for g in evaluation.shared_decode_groups(group, False, 40 * 2**20)] == [["a"], ["b"]]
     # Off GPUs (None) the models are taken to fit.
-    assert [[e.name for e in g] for g in run.shared_decode_groups(group, True, None)] == [["a", "b"]]
+    assert [[e.name for e in g] for g in evaluation.shared_decode_groups(group, True, None)] == [["a", "b"]]
 
 
 def test_device_free_memory_is_none_off_gpus_and_the_least_over_processes(monkeypatch):
-    from harness import run
+    from harness import evaluation
 
     class Accelerator:
         device = torch.device("cpu")
 
-    monkeypatch.setattr(run, "gather_object", lambda values: values)
-    assert run.device_free_memory(Accelerator()) is None
+    monkeypatch.setattr(evaluation, "gather_object", lambda values: values)
+    assert evaluation.device_free_memory(Accelerator()) is None
     Accelerator.device = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * 2**30, 80 * 2**30))
-    monkeypatch.setattr(run, "gather_object", lambda values: [*values, 2 * 2**30, None])
-    assert run.device_free_memory(Accelerator()) == 2 * 2**30
+    monkeypatch.setattr(evaluation, "gather_object", lambda values: [*values, 2 * 2**30, None])
+    assert evaluation.device_free_memory(Accelerator()) == 2 * 2**30
 
 
 def test_restricted_mapping_ranks_the_mapped_classes_so_top5_is_never_below_top1(converted, tmp_path):
@@ -637,7 +639,7 @@ def test_a_model_folder_that_is_a_link_is_refused_and_what_it_points_to_kept(con
 
 
 def test_stale_results_are_deleted_but_nothing_the_harness_did_not_write(tmp_path, caplog):
-    from harness import cli as harness_cli
+    from harness import artifacts
 
     model_dir = tmp_path / "model"
     parts = model_dir / "parts"
@@ -649,9 +651,9 @@ def test_stale_results_are_deleted_but_nothing_the_harness_did_not_write(tmp_pat
     outside.write_text("{}")
     (model_dir / "metrics.json").symlink_to(outside)
     (model_dir / "predictions.parquet").write_bytes(b"old")
-    harness_cli.check_cache(model_dir / "config.json", {"model": "a"}, ["model"], holds="predictions",
-                            stale=[parts, model_dir / "metrics.json", model_dir / "predictions.parquet"],
-                            resume=True, is_main=True)
+    artifacts.check_config(model_dir / "config.json", {"model": "a"}, ["model"], holds="predictions",
+                           stale=[parts, model_dir / "metrics.json", model_dir / "predictions.parquet"],
+                           resume=True, is_main=True)
     # The part files and the results went; the link went, not the file it names; the user's notes stayed.
     assert sorted(p.name for p in parts.iterdir()) == ["notes.txt"]
     assert not (model_dir / "metrics.json").is_symlink() and outside.read_text() == "{}"

@@ -15,7 +15,7 @@ A submission is one folder:
 
 Nothing in a submission is taken on trust. `verify` joins the predictions to the ground-truth dataset by
 file_name (labels, attributes and uncommon flags always come from the dataset), recomputes every metric
-with `runfolder.compute_metrics` (the harness's own implementation) and the recorded bootstrap settings,
+with `harness.scoring.compute_metrics` (the harness's own implementation) and the recorded bootstrap settings,
 and compares the claims field by field. The leaderboard shows only recomputed numbers, in one ranked table
 per label space and mapping (BOARDS): accuracies scored under different mappings do not compare.
 

@@ -33,7 +33,8 @@ def _limits(args) -> Limits:
 
 def _summary(metrics: dict) -> str:
     values = headline(metrics)
-    return ", ".join(f"{name} {_percent(value)}" + ("" if name in schema.GAPS else "%") for name, value in values.items())
+    return ", ".join(f"{name} {_percent(value)}" + ("" if name in schema.GAPS else "%")
+                     for name, value in values.items())
 
 
 def _print_verification(verification: Verification, truth: GroundTruth) -> None:
@@ -195,18 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The focus-leaderboard command: 0 success, 1 a rejected submission, 2 a command that cannot run."""
-    command.set_up_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "pack":
         args.run_dir = command.one_of(parser, args.run_dir, args.run, "RUN_DIR or --run")
     if args.command == "render":
         args.out = command.one_of(parser, args.out, args.output, "OUT or --output")
-    try:
-        return args.func(args)
-    except LeaderboardError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # an output that cannot be written: a read-only or unusable folder
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return command.run_command(lambda: args.func(args))

@@ -1,5 +1,7 @@
 """The leaderboard's failures: a command that cannot run, a submission rejected, a problem with a submitted file."""
 
+from focus_common.messages import Rejected
+
 
 class LeaderboardError(ValueError):
     """A command cannot run: a missing run or model, an output in the way, an unreadable dataset."""
@@ -9,7 +11,7 @@ class SubmissionError(ValueError):
     """One problem with one submitted file."""
 
 
-class RejectedSubmissionError(LeaderboardError):
+class RejectedSubmissionError(LeaderboardError, Rejected):
     """A command stopped because verify rejected a submission (focus-leaderboard exits with 1, not 2)."""
 
     def __init__(self, message: str, verifications: list):

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import runfolder
+from harness import runfolder, scoring
 from focus_common import outputs
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
@@ -203,7 +203,7 @@ def _stale_claims(folder: Path, claimed: dict) -> list[str]:
         return [f"{METRICS_FILE} $.config: {_shown(metric)} does not record gap_unit, confidence, n_bootstrap and "
                 f"seed, so its intervals cannot be recomputed"]
     try:
-        recomputed = recompute_metrics(runfolder.read_predictions(folder / runfolder.PREDICTIONS_FILE), metric)
+        recomputed = recompute_metrics(scoring.read_predictions(folder / runfolder.PREDICTIONS_FILE), metric)
     except (ValueError, TypeError, pa.ArrowException) as err:
         return [f"{runfolder.PREDICTIONS_FILE}: cannot recompute the metrics ({err})"]
     return [f"{METRICS_FILE} {problem}" for problem in compare_claims(claimed, recomputed)]

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from focus_tools import statistics
 from focus_common import inputs
 import focus_dataset
-from harness import runfolder
+from harness import runfolder, scoring
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import TOP_K, Limits, _json_path, _shown, read_json_strict, read_submitted_predictions
 from harness.leaderboard.submission import (
@@ -200,7 +200,7 @@ def _agrees_with_top5(
 def scored_predictions(
     truth: GroundTruth, predictions: pa.Table, label_space: str
 ) -> tuple[pa.Table | None, list[str]]:
-    """Join predictions to the dataset by file_name: a table in runfolder.PREDICTION_SCHEMA, or the problems.
+    """Join predictions to the dataset by file_name: a table in scoring.PREDICTION_SCHEMA, or the problems.
 
     Each dataset image needs exactly one prediction, and no other image may be predicted.
     """
@@ -225,25 +225,15 @@ def scored_predictions(
     if problems:
         return None, problems
     aligned = predictions.take(pc.index_in(truth.table.column("file_name"), value_set=files))
-    labels = truth.table.column("label").to_numpy()
-    prediction = aligned.column("prediction").to_numpy()
-    top5 = _top5_focus_ids(_top5(aligned, "top5_ids"), label_space)
-    columns = {column: truth.table.column(column) for column in runfolder.ANNOTATION_COLUMNS}
-    columns |= {
-        "prediction": aligned.column("prediction"),
-        "top5_ids": aligned.column("top5_ids"),
-        "top5_probs": aligned.column("top5_probs"),
-        "correct": pa.array(prediction == labels),
-        "top5_correct": pa.array((top5 == labels[:, None]).any(axis=1)),
-    }
-    schema = runfolder.PREDICTION_SCHEMA
-    table = pa.table([columns[field.name] for field in schema], names=schema.names).cast(schema)
+    top5_ids = _top5(aligned, "top5_ids")
+    table = scoring.prediction_table(truth.table, aligned.column("prediction").to_numpy(), top5_ids,
+                             _top5(aligned, "top5_probs"), _top5_focus_ids(top5_ids, label_space))
     return table.sort_by("file_name"), []
 
 
 def recompute_metrics(scored: pa.Table, metric: dict) -> dict:
     """metrics.json as the harness writes it, recomputed with the submission's metric settings."""
-    results = runfolder.compute_metrics(scored, n_bootstrap=metric["n_bootstrap"], seed=metric["seed"],
+    results = scoring.compute_metrics(scored, n_bootstrap=metric["n_bootstrap"], seed=metric["seed"],
                                         gap_unit=metric["gap_unit"], confidence=metric["confidence"])
     return json.loads(json.dumps(results, allow_nan=False))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
@@ -27,6 +26,7 @@ from harness.models import specs
 from harness.models.checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint, read_checkpoint
 from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
 from harness.models.hf_cache import WeightsNotFoundError
+from harness.models.info import ModelInfo
 from harness.models.mismatch import CheckpointMismatchError, head_size_advice
 from harness.models.specs import (
     PAPER_DISPLAY_NAMES,
@@ -47,7 +47,7 @@ from harness.models.timm_models import (
 from focus_common.inputs import sha256_file
 
 __all__ = [
-    "CHECKPOINT_SUFFIXES", "LABEL_SPACE_CLASSES", "LITE0_MODEL", "LITE0_SHA256", "PAPER_DISPLAY_NAMES",
+    "CHECKPOINT_SUFFIXES", "LABEL_SPACE_CLASSES", "LITE0_MODEL", "LITE0_SHA256", "ModelInfo", "PAPER_DISPLAY_NAMES",
     "PAPER_MODELS", "PAPER_WEIGHT_NOTES", "SOURCES", "CheckpointMismatchError", "UnknownModelError",
     "WeightsNotFoundError", "check_model_name", "convert_efficientnet_pytorch", "create_model", "display_name",
     "expand_specs", "head_size_advice", "is_efficientnet_pytorch",
@@ -96,7 +96,7 @@ def create_model(
     random_init: bool = False,
     label_space: str | None = None,
     prompts: str | os.PathLike | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[nn.Module, ModelInfo]:
     """Create the model a spec names, in eval mode with its weights, and describe where they came from.
 
     Weights come from ``checkpoint`` when given (a file, or a folder saved by timm's save_for_hf),
@@ -106,10 +106,7 @@ def create_model(
     head fine-tuned on FOCUS, loaded from ``checkpoint``); CLIP and transformers models have their own
     and may only confirm it. ``prompts`` is a file of prompt templates for a CLIP model.
 
-    Returns (model, info); info holds model (the spec), source (the library), architecture, weights,
-    weights_file, sha256 (of the weights file; None for random init), checkpoint_format, num_params,
-    num_classes, label_space, data_config (the model's own preprocessing in timm's data-config terms:
-    input_size, interpolation, mean, std, crop_pct, crop_mode) and, for timm models, pretrained_cfg.
+    Returns (model, info), info a ModelInfo (harness/models/info.py).
     """
     if random_init and checkpoint is not None:
         raise ValueError(
@@ -164,11 +161,5 @@ def create_model(
         raise ValueError(f"{name} has {outputs} outputs, but label space {resolved!r} scores "
                          f"{LABEL_SPACE_CLASSES[resolved]}. FOCUS scores ImageNet-1k heads (1000 outputs, "
                          f"--label-space imagenet) and heads over the ten FOCUS classes (--label-space focus).")
-    return model, {
-        "model": name,
-        "source": source,
-        **info,
-        "num_params": num_parameters(model),
-        "num_classes": outputs,
-        "label_space": resolved,
-    }
+    return model, ModelInfo(model=name, source=source, **info, num_params=num_parameters(model), num_classes=outputs,
+                            label_space=resolved)

@@ -1,8 +1,8 @@
 """Submissions fabricated for the leaderboard's tests, and the edits a tamperer makes to them.
 
 Run folders are fabricated here the way harness/run.py writes them: predictions.parquet in
-runfolder.PREDICTION_SCHEMA from the dataset's own columns plus synthetic top-5s, config.json, and
-metrics.json = runfolder.compute_metrics(predictions) plus the count of undecodable images.
+scoring.PREDICTION_SCHEMA from the dataset's own columns plus synthetic top-5s, config.json, and
+metrics.json = scoring.compute_metrics(predictions) plus the count of undecodable images.
 """
 
 import hashlib
@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from harness.leaderboard import submission as submission_format, verification
 from focus_tools import statistics
 from focus_tools import schema
-from harness import runfolder
+from harness import runfolder, scoring
 from harness.labels import imagenet_to_focus_index
 
 
@@ -40,7 +40,7 @@ PAPER_PREPROCESSING = {"protocol": "paper", "custom": False, "input_size": [3, 2
 
 def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_space: str = "imagenet",
                           mapping: str | None = "paper") -> pa.Table:
-    """A model's predictions in runfolder.PREDICTION_SCHEMA: top-1 right with `accuracy`.
+    """A model's predictions in scoring.PREDICTION_SCHEMA: top-1 right with `accuracy`.
 
     `prediction` follows the label space and mapping as harness.labels.focus_predictions does; under the
     restricted mapping, a row without a mapped class in its top-5 predicts class 0 (the argmax lies below).
@@ -61,14 +61,14 @@ def fabricate_predictions(truth: pa.Table, accuracy: float, seed: int, label_spa
         mapped = top5_focus >= 0
         best = top5_focus[np.arange(truth.num_rows), mapped.argmax(axis=1)]
         prediction = np.where(mapped.any(axis=1), best, 0)
-    columns = {name: truth.column(name) for name in runfolder.ANNOTATION_COLUMNS} | {
+    columns = {name: truth.column(name) for name in scoring.ANNOTATION_COLUMNS} | {
         "prediction": pa.array(prediction),
         "top5_ids": pa.array(list(top5_ids)),
         "top5_probs": pa.array(list(top5_probs.astype(np.float32))),
         "top5_correct": pa.array((top5_focus == labels[:, None]).any(axis=1)),
         "correct": pa.array(prediction == labels),
     }
-    table_schema = runfolder.PREDICTION_SCHEMA
+    table_schema = scoring.PREDICTION_SCHEMA
     return pa.table([columns[f.name] for f in table_schema], names=table_schema.names).cast(table_schema).sort_by(
         "file_name")
 
@@ -81,7 +81,7 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
                                         config.get("mapping", "paper"))
     pq.write_table(predictions, folder / runfolder.PREDICTIONS_FILE)
     runfolder.write_json(folder / runfolder.METRICS_FILE,
-                         runfolder.compute_metrics(predictions) | {"n_failed_images": 0})
+                         scoring.compute_metrics(predictions) | {"n_failed_images": 0})
     runfolder.write_json(folder / runfolder.FAILED_FILE, [])
     runfolder.write_json(folder / runfolder.CONFIG_FILE, {
         "model": model, "paper_name": paper_name,
