@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -222,9 +221,3 @@ def filter_focus(
     if humans is not None:
         keep &= annotations.column("humans").to_numpy() == bool(humans)
     return dataset.select(np.flatnonzero(keep))
-
-
-if __name__ == "__main__":
-    from focus_tools.cli import main
-
-    sys.exit(main())

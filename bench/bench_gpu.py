@@ -41,8 +41,9 @@ DECODE_ONLY = textwrap.dedent("""
     from harness import preprocess
     from harness.data import FocusImages, open_focus
     dataset, _ = open_focus(sys.argv[1])
-    preprocessing = {"input_size": [3, 224, 224], "interpolation": sys.argv[3], "crop_pct": float(sys.argv[4]),
-                     "crop_mode": "center", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    preprocessing = preprocess.resolve_preprocessing(
+        {"input_size": (3, 224, 224), "interpolation": sys.argv[3], "crop_pct": float(sys.argv[4]),
+         "crop_mode": "center", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}, "timm")
     images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), range(dataset.num_rows), (3, 224, 224))
     loader = torch.utils.data.DataLoader(images, batch_size=64, num_workers=int(sys.argv[2]))
     start = time.perf_counter()
@@ -131,7 +132,7 @@ def main() -> None:
     start = time.perf_counter()
     write_release(release, args.images, tuple(args.size_range), args.workers)
     summary["write_release_seconds"] = time.perf_counter() - start
-    summary["convert_seconds"] = timed([sys.executable, "-m", "focus_dataset", "convert", str(release), "--output",
+    summary["convert_seconds"] = timed([sys.executable, "-m", "focus_tools", "convert", str(release), "--output",
                                         str(converted)], stdout=subprocess.DEVNULL)
     summary["decode_only_images_per_second"] = decode_only(converted, args.workers)
     command = [sys.executable, "-m", "harness.run", "--data", str(converted), "--output", str(run), "--models",

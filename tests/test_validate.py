@@ -118,7 +118,7 @@ def test_a_truncated_shard_is_a_clean_error_naming_it(tmp_path, converted, capsy
 def test_validate_of_a_converted_folder_says_nothing_of_generating_a_train_split(tmp_path, converted):
     # datasets' Dataset.from_parquet logs "Generating train split" (a progress bar) on a fresh cache.
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "focus_dataset", "validate", str(converted)], env=env,
+    result = subprocess.run([sys.executable, "-m", "focus_tools", "validate", str(converted)], env=env,
                             cwd=Path(__file__).parents[1], capture_output=True, text=True)
     assert result.returncode == 0 and "0 error(s)" in result.stdout
     assert "Generating" not in result.stdout + result.stderr and "train" not in result.stderr
