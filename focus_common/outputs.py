@@ -49,15 +49,17 @@ def new_folder(parent: Path, prefix: str) -> Path:
 
 def write_new_file(parent: Path, prefix: str, data: str | bytes) -> Path:
     """`data` (text as UTF-8) in a new file `parent/<prefix><random>`, its mode what the umask gives; its path."""
-    def make(path: Path) -> None:
-        with open(path, "xb") as file:
-            try:
-                file.write(data.encode("utf-8") if isinstance(data, str) else data)
-            except BaseException:
-                path.unlink()
-                raise
+    return _fresh(parent, prefix, lambda path: write_exclusive(path, data))
 
-    return _fresh(parent, prefix, make)
+
+def write_exclusive(path: Path, data: str | bytes) -> None:
+    """`data` (text as UTF-8) in a new file at `path` ("x": never through a link planted there), mode per umask."""
+    with open(path, "xb") as file:
+        try:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        except BaseException:
+            path.unlink()
+            raise
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
@@ -71,10 +73,10 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
-def replace_with(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def replace_with(path: str | os.PathLike, write: Callable[[Path], None], staged: Path | None = None) -> None:
     """Replace `path` whole with what `write(staged)` writes to a fresh name beside it (Parquet, PNG writers)."""
     path = Path(path)
-    staged = unused_name(path.parent, f".{path.name}.")
+    staged = staged or unused_name(path.parent, f".{path.name}.")
     try:
         write(staged)
         os.replace(staged, path)
@@ -97,10 +99,10 @@ class StagedOutput:
     def __init__(self, output: Path, partial: Path):
         self.output, self.partial, self.folder = output, partial, partial / "new"
 
-    def commit(self, owns: Callable[[str], bool]) -> None:
-        """Put the staged folder at `output`. An earlier output there steps aside first, and only what `owns`
-        (a path relative to it, "/"-separated) says the command wrote is deleted; anything else is kept beside
-        the output and named in the log."""
+    def commit(self, owns: Callable[[Path, Path], bool]) -> None:
+        """Put the staged folder at `output`. An earlier output there steps aside first, and only the files that
+        `owns(folder, path)` says the command wrote (folder: where the earlier output now is) are deleted;
+        anything else is kept beside the output and named in the log."""
         aside = self.partial / "replaced"
         if os.path.lexists(self.output):
             os.rename(self.output, aside)
@@ -114,12 +116,15 @@ class StagedOutput:
             _remove_owned(aside, owns, self.output)
 
 
-def _remove_owned(folder: Path, owns: Callable[[str], bool], output: Path) -> None:
+def _remove_owned(folder: Path, owns: Callable[[Path, Path], bool], output: Path) -> None:
+    owned = [Path(root, name) for root, _, files in os.walk(folder) for name in files if owns(folder, Path(root, name))]
+    for path in owned:
+        path.unlink()
     for root, folders, files in os.walk(folder, topdown=False):
-        for name in files + [f for f in folders if os.path.islink(os.path.join(root, f))]:
-            path = Path(root, name)
-            if owns(path.relative_to(folder).as_posix()) and stat.S_ISREG(path.lstat().st_mode):
-                path.unlink()
+        if owned and root == str(folder):  # its bookkeeping goes with the files it records
+            for name in files:
+                if name.startswith((".focus-written.json", ".lock")):
+                    Path(root, name).unlink()
         for name in folders:
             with contextlib.suppress(OSError):
                 Path(root, name).rmdir()

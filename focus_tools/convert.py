@@ -2,7 +2,7 @@
 
 OUTPUT is built beside itself, in a hidden staging folder that this process locks while it exists
 (focus_common.outputs.staged_folder, as pack's), and takes OUTPUT's name only when complete; an earlier
-conversion there loses only the files convert writes. A staging folder that no live process holds (a
+conversion there loses only the files convert wrote (its manifests, focus_common.ownership, say which). A staging folder that no live process holds (a
 conversion killed outright) is removed by the next conversion into the same OUTPUT; a live one makes the
 next conversion stop and name its holder.
 """
@@ -21,6 +21,8 @@ import pyarrow as pa
 from focus_common.messages import quote
 from focus_tools.schema import FocusDataError, focus_info, load_uncommon_table, validate_uncommon_table
 from focus_common import outputs
+from focus_common.locks import LOCK_FILE
+from focus_common.ownership import MANIFEST, Written, is_written
 from focus_tools.card import render_card
 from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
 from focus_tools.release import Release, release_annotations
@@ -69,9 +71,11 @@ def convert(
             (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
             (staging / CARD_NAME).write_text(render_card(focus_info(), annotations, uncommon_table, report,
                                                          num_bytes=sum(p.stat().st_size for p in shards)))
+            # What convert wrote, recorded at the root: a later --overwrite deletes these and nothing else.
+            Written(staging).record(*shards, staging / REPORT_NAME, staging / CARD_NAME)
             # OUTPUT may have appeared or changed while converting (another conversion, a user): again.
             check_output(source, output, overwrite=overwrite)
-            staged.commit(owns=written_by_convert)
+            staged.commit(owns=lambda folder, path: is_written(path, folder))
     return report
 
 
@@ -97,35 +101,25 @@ def check_output(source: str | os.PathLike, output: Path, *, overwrite: bool) ->
     strangers = _not_written_by_convert(output)
     if strangers:
         raise FocusDataError(
-            f"{output}: not a folder that focus-dataset convert wrote (it holds {quote(strangers, limit=200)}); "
-            f"--overwrite replaces only an earlier conversion ({CARD_NAME}, {REPORT_NAME}, data/*.parquet). "
+            f"{output}: not a folder that focus-dataset convert wrote (it holds {quote(strangers, limit=200)}, which "
+            f"convert did not write or someone changed since); --overwrite replaces only an earlier conversion. "
             "Choose another OUTPUT, or empty the folder yourself"
         )
 
 
 def _not_written_by_convert(folder: Path) -> list[str]:
-    """The entries of a folder that convert would not have written: all of them when the folder
-    holds no conversion (no report or no shard), links and other files where convert writes files."""
-    entries = sorted(os.listdir(folder))
-    data = folder / "data"
-    shards = sorted(os.listdir(data)) if _is(data, stat.S_ISDIR) else []
-    if REPORT_NAME not in entries or not shards:
-        return entries
-    strangers = [name for name in entries
-                 if name != "data" and not (name in (CARD_NAME, REPORT_NAME) and _is(folder / name, stat.S_ISREG))]
-    return strangers + [f"data/{name}" for name in shards
-                        if not (SHARD_PATTERN.fullmatch(name) and _is(data / name, stat.S_ISREG))]
-
-
-def written_by_convert(relative: str) -> bool:
-    """Whether a path inside OUTPUT (relative, "/"-separated) is one that convert writes.
-
-    >>> written_by_convert("data/test-00000-of-00001.parquet"), written_by_convert("notes.txt")
-    (True, False)
-    """
-    folder, _, name = relative.rpartition("/")
-    return ((not folder and name in (CARD_NAME, REPORT_NAME))
-            or (folder == "data" and SHARD_PATTERN.fullmatch(name) is not None))
+    """The entries of a folder that convert did not write: everything its manifests (focus_common.ownership) do
+    not record as written there and unchanged since (a conversion by an older toolkit recorded nothing)."""
+    strangers = []
+    for parent, prefix in ((folder, ""), (folder / "data", "data/")):
+        if not _is(parent, stat.S_ISDIR):
+            continue
+        for name in sorted(os.listdir(parent)):
+            if name.startswith((MANIFEST, LOCK_FILE)) or (parent == folder and name == "data"):
+                continue
+            if not is_written(parent / name, folder):
+                strangers.append(prefix + name)
+    return strangers
 
 
 def _is(path: Path, kind: Callable[[int], bool]) -> bool:

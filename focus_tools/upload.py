@@ -13,6 +13,7 @@ import huggingface_hub
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
 from focus_common.messages import quote
+from focus_common.ownership import MANIFEST
 from focus_tools.schema import FocusDataError
 def check_hub_access(repo_id: str, *, token: str | None = None) -> str:
     """Check that the Hub can be reached, that we are logged in, and may write to repo_id's
@@ -39,8 +40,10 @@ def push_to_hub(output: str | os.PathLike, repo_id: str, *, private: bool = Fals
     api = huggingface_hub.HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # The toolkit's bookkeeping (what convert wrote, locks) stays local.
         info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(output),
-                                 commit_message="Upload FOCUS converted by focus-dataset")
+                                 commit_message="Upload FOCUS converted by focus-dataset",
+                                 ignore_patterns=[f"**/{MANIFEST}*", MANIFEST, "**/.lock", ".lock"])
     except Exception as err:  # noqa: BLE001 - the Hub client raises from several HTTP libraries
         raise FocusDataError(f"cannot push to {quote(repo_id)}: {hub_problem(err)}. The converted folder is "
                              f"complete: upload it later with `hf upload {repo_id} {output} --repo-type dataset`"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from accelerate import Accelerator
 
+from focus_common.ownership import remove_written
 from harness import runfolder
 from harness.distributed import run_shared
 
@@ -76,7 +78,8 @@ def check_config(config_path: Path, config: dict[str, Any], identity_keys: Seque
     """Keep earlier results only when `config_path` says they were made with the same settings.
 
     Results without their config are stale: nothing says how they were made, so the main process
-    deletes `stale` (files and folders) and they are made again, as with resume=False. Every
+    deletes `stale` (files and folders) and they are made again, as with resume=False; it deletes only files
+    the toolkit recorded as written (focus_common.ownership), and anything else stops the command. Every
     process of a distributed run calls this and reads the same files, so that all raise alike (one
     raising alone would leave the others at a barrier); only the main process deletes.
     """
@@ -93,31 +96,12 @@ def check_config(config_path: Path, config: dict[str, Any], identity_keys: Seque
         return
     if not is_main:
         return
-    found = [path for path in stale if path.exists()]
+    found = [path for path in stale if os.path.lexists(path)]
     if resume and found:
         logger.warning("%s: %s without %s (how they were made): stale, making them again", config_path.parent,
                        ", ".join(path.name for path in found), config_path.name)
-    for path in [*stale, config_path]:
-        remove_stale_result(path)
-
-
-def remove_stale_result(path: Path) -> None:
-    """Delete what a command wrote at `path`, and nothing else.
-
-    A file (or a symbolic link, which goes, not what it names) is unlinked. A folder is a folder of part
-    files (write_part): its part files and staged names go, and the folder too when nothing else is left
-    in it. Anything else there (a user's files) is left where it is.
-    """
-    if path.is_symlink() or not path.is_dir():
-        path.unlink(missing_ok=True)
-        return
-    for entry in path.iterdir():
-        if entry.name.startswith(("part-", ".part-")) and (entry.is_symlink() or entry.is_file()):
-            entry.unlink()
-    try:
-        path.rmdir()
-    except OSError:
-        logger.warning("%s: left in place, with files the harness did not write", path)
+    # Only what the toolkit wrote is deleted (its manifests say what): a user's file in the way stops the command.
+    remove_written([*stale, config_path])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,7 +124,8 @@ def evaluate_models(data: str | Path, models: Sequence[str],
         metrics = _evaluate_all(accelerator, dataset, annotations, fingerprint, names, options, run_dir, failures)
         written = None
         if any(name not in failures for name in names):  # decided alike on every process: metrics are the main's
-            written = run_shared(accelerator, lambda: report_under_lock(run_dir, options.figures), main_only=True)
+            written = run_shared(accelerator, lambda: report.write_run_report(run_dir, options.figures),
+                                 main_only=True)
         return EvaluationResult(run_dir, list(dict.fromkeys([*names, *failures])), metrics, failures, written)
 
 
@@ -453,9 +454,3 @@ def out_of_memory(failed: Mapping[str, tuple[str, str]]) -> bool:
     """Whether a pass failed for want of device memory. Decided on the message, which every process of a
     run shares (another process's error reaches this one as a SharedError), so all decide alike."""
     return any("out of memory" in message.lower() for _, message in failed.values())
-
-
-def report_under_lock(run_dir: Path, figures: str) -> report.WrittenReport:
-    """The run's report and results, written while no other focus-eval writes run.json or its own report."""
-    with locks.folder_lock(run_dir, "focus-eval, writing the report", wait=True):
-        return report.write_run_report(run_dir, figures)

@@ -19,8 +19,9 @@ from typing import Any, NamedTuple, Sequence
 
 
 from focus_tools import schema
-from focus_common import commands as command, outputs
+from focus_common import commands as command
 from focus_common.locks import folder_lock
+from focus_common.ownership import Written
 from harness import paper
 from harness import results as results_table
 from harness.run_results import (
@@ -430,11 +431,17 @@ def write_run_report(run_dir: str | Path, figures: str = "now") -> WrittenReport
 
     `figures`: "now" draws them before returning; "background" leaves them to a process of their own
     (`focus-report --figures-only`), so that the results are out without waiting for matplotlib (its
-    output goes to figures/figures.log); "none" draws none and report.md links none.
+    output goes to RUN/figures.log); "none" draws none and report.md links none. Written holding the run
+    folder's lock: a focus-eval writing run.json or its own report waits, and is waited for.
     """
     if figures not in FIGURE_MODES:
         raise ValueError(f"--figures must be one of {list(FIGURE_MODES)}, got {figures!r}")
     run_dir = Path(run_dir)
+    with folder_lock(run_dir, "a report writer (focus-eval or focus-report)", wait=True):
+        return _write_run_report(run_dir, figures)
+
+
+def _write_run_report(run_dir: Path, figures: str) -> WrittenReport:
     results = load_results(run_dir)
     run_info = read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else None
     rows, fit = results_rows(results)
@@ -446,16 +453,18 @@ def write_run_report(run_dir: str | Path, figures: str = "now") -> WrittenReport
 
 
 def draw_figures_in_background(run_dir: Path) -> subprocess.Popen:
-    """Start `focus-report --figures-only` on the run folder in a session of its own; it outlives the command."""
-    figures_dir = run_dir / FIGURES_DIR
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    # The log is a fresh file (never written through a link); the process finds this checkout's harness
-    # whatever its working folder.
-    log = outputs.write_new_file(figures_dir, f".{FIGURES_LOG}.", "")
-    os.replace(log, figures_dir / FIGURES_LOG)
+    """Start `focus-report --figures-only` on the run folder in a session of its own; it outlives the command.
+
+    Called holding the run folder's lock (write_run_report), under which its log, RUN/figures.log, is recorded.
+    """
+    # The log is a fresh file (never written through a link), the drawer's own; the process finds this checkout's
+    # harness whatever its working folder.
+    written = Written(run_dir)
+    written.replace(run_dir / FIGURES_LOG, "# focus-report --figures-only: the background figure drawer's log\n")
+    written.record(run_dir / FIGURES_LOG, growing=True)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                                              os.environ.get("PYTHONPATH")])))
-    with open(figures_dir / FIGURES_LOG, "ab") as output:
+    with open(run_dir / FIGURES_LOG, "ab") as output:
         return subprocess.Popen([sys.executable, "-m", "harness.report", "--figures-only", "--run",
                                  str(run_dir.resolve())], stdin=subprocess.DEVNULL, stdout=output,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=environment)

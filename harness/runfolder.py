@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from focus_common import inputs, outputs
+from focus_common import inputs
+from focus_common.ownership import Written
 
 logger = logging.getLogger(__name__)
 
@@ -78,24 +79,33 @@ def model_dir(run_dir: str | Path, model_name: str) -> Path:
     return Path(run_dir) / model_slug(model_name)
 
 
+# Every file of a run folder is written whole (under a fresh name, then renamed) and recorded in its folder's
+# manifest (focus_common.ownership): it replaces only a file the toolkit wrote there, and only such files
+# are ever deleted.
+
+def json_text(data: Any) -> str:
+    """`data` as the run folder's JSON files hold it: indented, with no NaN or Infinity (they are not JSON)."""
+    return json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """JSON with no NaN or Infinity (they are not JSON); written to a temporary name, then renamed."""
-    outputs.write_atomic(path, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+    """A JSON file of the run folder (json_text)."""
+    write_text(path, json_text(data))
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """A text file of the run folder, replaced whole (focus_common.outputs.write_atomic)."""
-    outputs.write_atomic(path, text)
+    """A text file of the run folder."""
+    Written(Path(path).parent).replace(path, text)
 
 
 def write_parquet(path: str | Path, table: pa.Table) -> None:
-    """A Parquet file of the run folder, replaced whole: written under a fresh name beside it, then renamed."""
-    outputs.replace_with(path, lambda staged: pq.write_table(table, staged))
+    """A Parquet file of the run folder."""
+    Written(Path(path).parent).replace(path, lambda staged: pq.write_table(table, staged))
 
 
 def save_figure(figure: Any, path: str | Path, dpi: int) -> Path:
-    """A matplotlib figure as a PNG file of the run folder, replaced whole; returns the path."""
-    outputs.replace_with(path, lambda staged: figure.savefig(staged, dpi=dpi, format="png"))
+    """A matplotlib figure as a PNG file of the run folder; returns the path."""
+    Written(Path(path).parent).replace(path, lambda staged: figure.savefig(staged, dpi=dpi, format="png"))
     return Path(path)
 
 

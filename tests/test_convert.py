@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from focus_common.ownership import Written
 from focus_tools import cli, convert
 import focus_dataset as fd
 from conftest import execute, first_file_name, png_declaring
@@ -143,6 +144,7 @@ def test_overwrite_replaces_an_earlier_conversion(tmp_path, sample_release, conv
     # writes, so the stale file is one of those (a user's own file is refused, see below).
     stale = output / "data" / "test-00001-of-00002.parquet"
     stale.write_text("from before")
+    Written(output).record(stale)  # as the conversion that wrote it recorded it
     convert.convert(sample_release, output, overwrite=True)
     assert not stale.exists() and (output / "README.md").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -23,6 +23,7 @@ from focus_common import locks
 import focus_dataset as fd
 from harness import artifacts, distributed, probe_features, probe_report, runfolder, scoring
 from harness import probe_cells as probe_cells_module
+from focus_common.ownership import MANIFEST, Written
 from harness.probe import main
 from harness.probe_cells import (
     INTERVAL_CONFIDENCE,
@@ -316,7 +317,9 @@ def test_killed_extraction_resumes_from_its_parts(probe_run, converted, tmp_path
     model_dir = runfolder.model_dir(probe_run, "test_resnet")
     copy = tmp_path / "run"
     (copy / "test_resnet" / FEATURES_PARTS_DIR).mkdir(parents=True)
-    for name in (FEATURES_CONFIG_FILE, f"{FEATURES_PARTS_DIR}/part-00000.parquet"):
+    # What a killed extraction leaves: its config and first part, recorded in the folders' manifests.
+    for name in (FEATURES_CONFIG_FILE, f"{FEATURES_PARTS_DIR}/part-00000.parquet", MANIFEST,
+                 f"{FEATURES_PARTS_DIR}/{MANIFEST}"):
         (copy / "test_resnet" / name).write_bytes((model_dir / name).read_bytes())
     assert main(["--data", str(converted), "--output", str(copy), *FAST, "--save-every", "100"]) == 0
     resumed = pq.read_table(copy / "test_resnet" / FEATURES_FILE)
@@ -415,9 +418,10 @@ def test_features_and_parts_without_their_config_are_recomputed(probe_run, conve
     original = pq.read_table(model_dir / FEATURES_FILE)
     (model_dir / FEATURES_CONFIG_FILE).unlink()
     stale = original.set_column(1, "features", pa.array([[0.0] * 96] * original.num_rows, pa.list_(pa.float32(), 96)))
-    pq.write_table(stale, model_dir / FEATURES_FILE)
+    # Written by the toolkit (recorded in the folders' manifests), so that they are its own to delete.
+    runfolder.write_parquet(model_dir / FEATURES_FILE, stale)
     for part in (model_dir / FEATURES_PARTS_DIR).glob("part-*.parquet"):
-        pq.write_table(stale.slice(0, 16), part)
+        runfolder.write_parquet(part, stale.slice(0, 16))
     with caplog.at_level(logging.INFO, logger="focus-probe"):
         assert main(["--data", str(converted), "--output", str(run), *FAST]) == 0
     assert (f"{model_dir}: features.parquet, features-parts without features.json (how they were made): "
@@ -441,7 +445,7 @@ def test_every_process_refuses_other_data_alike_and_only_the_main_process_delete
         with pytest.raises(ValueError, match=r"features.json cannot be read \(.*\)\. Pass --no-resume"):
             feature_resumable(tmp_path, 2).check_config(config, resume=True, is_main=main_process)
     (tmp_path / FEATURES_CONFIG_FILE).unlink()
-    (tmp_path / FEATURES_FILE).write_bytes(b"stale")
+    Written(tmp_path).replace(tmp_path / FEATURES_FILE, b"stale")  # the toolkit's own, stale without its config
     feature_resumable(tmp_path, 2).check_config(config, resume=True, is_main=False)
     assert (tmp_path / FEATURES_FILE).exists()
     feature_resumable(tmp_path, 2).check_config(config, resume=True, is_main=True)

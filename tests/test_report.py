@@ -10,6 +10,7 @@ from matplotlib.image import imread
 
 from focus_tools import schema
 from focus_common import locks
+from focus_common.ownership import MANIFEST, written_files
 from harness import paper, report, run_results, runfolder
 from harness.run_results import ModelResult
 from harness.runfolder import (
@@ -254,8 +255,10 @@ def test_figures_are_written_as_png_with_expected_names(run_dir, results):
     expected = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {run_results.figure2_file(r.name) for r in results} | {
         run_results.heatmaps_file(r.name) for r in results
     }
-    # Besides the figures, only the lock figure drawers take turns with (no staged file left behind).
-    assert {path.name for path in figures.iterdir()} == expected | {locks.LOCK_FILE}
+    # Besides the figures, only the lock figure drawers take turns with and the record of what they wrote (no
+    # staged file left behind).
+    assert {path.name for path in figures.iterdir()} == expected | {locks.LOCK_FILE, MANIFEST}
+    assert set(written_files(figures)) == expected
     for name in expected:
         assert (figures / name).read_bytes()[:8] == PNG_SIGNATURE
         height, width, _ = imread(figures / name).shape

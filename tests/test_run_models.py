@@ -462,7 +462,7 @@ def test_figures_are_drawn_in_the_background_once_the_results_are_out(converted,
     assert main(["--data", str(converted), "--output", str(output), "--models", "test_resnet", "--random-init",
                  "--limit", "8", "--quiet", "--workers", "0", "--n-bootstrap", "10"]) == 0
     assert "](figures/figure3_partitions.png)" in (output / "report.md").read_text()
-    assert started[0].wait(timeout=120) == 0, (output / "figures" / "figures.log").read_text()
+    assert started[0].wait(timeout=120) == 0, (output / "figures.log").read_text()
     assert {"figure3_partitions.png", "figure2_test_resnet.png", "heatmaps_test_resnet.png"} <= {
         path.name for path in (output / "figures").iterdir()}
 
@@ -639,24 +639,38 @@ def test_a_model_folder_that_is_a_link_is_refused_and_what_it_points_to_kept(con
 
 
 def test_stale_results_are_deleted_but_nothing_the_harness_did_not_write(tmp_path, caplog):
+    from focus_common.ownership import NotWrittenHere, Written
+
     from harness import artifacts
 
     model_dir = tmp_path / "model"
     parts = model_dir / "parts"
     parts.mkdir(parents=True)
-    (parts / "part-00000.parquet").write_bytes(b"rows")
-    (parts / ".part-00001.parquet.0123abcd").write_bytes(b"half written")
-    (parts / "notes.txt").write_text("a user's notes")
+    Written(parts).replace(parts / "part-00000.parquet", b"rows")
     outside = tmp_path / "outside.json"
     outside.write_text("{}")
     (model_dir / "metrics.json").symlink_to(outside)
-    (model_dir / "predictions.parquet").write_bytes(b"old")
-    artifacts.check_config(model_dir / "config.json", {"model": "a"}, ["model"], holds="predictions",
-                           stale=[parts, model_dir / "metrics.json", model_dir / "predictions.parquet"],
-                           resume=True, is_main=True)
-    # The part files and the results went; the link went, not the file it names; the user's notes stayed.
-    assert sorted(p.name for p in parts.iterdir()) == ["notes.txt"]
-    assert not (model_dir / "metrics.json").is_symlink() and outside.read_text() == "{}"
-    assert not (model_dir / "predictions.parquet").exists()
-    assert f"{parts}: left in place, with files the harness did not write" in caplog.text
+    Written(model_dir).replace(model_dir / "predictions.parquet", b"old")
+    stale = [parts, model_dir / "metrics.json", model_dir / "predictions.parquet"]
+
+    def check() -> None:
+        artifacts.check_config(model_dir / "config.json", {"model": "a"}, ["model"], holds="predictions",
+                               stale=stale, resume=True, is_main=True)
+    # A link is no file the harness wrote: nothing is deleted, and the message names it.
+    with pytest.raises(NotWrittenHere, match=f"^{model_dir / 'metrics.json'}: not a file this toolkit wrote there"):
+        check()
+    assert outside.read_text() == "{}" and (model_dir / "metrics.json").is_symlink()
+    (model_dir / "metrics.json").unlink()
+    (parts / "notes.txt").write_text("a user's notes")
+    with pytest.raises(NotWrittenHere, match=f"^{parts / 'notes.txt'}: not a file this toolkit wrote there"):
+        check()
+    assert (parts / "part-00000.parquet").exists() and (parts / "notes.txt").exists()
+    (parts / "notes.txt").unlink()
+    # What the harness wrote goes, a write it began and was killed in too (recorded before it was written).
+    staged = parts / ".part-00001.parquet.0123abcd"
+    written = Written(parts)
+    written._save(written.records() | {staged.name: {"staged": True}})
+    staged.write_bytes(b"half written")
+    check()
+    assert not parts.exists() and not (model_dir / "predictions.parquet").exists()
     assert "stale, making them again" in caplog.text

@@ -16,9 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from harness import runfolder, scoring
-from focus_common import outputs
+from focus_common import inputs, outputs
+from focus_common.inputs import read_small_text
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
 from harness.leaderboard.submission import (
@@ -142,14 +144,15 @@ def pack(
         staging = staged.folder
         pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
                        compression="zstd")
-        runfolder.write_json(staging / METRICS_FILE, claimed)
+        # A submission holds its files alone: pack's record of them is submission.json's "files".
+        outputs.write_atomic(staging / METRICS_FILE, runfolder.json_text(claimed))
         metadata["files"] = file_records(staging)
-        runfolder.write_json(staging / SUBMISSION_FILE, metadata)
+        outputs.write_atomic(staging / SUBMISSION_FILE, runfolder.json_text(metadata))
         problems = verify(staging, None, now=now).problems
         if problems:
             raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +
                                    "\n".join(f"  - {problem}" for problem in problems))
-        staged.commit(owns=lambda relative: relative in PACKED_FILES)
+        staged.commit(owns=_packed_here)
     return output
 
 
@@ -185,6 +188,27 @@ def _check_output(output: Path, run_dir: Path, overwrite: bool) -> None:
         holds = f" (it holds {_examples(held)})" if held else ""
         raise LeaderboardError(f"{output}: not a submission folder that pack wrote{holds}; --overwrite replaces only "
                                f"those. Choose another --output")
+
+
+def _packed_here(folder: Path, path: Path) -> bool:
+    """Whether `path`, in the earlier submission `folder` that pack is replacing, is a file pack or push wrote there:
+    one its submission.json records with the same size and SHA-256, or push's model-index block."""
+    if path.parent != folder or not path.is_file() or path.is_symlink():
+        return False
+    if path.name == MODEL_INDEX_FILE:
+        try:
+            return "model-index" in (yaml.safe_load(read_small_text(path, "a model-index block", 2**20)) or {})
+        except (ValueError, yaml.YAMLError, TypeError):
+            return False
+    try:
+        records = read_json_strict(folder / SUBMISSION_FILE, Limits.json_bytes).get("files", {})
+    except (SubmissionError, AttributeError):
+        return False
+    record = records.get(path.name) if isinstance(records, dict) else None
+    if path.name == SUBMISSION_FILE:
+        return True  # it is what says which files are pack's; it was read as a submission's just now
+    return isinstance(record, dict) and record.get("size") == path.stat().st_size and \
+        record.get("sha256") == inputs.sha256_file(path)
 
 
 def is_packed_submission(folder: Path) -> bool:

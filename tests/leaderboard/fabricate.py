@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from focus_common import outputs
 from harness.leaderboard import submission as submission_format, verification
 from focus_tools import statistics
 from focus_tools import schema
@@ -102,13 +103,18 @@ def restamp(submission: Path) -> None:
     """Record the files' new hashes, as a careful tamperer would, so only the tampering itself shows."""
     metadata = json.loads((submission / submission_format.SUBMISSION_FILE).read_text())
     metadata["files"] = submission_format.file_records(submission)
-    runfolder.write_json(submission / submission_format.SUBMISSION_FILE, metadata)
+    write_submitted_json(submission / submission_format.SUBMISSION_FILE, metadata)
+
+
+def write_submitted_json(path: Path, data) -> None:
+    """A JSON file of a submission (which holds its files alone: no manifest of the toolkit's)."""
+    outputs.write_atomic(path, runfolder.json_text(data))
 
 
 def edit_json(submission: Path, name: str, edit) -> None:
     data = json.loads((submission / name).read_text())
     edit(data)
-    runfolder.write_json(submission / name, data)
+    write_submitted_json(submission / name, data)
     restamp(submission)
 
 
@@ -133,5 +139,5 @@ def as_version_1(submission: Path) -> None:
 
     metrics = json.loads((submission / submission_format.METRICS_FILE).read_text())
     del metrics["gap_overall_paper"]
-    runfolder.write_json(submission / submission_format.METRICS_FILE, metrics)
+    write_submitted_json(submission / submission_format.METRICS_FILE, metrics)
     edit_json(submission, submission_format.SUBMISSION_FILE, edit)
