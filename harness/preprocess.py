@@ -50,6 +50,9 @@ OVERRIDES = ("img_size", "crop_pct", "crop_mode", "interpolation", "mean", "std"
 # 0.001 or an input of 10^5 pixels would ask for gigapixel images.
 MAX_IMG_SIZE, MIN_CROP_PCT, MAX_CROP_PCT = 4096, 0.1, 2.0
 MAX_RESIZE = math.floor(MAX_IMG_SIZE / MIN_CROP_PCT)  # the largest resize the bounded overrides can ask for
+# How messages name each setting: as the command line's option, or as the key of a model's preprocessing config.
+_OPTION_NAMES = {key: f"--{key.replace('_', '-')}" for key in OVERRIDES}
+_CONFIG_NAMES = {key: key for key in OVERRIDES} | {"img_size": "input_size"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,38 +156,62 @@ def check_preprocessing(preprocessing: Preprocessing) -> None:
     """A ValueError naming the first setting that no command-line option could have given (a tampered record)."""
     if preprocessing.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {preprocessing.protocol!r}")
-    sizes = [*preprocessing.input_size[1:], *((preprocessing.resize,) if isinstance(preprocessing.resize, int)
-                                              else preprocessing.resize)]
-    if preprocessing.input_size[0] != 3 or not all(1 <= size <= MAX_RESIZE for size in sizes):
-        raise ValueError(f"input_size {list(preprocessing.input_size)} and resize {preprocessing.resize} must be 3 "
-                         f"channels and sizes from 1 to {MAX_RESIZE} pixels")
+    resize = (preprocessing.resize,) if isinstance(preprocessing.resize, int) else preprocessing.resize
+    if preprocessing.input_size[0] != 3 or not all(1 <= size <= MAX_IMG_SIZE for size in preprocessing.input_size[1:]):
+        raise ValueError(f"input_size {list(preprocessing.input_size)} must be 3 channels of 1 to {MAX_IMG_SIZE} "
+                         f"pixels (the bounds of --img-size)")
+    if not all(1 <= size <= MAX_RESIZE for size in resize):
+        raise ValueError(f"resize {preprocessing.resize} must be from 1 to {MAX_RESIZE} pixels (the largest the "
+                         f"bounds of --img-size and --crop-pct give)")
     check_overrides({"crop_pct": preprocessing.crop_pct, "crop_mode": preprocessing.crop_mode,
                      "interpolation": preprocessing.interpolation, "mean": list(preprocessing.mean),
                      "std": list(preprocessing.std)})
 
 
-def check_overrides(overrides: dict[str, Any]) -> None:
-    """A ValueError naming the first override that timm's transforms cannot take."""
+def check_overrides(overrides: dict[str, Any], names: dict[str, str] = _OPTION_NAMES) -> None:
+    """A ValueError naming the first override that timm's transforms cannot take (each named as `names` says)."""
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise ValueError(f"unknown preprocessing override(s) {unknown}; the overrides are {list(OVERRIDES)}")
     if overrides.get("img_size") is not None and not 1 <= overrides["img_size"] <= MAX_IMG_SIZE:
-        raise ValueError(f"--img-size must be a number of pixels from 1 to {MAX_IMG_SIZE}, got {overrides['img_size']}")
+        raise ValueError(f"{names['img_size']} must be a number of pixels from 1 to {MAX_IMG_SIZE}, got "
+                         f"{overrides['img_size']}")
     if overrides.get("crop_pct") is not None and not MIN_CROP_PCT <= overrides["crop_pct"] <= MAX_CROP_PCT:
-        raise ValueError(f"--crop-pct must be a fraction (crop size / resize size, e.g. 0.875) from {MIN_CROP_PCT} to "
-                         f"{MAX_CROP_PCT}, got {overrides['crop_pct']}")
+        raise ValueError(f"{names['crop_pct']} must be a fraction (crop size / resize size, e.g. 0.875) from "
+                         f"{MIN_CROP_PCT} to {MAX_CROP_PCT}, got {overrides['crop_pct']}")
     if overrides.get("crop_mode") not in (None, *CROP_MODES):
-        raise ValueError(f"--crop-mode must be one of {list(CROP_MODES)}, got {overrides['crop_mode']!r}")
+        raise ValueError(f"{names['crop_mode']} must be one of {list(CROP_MODES)}, got {overrides['crop_mode']!r}")
     if overrides.get("interpolation") not in (None, *INTERPOLATIONS):
-        raise ValueError(f"--interpolation must be one of {list(INTERPOLATIONS)}, got {overrides['interpolation']!r}")
+        raise ValueError(f"{names['interpolation']} must be one of {list(INTERPOLATIONS)}, got "
+                         f"{overrides['interpolation']!r}")
     for key in ("mean", "std"):
         values = overrides.get(key)
         if values is not None and len(values) not in (1, 3):
-            raise ValueError(f"--{key} takes 1 value (for every channel) or 3 (R G B), got {len(values)}: {values}")
+            raise ValueError(f"{names[key]} takes 1 value (for every channel) or 3 (R G B), got {len(values)}: "
+                             f"{values}")
         if values is not None and not all(math.isfinite(v) for v in values):
-            raise ValueError(f"--{key} must be finite numbers, got {values}")
+            raise ValueError(f"{names[key]} must be finite numbers, got {values}")
     if overrides.get("std") is not None and min(overrides["std"]) <= 0:
-        raise ValueError(f"--std must be positive, got {overrides['std']}")
+        raise ValueError(f"{names['std']} must be positive, got {overrides['std']}")
+
+
+def check_data_config(data_config: dict[str, Any], source: str) -> None:
+    """A ValueError naming the first setting of a model's own preprocessing config (timm's data config, an image
+    processor's, an open_clip preprocess config) outside the bounds of the command line's overrides.
+
+    A config file is input as much as the command line: an input size of 10^5 pixels would have every
+    DataLoader worker resize each image to ten gigapixels.
+    """
+    try:
+        channels, *sizes = _sizes(list(data_config.get("input_size") or ()), 3)
+        if channels != 3:
+            raise ValueError(f"input_size must have 3 channels (RGB), got {channels}")
+        for size in sizes:
+            check_overrides({"img_size": size}, _CONFIG_NAMES)
+        check_overrides({key: list(value) if key in ("mean", "std") else value for key, value in data_config.items()
+                         if key in ("crop_pct", "mean", "std") and value is not None}, _CONFIG_NAMES)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}") from None
 
 
 def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", **overrides: Any) -> Preprocessing:

@@ -95,6 +95,23 @@ def png_declaring(width: int, height: int) -> bytes:
 HUB_COMMIT = "0" * 40
 
 
+@pytest.fixture
+def offline_cache(monkeypatch, tmp_path):
+    """An empty Hugging Face cache and torchvision cache, offline, that nothing may download into."""
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"tried to download {args}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    return tmp_path / "hf" / "hub"
+
+
 def hub_snapshot(cache: Path, repo_id: str, source: Path) -> None:
     """A repo in the Hugging Face cache layout (refs/main -> snapshots/<commit>/files), from a folder."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"

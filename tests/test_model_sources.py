@@ -23,21 +23,6 @@ transformers = pytest.importorskip("transformers")
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-@pytest.fixture
-def offline_cache(monkeypatch, tmp_path):
-    """An empty Hugging Face cache and torchvision cache, offline, that nothing may download into."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"tried to download {args}")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    return tmp_path / "hf" / "hub"
-
-
 # ------------------------------------------------------------------------------------------ timm
 
 
@@ -81,12 +66,22 @@ def test_checkpoint_folder_without_weights_is_named(tmp_path):
 # ----------------------------------------------------------------------------------- torchvision
 
 
-def test_torchvision_weights_load_from_torchvisions_cache(offline_cache):
+def cache_torchvision_weights(monkeypatch, model, weights):
+    """The model's weights in torchvision's cache, named as torchvision names its files: by the start of their
+    SHA-256 (made-up weights cannot take the real file's name, whose hash they do not have)."""
+    real = torchvision_models.weights_path(weights)
+    real.parent.mkdir(parents=True)
+    staged = real.parent / "staged.pth"
+    torch.save(model.state_dict(), staged)
+    path = staged.rename(real.with_name(f"{real.stem.rpartition('-')[0]}-{sha256_file(staged)[:8]}.pth"))
+    monkeypatch.setattr(torchvision_models, "weights_path", lambda _: path)
+    return path
+
+
+def test_torchvision_weights_load_from_torchvisions_cache(offline_cache, monkeypatch):
     weights = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1
     reference = torchvision.models.mobilenet_v3_small()
-    path = torchvision_models.weights_path(weights)
-    path.parent.mkdir(parents=True)
-    torch.save(reference.state_dict(), path)
+    path = cache_torchvision_weights(monkeypatch, reference, weights)
     model, info = create_model("torchvision:mobilenet_v3_small/IMAGENET1K_V1")
     assert info.weights == "torchvision:MobileNet_V3_Small_Weights.IMAGENET1K_V1"
     assert info.weights_file == str(path) and info.sha256 == sha256_file(path)

@@ -454,9 +454,9 @@ def test_paper_preset_is_torchvision_v1_weights_and_timm_efficientnets_with_name
 
 
 def test_docstring_examples_run():
-    from harness.models import checkpoints, hf_cache, hf_transformers, specs
+    from harness.models import bounds, checkpoints, failures, hf_cache, hf_transformers, identity, specs
 
-    for module in (models, specs, checkpoints, hf_cache, hf_transformers):
+    for module in (models, specs, checkpoints, hf_cache, hf_transformers, identity, bounds, failures):
         assert doctest.testmod(module).failed == 0
 
 

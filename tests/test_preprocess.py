@@ -187,3 +187,27 @@ def test_bad_overrides_are_named_with_the_offending_value(overrides, message):
 def test_unknown_protocol_is_refused():
     with pytest.raises(ValueError, match=r"--preprocess must be one of \['paper', 'timm'\], got 'tf'"):
         preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k"), "tf").to_dict()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"input_size": [3, 40_000, 40_000], "resize": 40_000},
+     r"input_size \[3, 40000, 40000\] must be 3 channels of 1 to 4096 pixels \(the bounds of --img-size\)"),
+    ({"resize": 10**6}, r"resize 1000000 must be from 1 to 40960 pixels"),
+])
+def test_a_tampered_run_record_is_bounded_as_the_command_line_is(changes, message):
+    record = preprocess.resolve_preprocessing(pretrained("resnet50.tv_in1k")).to_dict() | changes
+    with pytest.raises(ValueError, match=rf"the run's config.json: not a usable preprocessing \({message}"):
+        preprocess.Preprocessing.from_dict(record, "the run's config.json")
+
+
+def test_a_models_own_preprocessing_config_is_bounded_as_the_command_line_is():
+    config = pretrained("resnet50.tv_in1k")
+    preprocess.check_data_config(config, "resnet50.tv_in1k")
+    with pytest.raises(ValueError, match=r"^m: input_size must be a number of pixels from 1 to 4096, got 100000$"):
+        preprocess.check_data_config(config | {"input_size": (3, 224, 100_000)}, "m")
+    with pytest.raises(ValueError, match=r"^m: input_size must have 3 channels \(RGB\), got 1$"):
+        preprocess.check_data_config(config | {"input_size": (1, 224, 224)}, "m")
+    with pytest.raises(ValueError, match=r"^m: expected 3 whole numbers, got \['big', 224, 224\]$"):
+        preprocess.check_data_config(config | {"input_size": ("big", 224, 224)}, "m")
+    with pytest.raises(ValueError, match=r"^m: mean must be finite numbers, got \[nan, 0.5, 0.5\]$"):
+        preprocess.check_data_config(config | {"mean": (float("nan"), 0.5, 0.5)}, "m")

@@ -6,7 +6,11 @@ its weights, and describes where they came from. Weights come from exactly one p
 the run metadata: the library's own pretrained weights in its local cache ("hub-cache",
 "torchvision:<weights>", "local-dir"), a local checkpoint ("checkpoint:<path>"), or nothing at all
 ("random-init", only when asked for). Missing weights are an error that says how to fetch them,
-never a silent fallback to random weights, and with HF_HUB_OFFLINE set nothing is downloaded.
+never a silent fallback to random weights, and with HF_HUB_OFFLINE set nothing is downloaded. The file
+loaded is the file hashed, and a file whose name claims a hash is checked against it
+(harness/models/identity.py); the sizes a model's files ask for are bounded before they are allocated
+(harness/models/bounds.py, and the preprocessing with the command line's bounds); whatever a library
+raises on a model's files is a ModelLoadError naming the model and the file (harness/models/failures.py).
 
 Every model takes normalised image batches and returns logits in its label space: "imagenet"
 (1000 ImageNet-1k classes, scored with the paper's mapping) or "focus" (the ten FOCUS classes in
@@ -22,10 +26,13 @@ from pathlib import Path
 from torch import nn
 
 from focus_tools.schema import CLASS_NAMES
-from harness.models import specs
+from harness import preprocess
+from harness.models import bounds, specs
 from harness.models.checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint, read_checkpoint
 from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
+from harness.models.failures import ModelLoadError, loading
 from harness.models.hf_cache import WeightsNotFoundError
+from harness.models.identity import WeightsIdentityError
 from harness.models.info import ModelInfo
 from harness.models.mismatch import CheckpointMismatchError, head_size_advice
 from harness.models.specs import (
@@ -48,9 +55,9 @@ from focus_common.inputs import sha256_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES", "LABEL_SPACE_CLASSES", "LITE0_MODEL", "LITE0_SHA256", "ModelInfo", "PAPER_DISPLAY_NAMES",
-    "PAPER_MODELS", "PAPER_WEIGHT_NOTES", "SOURCES", "CheckpointMismatchError", "UnknownModelError",
-    "WeightsNotFoundError", "check_model_name", "convert_efficientnet_pytorch", "create_model", "display_name",
-    "expand_specs", "head_size_advice", "is_efficientnet_pytorch",
+    "PAPER_MODELS", "PAPER_WEIGHT_NOTES", "SOURCES", "CheckpointMismatchError", "ModelLoadError", "UnknownModelError",
+    "WeightsIdentityError", "WeightsNotFoundError", "check_model_name", "convert_efficientnet_pytorch", "create_model",
+    "display_name", "expand_specs", "head_size_advice", "is_efficientnet_pytorch",
     "lite0_checkpoint_path", "load_checkpoint", "model_source", "num_parameters", "read_checkpoint",
     "read_models_file", "sha256_file", "specs",
 ]
@@ -106,7 +113,8 @@ def create_model(
     head fine-tuned on FOCUS, loaded from ``checkpoint``); CLIP and transformers models have their own
     and may only confirm it. ``prompts`` is a file of prompt templates for a CLIP model.
 
-    Returns (model, info), info a ModelInfo (harness/models/info.py).
+    Returns (model, info), info a ModelInfo (harness/models/info.py). Whatever a library raises on the
+    model's files is a ModelLoadError (a ValueError) naming the spec and the file.
     """
     if random_init and checkpoint is not None:
         raise ValueError(
@@ -127,6 +135,39 @@ def create_model(
         raise ValueError(f"--prompts applies to CLIP models (open_clip:...), not to {name!r}")
     if num_classes is None and source not in _OWN_LABEL_SPACE and label_space == "focus":
         num_classes = LABEL_SPACE_CLASSES["focus"]
+    if num_classes is not None:
+        bounds.check_classes(name, num_classes, "num_classes")
+    with loading(name, checkpoint or _files_of(library_name)):
+        model, info = _create(name, source, library_name, checkpoint=checkpoint, num_classes=num_classes,
+                              random_init=random_init, prompts=prompts)
+    preprocess.check_data_config(info["data_config"], f"{name}: its preprocessing config")
+    model.eval()
+    own = info.pop("label_space", None)
+    if own is not None and label_space is not None and label_space != own:
+        raise ValueError(f"{name} predicts the {own} classes (label space {own!r}); it cannot be scored with "
+                         f"--label-space {label_space}. Leave --label-space unset for it.")
+    resolved = own or label_space or "imagenet"
+    outputs = model.num_classes
+    if num_classes is None and outputs != LABEL_SPACE_CLASSES[resolved]:
+        raise ValueError(f"{name} has {outputs} outputs, but label space {resolved!r} scores "
+                         f"{LABEL_SPACE_CLASSES[resolved]}. FOCUS scores ImageNet-1k heads (1000 outputs, "
+                         f"--label-space imagenet) and heads over the ten FOCUS classes (--label-space focus).")
+    return model, ModelInfo(model=name, source=source, **info, num_params=num_parameters(model), num_classes=outputs,
+                            label_space=resolved)
+
+
+def _files_of(library_name: str) -> str:
+    """Where a model's files are, as much as its spec says (its library's own modules say which file)."""
+    if library_name.startswith("local-dir:"):
+        return library_name.removeprefix("local-dir:")
+    if library_name.startswith("hf-hub:"):
+        return f"the Hugging Face repo {library_name.removeprefix('hf-hub:')}"
+    return f"the files of {library_name}"
+
+
+def _create(name: str, source: str, library_name: str, *, checkpoint: Path | None, num_classes: int | None,
+            random_init: bool, prompts: str | os.PathLike | None) -> tuple[nn.Module, dict]:
+    """The model and its description from its library's module."""
     if source == "timm":
         from harness.models import timm_models
 
@@ -150,16 +191,4 @@ def create_model(
         model, info = hf_transformers.create(name, library_name, class_names=CLASS_NAMES,
                                              imagenet_names=imagenet_class_names(), checkpoint=checkpoint,
                                              random_init=random_init)
-    model.eval()
-    own = info.pop("label_space", None)
-    if own is not None and label_space is not None and label_space != own:
-        raise ValueError(f"{name} predicts the {own} classes (label space {own!r}); it cannot be scored with "
-                         f"--label-space {label_space}. Leave --label-space unset for it.")
-    resolved = own or label_space or "imagenet"
-    outputs = model.num_classes
-    if num_classes is None and outputs != LABEL_SPACE_CLASSES[resolved]:
-        raise ValueError(f"{name} has {outputs} outputs, but label space {resolved!r} scores "
-                         f"{LABEL_SPACE_CLASSES[resolved]}. FOCUS scores ImageNet-1k heads (1000 outputs, "
-                         f"--label-space imagenet) and heads over the ten FOCUS classes (--label-space focus).")
-    return model, ModelInfo(model=name, source=source, **info, num_params=num_parameters(model), num_classes=outputs,
-                            label_space=resolved)
+    return model, info

@@ -1,7 +1,8 @@
 """Checkpoint files: reading a state dict safely, and loading it into a model with every mismatch named.
 
-A checkpoint file is read with ``torch.load(weights_only=True)`` (or safetensors), so a file cannot run
-code when it is read. Weights in EfficientNet-PyTorch naming are converted first
+A checkpoint file is read with ``torch.load(weights_only=True)`` (or safetensors, its header checked
+first), so a file cannot run code when it is read. The file read is the file hashed
+(harness/models/identity.py). Weights in EfficientNet-PyTorch naming are converted first
 (harness/models/efficientnet_pytorch.py).
 """
 
@@ -18,7 +19,6 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from focus_common.inputs import sha256_file
 from harness.models.efficientnet_pytorch import convert_efficientnet_pytorch, is_efficientnet_pytorch
 from harness.models.mismatch import (
     CheckpointMismatchError,
@@ -26,6 +26,7 @@ from harness.models.mismatch import (
     classifier_hint,
     mismatch_message,
 )
+from harness.models.identity import check_safetensors, folder_weights, identify
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # The weights file of a folder saved by timm's save_for_hf (or any Hugging Face model folder), in the
@@ -74,12 +75,12 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     """The weights file a checkpoint path names: the file itself, or the weights file of a model folder.
 
     A folder is one saved by timm's ``save_for_hf`` (config.json and model.safetensors) or any
-    Hugging Face model folder holding one of FOLDER_WEIGHT_FILES.
+    Hugging Face model folder holding one of FOLDER_WEIGHT_FILES; one holding several is refused.
     """
     path = Path(path)
     if not path.is_dir():
         return path
-    found = next((path / name for name in FOLDER_WEIGHT_FILES if (path / name).is_file()), None)
+    found = folder_weights(path, FOLDER_WEIGHT_FILES, what=f"Checkpoint folder {path}")
     if found is None:
         raise FileNotFoundError(
             f"Checkpoint folder {path} holds none of {list(FOLDER_WEIGHT_FILES)}. Pass a folder saved by "
@@ -105,6 +106,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
             f"Checkpoint {path} has the suffix {path.suffix!r}; expected one of {CHECKPOINT_SUFFIXES}."
         )
     if path.suffix == ".safetensors":
+        check_safetensors(path)
         try:
             return _unwrap_state_dict(safetensors.torch.load_file(path, device="cpu"), path)
         except safetensors.SafetensorError as error:
@@ -154,10 +156,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
     """Load a checkpoint file into ``model`` in place; convert EfficientNet-PyTorch names first.
 
     Raises CheckpointMismatchError naming the missing, unexpected and reshaped keys when it does not
-    fit. Returns what the run metadata records: file (the weights file read), sha256, format ("timm"
-    or "efficientnet-pytorch"), container_key and num_tensors.
+    fit. Returns what the run metadata records: file (the weights file read), sha256 (of that file, hashed
+    once), format ("timm" or "efficientnet-pytorch"), container_key and num_tensors.
     """
-    state_dict, container_key = read_checkpoint(path)
+    file = checkpoint_file(path)
+    state_dict, container_key = read_checkpoint(file)
+    weights = identify(file)
     checkpoint_format = "timm"
     if is_efficientnet_pytorch(state_dict):
         state_dict = convert_efficientnet_pytorch(state_dict, model)
@@ -167,8 +171,8 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]
     filled = {k: expected[k] for k in expected if k not in state_dict}  # num_batches_tracked only
     model.load_state_dict({**state_dict, **filled}, strict=True)
     return {
-        "file": checkpoint_file(path),
-        "sha256": sha256_file(checkpoint_file(path)),
+        "file": weights.path,
+        "sha256": weights.sha256,
         "format": checkpoint_format,
         "container_key": container_key,
         "num_tensors": len(state_dict),

@@ -2,18 +2,28 @@
 
 Every model source that keeps weights on the Hub (timm's tags and ``hf-hub:`` repos, open_clip,
 transformers) finds them here: in the local cache first, downloaded only when HF_HUB_OFFLINE is
-unset, and otherwise an error that says how to fetch them.
+unset, and otherwise an error that says how to fetch them. A revision is a branch, a tag or a commit
+(never a path: huggingface_hub reads ``refs/<revision>``), and every folder and file found lies inside
+the cache once its links are followed (a refs file or a link could point anywhere).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import huggingface_hub
 import huggingface_hub.constants
 import huggingface_hub.errors
+
+from focus_common.messages import quote
+from harness.models.identity import WeightsIdentityError
+
+# A branch or a tag (git's rules, kept simple: no '..', no part starting with '.', no leading, trailing or doubled
+# '/'), which covers a 40-hex commit too.
+REVISION = re.compile(r"(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -40,13 +50,31 @@ def cache_dir() -> Path:
 
 
 def split_revision(repo: str) -> tuple[str, str | None]:
-    """``org/name@rev`` as (repo id, revision or None).
+    """``org/name@rev`` as (repo id, revision or None); a revision that is not a branch, a tag or a commit is refused.
 
     >>> split_revision("timm/resnet50.a1_in1k@main"), split_revision("timm/vit")
     (('timm/resnet50.a1_in1k', 'main'), ('timm/vit', None))
     """
-    repo_id, _, revision = repo.partition("@")
+    repo_id, at, revision = repo.partition("@")
+    if at and not REVISION.fullmatch(revision):
+        raise ValueError(f"{repo}: the revision {quote(revision)} is not a branch, a tag or a commit: letters, digits, "
+                         f"'.', '_', '-' and '/' (no '..', no leading '/'), or 40 hex digits")
     return repo_id, revision or None
+
+
+def repo_folder(repo_id: str) -> Path:
+    """Where the cache keeps a model repo: ``models--ORG--NAME``."""
+    return cache_dir() / f"models--{repo_id.replace('/', '--')}"
+
+
+def inside_cache(path: Path, repo_id: str) -> Path:
+    """`path` (a snapshot folder, or a file in one) when it lies in the cache once its links are followed."""
+    root, resolved = cache_dir().resolve(), path.resolve()
+    if not resolved.is_relative_to(root):
+        raise WeightsIdentityError(
+            f"{path}, of the Hugging Face repo {repo_id}, leads to {resolved}, outside the cache {root}: a refs file "
+            f"or a link in the cache points out of it. Delete {repo_folder(repo_id)} and fetch the repo again.")
+    return path
 
 
 def not_found(what: str, reason: str, repo_id: str, files: Sequence[str], alternative: str,
@@ -64,7 +92,8 @@ def not_found(what: str, reason: str, repo_id: str, files: Sequence[str], altern
 def cached_file(repo_id: str, filename: str, revision: str | None = None) -> Path | None:
     """The cached copy of one file of a Hub repo, or None."""
     cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir(), revision=revision)
-    return Path(cached) if isinstance(cached, str) else None  # None or a "known missing" sentinel otherwise
+    # None or a "known missing" sentinel when it is not a path
+    return inside_cache(Path(cached), repo_id) if isinstance(cached, str) else None
 
 
 def fetch_file(repo_id: str, files: Sequence[str], *, what: str, alternative: str,
@@ -78,8 +107,8 @@ def fetch_file(repo_id: str, files: Sequence[str], *, what: str, alternative: st
                         revision)
     for filename in files:
         try:
-            return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision,
-                                                        cache_dir=cache_dir()))
+            return inside_cache(Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision,
+                                                                     cache_dir=cache_dir())), repo_id)
         except huggingface_hub.errors.LocalEntryNotFoundError as error:  # no network
             raise not_found(what, f"not cached, and the download failed ({error}); set HF_HUB_OFFLINE=1 on "
                             "machines without network to fail at once", repo_id, files, alternative,
@@ -96,7 +125,7 @@ def fetch_snapshot(repo: str, patterns: Sequence[str], *, what: str, alternative
     """A local folder holding the repo's files that match `patterns` (config, weights, processor).
 
     From the cache, else downloaded unless offline; the folder is huggingface_hub's snapshot folder,
-    which libraries read like a model saved locally.
+    which libraries read like a model saved locally. It and every file in it lie inside the cache.
     """
     repo_id, revision = split_revision(repo)
     try:
@@ -109,4 +138,7 @@ def fetch_snapshot(repo: str, patterns: Sequence[str], *, what: str, alternative
     except (huggingface_hub.errors.HfHubHTTPError, OSError, ValueError) as error:
         raise not_found(what, f"not cached, and the download failed ({error})", repo_id, patterns, alternative,
                         revision) from error
-    return Path(folder)
+    folder = inside_cache(Path(folder), repo_id)
+    for path in folder.rglob("*"):
+        inside_cache(path, repo_id)
+    return folder

@@ -5,28 +5,33 @@ repo's snapshot in the Hugging Face cache, downloaded only when HF_HUB_OFFLINE i
 preprocessed as its image processor says (its resize, crop, interpolation, mean and std, expressed
 in timm's data-config terms). Its label space follows from its labels: 1000 labels are an
 ImageNet-1k head, scored with the paper's mapping; ten labels naming the FOCUS (or CIFAR-10) classes
-are a FOCUS head, reordered to FOCUS's class order. transformers is an optional extra
-(``pip install 'focus-benchmark[transformers]'``).
+are a FOCUS head, reordered to FOCUS's class order. Its config is read and its head bounded first,
+its size counted on the meta device, and transformers is told to load the weights files chosen (and
+hashed) here. transformers is an optional extra (``pip install 'focus-benchmark[transformers]'``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from harness.models import hf_cache
+from harness.models import bounds, hf_cache
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint
-from focus_common.inputs import sha256_file
+from harness.models.failures import loading
+from harness.models.identity import WeightsFile, folder_weights, identify
 
 SNAPSHOT_PATTERNS = ("*.json", "*.safetensors", "pytorch_model*.bin")
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+# What transformers loads from a folder, in its order: one file, or shards named by an index.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 # CIFAR-10's names for the classes FOCUS calls otherwise.
 SYNONYMS = {"airplane": "plane", "aeroplane": "plane", "automobile": "car"}
 # PIL's resampling filters (the image processors' `resample`) by number, as timm names them.
@@ -120,7 +125,7 @@ def _folder(spec: str, name: str, need_weights: bool) -> tuple[Path, str]:
     path = Path(name).expanduser()
     if path.is_dir():
         return path, "local-dir"
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.partition("@")[0].count("/") > 1:
         raise FileNotFoundError(f"{spec}: {path} is not a folder; transformers: takes a Hub repo id (ORG/NAME) or "
                                 f"a folder saved with save_pretrained")
     patterns = SNAPSHOT_PATTERNS if need_weights else ("*.json",)
@@ -128,17 +133,69 @@ def _folder(spec: str, name: str, need_weights: bool) -> tuple[Path, str]:
                               alternative="pass a folder saved with save_pretrained as transformers:PATH"), "hub-cache"
 
 
-def _weights_files(folder: Path) -> list[Path]:
-    return sorted(p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file())
+def _weights_files(spec: str, folder: Path, from_hub: bool) -> list[Path]:
+    """The files transformers loads from the folder: its one weights file, or the shards its index names."""
+    chosen = folder_weights(folder, WEIGHT_FILES, what=spec, from_hub=from_hub)
+    if chosen is None:
+        raise hf_cache.WeightsNotFoundError(f"{spec}: {folder} holds no weights ({' or '.join(WEIGHT_FILES)}); pass "
+                                            f"a folder saved with save_pretrained")
+    if not chosen.name.endswith(".index.json"):
+        return [chosen]
+    index = bounds.read_config(chosen, "a sharded weights index (weight_map: tensor name -> shard file)",
+                               required=("weight_map",))
+    weight_map = index["weight_map"]
+    shards = set(weight_map.values()) if isinstance(weight_map, dict) else {None}
+    if not all(isinstance(shard, str) and Path(shard).name == shard and (folder / shard).is_file() for shard in shards):
+        raise ValueError(f"{chosen}: its weight_map must name shard files of {folder} (names, not paths), and they "
+                         f"must be there")
+    return [folder / shard for shard in sorted(shards)]
 
 
-def _sha256_of(files: list[Path]) -> str | None:
+def _sha256_of(files: list[WeightsFile]) -> str | None:
     """The weights file's SHA-256; for weights in several shards, the SHA-256 of their SHA-256s."""
     if len(files) == 1:
-        return sha256_file(files[0])
+        return files[0].sha256
     if not files:
         return None
-    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
+    return hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()
+
+
+def _check_labels(spec: str, config_file: Path, config: dict[str, Any]) -> None:
+    """Bound the head before transformers makes a label for each class of it."""
+    if "num_labels" in config:
+        bounds.check_classes(spec, config["num_labels"], f"{config_file} num_labels")
+    if isinstance(config.get("id2label"), dict):
+        bounds.check_classes(spec, len(config["id2label"]), f"the number of {config_file} id2label")
+
+
+@contextlib.contextmanager
+def _unloadable(spec: str, folder: Path) -> Iterator[None]:
+    """What transformers raises on a folder it cannot read, as a ValueError naming the folder."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{spec}: cannot load an image classifier and its image processor from {folder} "
+                         f"({type(error).__name__}: {error})") from error
+
+
+def _load(transformers, spec: str, folder: Path, files: list[Path]) -> tuple[nn.Module, Any]:
+    """(model, image processor): its weights from `files` (none: random), its size counted on meta first."""
+    config_file = folder / "config.json"
+    raw = bounds.read_config(config_file, "a transformers model config (config.json, as save_pretrained writes it)")
+    _check_labels(spec, config_file, raw)
+    auto = transformers.AutoModelForImageClassification
+    with loading(spec, config_file), _unloadable(spec, folder):
+        processor = transformers.AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    with loading(spec, config_file):
+        bounds.check_model_size(spec, lambda: auto.from_config(config), config_file, raw)
+    if not files:
+        with loading(spec, config_file), _unloadable(spec, folder):
+            return auto.from_config(config), processor
+    with loading(spec, files[0]), _unloadable(spec, folder):
+        # use_safetensors makes transformers load the very files chosen (and hashed) here.
+        return auto.from_pretrained(folder, config=config, local_files_only=True,
+                                    use_safetensors=files[0].suffix == ".safetensors"), processor
 
 
 def create(spec: str, name: str, *, class_names: Sequence[str], imagenet_names: Sequence[str],
@@ -147,20 +204,13 @@ def create(spec: str, name: str, *, class_names: Sequence[str], imagenet_names: 
     transformers = _transformers()
     use_pretrained = checkpoint is None and not random_init
     folder, source = _folder(spec, name, use_pretrained)
-    try:
-        if use_pretrained:
-            model = transformers.AutoModelForImageClassification.from_pretrained(folder, local_files_only=True)
-        else:
-            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-            model = transformers.AutoModelForImageClassification.from_config(config)
-        processor = transformers.AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{spec}: cannot load an image classifier and its image processor from {folder} "
-                         f"({type(error).__name__}: {error})") from error
-    weights_file, checkpoint_format, sha256 = None, None, None
+    files = _weights_files(spec, folder, from_hub=source == "hub-cache") if use_pretrained else []
+    weights = [identify(file) for file in files]
+    model, processor = _load(transformers, spec, folder, files)
+    data = data_config(processor.to_dict(), spec)
+    weights_file, checkpoint_format, sha256 = None, None, _sha256_of(weights)
     if use_pretrained:
-        files = _weights_files(folder)
-        weights_file, sha256 = (files[0] if len(files) == 1 else folder), _sha256_of(files)
+        weights_file = files[0] if len(files) == 1 else folder
     elif checkpoint is not None:
         loaded = load_checkpoint(model, checkpoint)
         weights_file, checkpoint_format, sha256 = loaded["file"], loaded["format"], loaded["sha256"]
@@ -177,7 +227,7 @@ def create(spec: str, name: str, *, class_names: Sequence[str], imagenet_names: 
         "weights_file": None if weights_file is None else str(weights_file),
         "sha256": sha256,
         "checkpoint_format": checkpoint_format,
-        "data_config": data_config(processor.to_dict(), spec),
+        "data_config": data,
         "label_space": label_space,
         "labels": None if order is None else [labels[i] for i in order],
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from focus_common.inputs import read_small_text
 
 SOURCES = ("timm", "torchvision", "open_clip", "transformers")
 _PREFIXES = {"torchvision:": "torchvision", "open_clip:": "open_clip", "transformers:": "transformers"}
+_FOLDER_PREFIXES = ("hf-hub:", "local-dir:")  # timm's and open_clip's: a Hub repo or a folder follows
+_WILDCARD_CHARACTERS = "*?["
+_SPACES = " \t"  # what separates words on a line; any other blank or invisible character is named
 PAPER_PRESET = "paper"
 MAX_MODELS_FILE_BYTES = 1 << 20
 
@@ -56,13 +60,11 @@ def model_source(spec: str) -> tuple[str, str]:
     >>> model_source("torchvision:resnet50/IMAGENET1K_V1"), model_source("hf-hub:timm/resnet18.a1_in1k")
     (('torchvision', 'resnet50/IMAGENET1K_V1'), ('timm', 'hf-hub:timm/resnet18.a1_in1k'))
     """
-    for prefix, source in _PREFIXES.items():
-        if spec.startswith(prefix):
-            name = spec[len(prefix):]
-            if not name:
-                raise ValueError(f"--models {spec!r}: name a model after {prefix!r}")
-            return source, name
-    return "timm", spec
+    source, name = next(((source, spec[len(prefix):]) for prefix, source in _PREFIXES.items()
+                         if spec.startswith(prefix)), ("timm", spec))
+    if name in ("", *_FOLDER_PREFIXES):  # `local-dir:` alone would read ./config.json
+        raise ValueError(f"--models {spec!r}: name a model after {spec!r}")
+    return source, name
 
 
 def display_name(spec: str) -> str:
@@ -71,7 +73,14 @@ def display_name(spec: str) -> str:
 
 
 def _is_wildcard(spec: str) -> bool:
-    return any(char in spec for char in "*?[")
+    """Whether a spec is a pattern: a plain timm or torchvision name with * ? or [ (a folder or repo never is).
+
+    >>> _is_wildcard("convnext_*"), _is_wildcard("torchvision:resnet*"), _is_wildcard("local-dir:/runs/[1]")
+    (True, True, False)
+    """
+    source, name = model_source(spec)
+    plain = source == "torchvision" or (source == "timm" and not name.startswith(_FOLDER_PREFIXES))
+    return plain and any(char in name for char in _WILDCARD_CHARACTERS)
 
 
 def _expand_wildcard(spec: str, pretrained_only: bool) -> list[str]:
@@ -83,11 +92,8 @@ def _expand_wildcard(spec: str, pretrained_only: bool) -> list[str]:
 
         names = [f"torchvision:{n}" for n in fnmatch.filter(torchvision.models.list_models(module=torchvision.models),
                                                             name)]
-    elif source == "timm" and not name.startswith(("hf-hub:", "local-dir:")):
-        names = timm.list_pretrained(name) if pretrained_only else timm.list_models(name)
     else:
-        raise ValueError(f"--models {spec!r}: wildcards name timm models ('convnext_*') or torchvision models "
-                         f"('torchvision:resnet*')")
+        names = timm.list_pretrained(name) if pretrained_only else timm.list_models(name)
     if not names:
         what = "pretrained timm tags" if pretrained_only and source == "timm" else f"{source} models"
         raise ValueError(f"--models {spec!r}: no {what} match")
@@ -114,15 +120,26 @@ def expand_specs(specs: Iterable[str], *, pretrained_only: bool = False) -> list
 
 
 def read_models_file(path: str | os.PathLike) -> list[str]:
-    """The specs in a models file: one per line; blank lines and ``#`` comments left out."""
+    """The specs in a models file: one per line; blank lines and ``#`` comments left out.
+
+    Lines end at a newline only (as editors number them); a leading byte-order mark is dropped, and a
+    spec holding a space or an invisible character (a control or format character such as U+200B, or a
+    line or paragraph separator such as U+2028) is refused, naming the line: it would name another model.
+    """
     path = Path(path)
     text = read_small_text(path, "--models-file: one model spec per line", MAX_MODELS_FILE_BYTES)
     specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         spec = line.split("#", 1)[0].strip()
         if not spec:
             continue
-        if any(char.isspace() for char in spec) or "\x00" in spec:
+        invisible = next((char for char in spec if char not in _SPACES and (
+            char.isspace() or unicodedata.category(char)[0] in "CZ")), None)
+        if invisible is not None:
+            raise ValueError(f"--models-file {path}, line {number}: {spec[:80]!r} holds the invisible character "
+                             f"U+{ord(invisible):04X} ({unicodedata.name(invisible, 'unnamed')}); write the spec "
+                             f"without it")
+        if any(char in _SPACES for char in spec):
             raise ValueError(f"--models-file {path}, line {number}: {spec[:80]!r} is not one model spec (one per "
                              f"line, no spaces)")
         specs.append(spec)

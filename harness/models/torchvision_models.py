@@ -5,6 +5,9 @@ The weights are torchvision's weights API entries (``ResNet50_Weights.IMAGENET1K
 (``$TORCH_HOME/hub/checkpoints``, the file torchvision itself downloads to). The paper evaluated
 ResNet50, Wide-ResNet50-2 and MobileNet-v3-large with ``IMAGENET1K_V1`` (``pretrained=True``).
 With HF_HUB_OFFLINE set nothing is downloaded, and a missing file is an error saying where to put it.
+A file there is taken only if its SHA-256 begins with the prefix its name carries (torchvision's names,
+``resnet50-0676ba61.pth``, as torch.hub's ``check_hash=True``): a file placed by hand under that name
+is not thereby torchvision's weights.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from torch import nn
 from harness.models import hf_cache
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint
+from harness.models.failures import loading
+from harness.models.identity import WeightsFile, identify, name_hash
 from harness.models.mismatch import pretrained_head_advice
 from harness.models.timm_models import UnknownModelError, close_names
-from focus_common.inputs import sha256_file
 
 
 def parse_name(name: str) -> tuple[str, Any]:
@@ -51,14 +55,18 @@ def weights_path(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
+def _advice(spec: str, weights: Any, path: Path) -> str:
+    return (f"Put the file {weights.url} at {path} (torchvision's cache: $TORCH_HOME/hub/checkpoints; on a "
+            f"machine with network, torchvision.models.get_model_weights({weights.__class__.__name__!r})."
+            f"{weights.name}.get_state_dict() downloads it there), or pass a local file with --checkpoint "
+            f"{spec}=PATH")
+
+
 def _fetch_weights(spec: str, weights: Any) -> Path:
     path = weights_path(weights)
     if path.is_file():
         return path
-    advice = (f"Put the file {weights.url} at {path} (torchvision's cache: $TORCH_HOME/hub/checkpoints; on a "
-              f"machine with network, torchvision.models.get_model_weights({weights.__class__.__name__!r})."
-              f"{weights.name}.get_state_dict() downloads it there), or pass a local file with --checkpoint "
-              f"{spec}=PATH")
+    advice = _advice(spec, weights, path)
     if hf_cache.offline():
         raise hf_cache.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not in "
                                        f"torchvision's cache and HF_HUB_OFFLINE is set. {advice}.")
@@ -88,22 +96,25 @@ def create(spec: str, name: str, *, checkpoint: str | os.PathLike | None = None,
     if use_pretrained and num_classes is not None and num_classes != pretrained_classes:
         raise ValueError(pretrained_head_advice(spec, pretrained_classes, num_classes))
     model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes or pretrained_classes)
-    weights_file, checkpoint_format, sha256 = None, None, None
+    weights_file, checkpoint_format = None, None
     if use_pretrained:
-        weights_file = _fetch_weights(spec, weights)
-        model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
-        source, sha256 = f"torchvision:{weights}", sha256_file(weights_file)
+        path = _fetch_weights(spec, weights)
+        advice = f"It is not torchvision's {weights}: delete it. {_advice(spec, weights, path)}."
+        weights_file = identify(path, claimed=name_hash(path), advice=advice)
+        with loading(spec, weights_file.path):
+            model.load_state_dict(torch.load(weights_file.path, map_location="cpu", weights_only=True))
+        source = f"torchvision:{weights}"
     elif checkpoint is not None:
         loaded = load_checkpoint(model, checkpoint)
-        weights_file, checkpoint_format = loaded["file"], loaded["format"]
-        source, sha256 = f"checkpoint:{checkpoint}", loaded["sha256"]
+        weights_file, checkpoint_format = WeightsFile(loaded["file"], loaded["sha256"]), loaded["format"]
+        source = f"checkpoint:{checkpoint}"
     else:
         source = "random-init"
     return LinearHeadClassifier(model, last_linear(model)), {
         "architecture": arch,
         "weights": source,
-        "weights_file": None if weights_file is None else str(weights_file),
-        "sha256": sha256,
+        "weights_file": None if weights_file is None else str(weights_file.path),
+        "sha256": None if weights_file is None else weights_file.sha256,
         "checkpoint_format": checkpoint_format,
         "data_config": data_config(weights),
     }
