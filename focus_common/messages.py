@@ -3,6 +3,8 @@ command with an exit status (see commands.run_command)."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,3 +49,42 @@ def about(name: str, message: str) -> str:
     ('resnet18: no weights', 'resnet18: no weights')
     """
     return message if message.startswith(f"{name}: ") else f"{name}: {message}"
+
+
+# User-visible names (model specs, file names) written into Markdown tables, HTML and CSV cells: one way each.
+
+def _one_line(text: Any) -> str:
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", str(text)).split())
+
+
+def markdown_text(text: Any) -> str:
+    r"""Text safe in a Markdown table cell: one line, no HTML, links, emphasis, code or column breaks.
+
+    >>> markdown_text("a|b *c* <i>")
+    'a\\|b \\*c\\* &lt;i&gt;'
+    """
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(_one_line(text), quote=False))
+
+
+def markdown_code(text: Any) -> str:
+    r"""Text as an inline code span safe in a Markdown table cell, whatever backticks and pipes it holds.
+
+    >>> markdown_code("resnet50"), markdown_code("a`b|c")
+    ('`resnet50`', '`` a`b\\|c ``')
+    """
+    text = _one_line(text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    padding = " " if "`" in text or text.startswith(" ") else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text, never runs: text starting with = + - @ or a control character
+    gets a leading apostrophe (numbers stay numbers).
+
+    >>> spreadsheet_cell("=HYPERLINK(1)"), spreadsheet_cell(-0.5), spreadsheet_cell("resnet50")
+    ("'=HYPERLINK(1)", -0.5, 'resnet50')
+    """
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r", "\n"):
+        return "'" + value
+    return value

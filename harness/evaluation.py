@@ -26,6 +26,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import timm
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
@@ -41,7 +42,7 @@ from harness.data import DataSelection, decode_error, open_focus
 from harness.distributed import SharedError, accelerator_for, run_shared
 from harness.models.info import ModelInfo
 from harness.models.preparation import ModelOptions, check_models, prepare_model
-from harness.models.specs import PAPER_DISPLAY_NAMES
+from harness.models.specs import PAPER_DISPLAY_NAMES, model_source
 from focus_tools import statistics
 
 logger = logging.getLogger("focus-eval")
@@ -132,34 +133,72 @@ def evaluate_models(data: str | Path, models: Sequence[str],
 def _evaluate_all(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table, fingerprint: str,
                   names: list[str], options: EvaluationOptions, run_dir: Path,
                   failures: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    """Every model built, grouped by geometry and evaluated; failures go to `failures` with keep_going."""
-    evaluations = []
-    for name in names:
+    """Every model built and evaluated a group at a time; failures go to `failures` with keep_going.
+
+    Models of one geometry share a decoded pass (shared_decode_groups). Only one group is built at a time, so
+    that a wildcard of a hundred models holds the weights of its largest group, not of all of them: models are
+    taken in the order of their geometry where it is known without building them (timm's pretrained configs),
+    and a group is evaluated as soon as the next model does not belong to it.
+    """
+    free_memory = device_free_memory(accelerator)
+    hints = {name: geometry_hint(name, options.preprocess or "paper") for name in names}
+    metrics, group = {}, []
+    for name in sorted(names, key=hints.get):
+        if group and hints[name] != hints[group[0].name] and hints[name] != (1,):
+            # Another geometry, known before building: the group's weights go before the next model's come.
+            metrics |= _evaluate_group_of(accelerator, dataset, annotations, group, options, failures)
+            group = []
         try:
-            evaluations.append(prepare_evaluation(accelerator, annotations, fingerprint, name, options, run_dir))
-        except (ValueError, OSError, RuntimeError, ImportError) as err:
+            evaluation = prepare_evaluation(accelerator, annotations, fingerprint, name, options, run_dir)
+        except Exception as err:  # noqa: BLE001 - whatever building a model raises is that model's failure
             _fail(name, err, options, failures)
-    metrics = {}
-    for group in shared_decode_groups(evaluations, options.share_decode, device_free_memory(accelerator)):
-        done, failed = _evaluate_groups(accelerator, dataset, annotations, [group], options)
-        if failed and len(group) > 1 and (options.keep_going or out_of_memory(failed)):
-            # Models that fit one at a time but not together (fits_together only estimates) get a pass each, and
-            # their parts so far are kept; with keep_going, one model's error (broken weights) must not cost the
-            # others of its group their results either.
-            logger.warning("%s: the shared pass failed (%s); one pass per model", ", ".join(e.name for e in group),
-                           next(iter(failed.values()))[1])
-            if accelerator.device.type == "cuda":
-                torch.cuda.empty_cache()
-            done, failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], options)
-        metrics |= done
-        for name, (kind, message) in failed.items():
-            if not options.keep_going:
-                raise ModelFailed(name, SharedError(message))
-            logger.error("%s", about(name, message))
-            failures[name] = (kind, message)
-        for evaluation in group:
-            evaluation.model = None  # its weights are not needed any more
+            continue
+        if group and len(shared_decode_groups([*group, evaluation], options.share_decode, free_memory)) > 1:
+            metrics |= _evaluate_group_of(accelerator, dataset, annotations, group, options, failures)
+            group = []
+        group.append(evaluation)
+    if group:
+        metrics |= _evaluate_group_of(accelerator, dataset, annotations, group, options, failures)
     return metrics
+
+
+def geometry_hint(name: str, protocol: str) -> tuple:
+    """What decoding depends on under `protocol`, where timm's pretrained config says it without building the
+    model (else last): a sort key that puts models of one geometry side by side, in the order given (a stable
+    sort). The paper's protocol fixes everything but the input size."""
+    source, library_name = model_source(name)
+    config = timm.models.get_pretrained_cfg(library_name) if source == "timm" and timm.is_model(
+        library_name.partition(".")[0]) else None
+    if config is None:
+        return (1,)
+    if protocol == "paper":
+        return 0, tuple(config.input_size)
+    return 0, tuple(config.input_size), config.crop_pct, config.crop_mode, config.interpolation
+
+
+def _evaluate_group_of(accelerator: Accelerator, dataset: datasets.Dataset, annotations: pa.Table,
+                       group: list[Evaluation], options: EvaluationOptions,
+                       failures: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """One group's pass (each model alone when the shared pass fails for want of memory, or with keep_going when
+    one of its models fails); its models' weights let go of afterwards."""
+    done, failed = _evaluate_groups(accelerator, dataset, annotations, [group], options)
+    if failed and len(group) > 1 and (options.keep_going or out_of_memory(failed)):
+        # Models that fit one at a time but not together (fits_together only estimates) get a pass each, and
+        # their parts so far are kept; with keep_going, one model's error (broken weights) must not cost the
+        # others of its group their results either.
+        logger.warning("%s: the shared pass failed (%s); one pass per model", ", ".join(e.name for e in group),
+                       next(iter(failed.values()))[1])
+        if accelerator.device.type == "cuda":
+            torch.cuda.empty_cache()
+        done, failed = _evaluate_groups(accelerator, dataset, annotations, [[e] for e in group], options)
+    for name, (kind, message) in failed.items():
+        if not options.keep_going:
+            raise ModelFailed(name, SharedError(message))
+        logger.error("%s", about(name, message))
+        failures[name] = (kind, message)
+    for evaluation in group:
+        evaluation.model = None  # its weights are not needed any more
+    return done
 
 
 def _fail(name: str, error: Exception, options: EvaluationOptions, failures: dict[str, tuple[str, str]]) -> None:

@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "from the run (default: none: the images of --images)")
     source.add_argument("--images", nargs="+", metavar="FILE_NAME",
                         help="these images, file names as in the dataset (default: none: those of --run)")
-    images.add_argument("--max-images", type=int, default=16, help="at most this many images per model")
+    images.add_argument("--max-images", type=options.whole_number(1, 10_000), default=16,
+                        help="at most this many images per model")
     images.add_argument("--target-layer", metavar="MODULE",
                         help="dotted module path of the layer to explain (e.g. layer4, blocks.5) (default: found "
                              "per architecture)")
@@ -151,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
-    output.add_argument("--seed", type=int, default=0,
-                        help="seed of everything random in the command: --subset random/stratified and "
-                             "--random-init weights")
+    options.add_seed_argument(output, "--subset random/stratified and --random-init weights")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

@@ -8,6 +8,7 @@ Nothing below the command-line modules sees a Namespace.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,14 @@ from harness import labels, preprocess
 from harness.data import SUBSETS, DataSelection
 from harness.distributed import PRECISIONS
 from harness.models.preparation import ModelOptions
+
+
+# Bounds checked before any work starts: every worker is a process holding its own decoder, and a seed must be
+# one numpy and torch accept.
+MAX_WORKERS = max(8, 4 * (os.cpu_count() or 1))
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**32 - 1
+MAX_IMAGES = 10_000_000
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -36,7 +45,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     data.add_argument("--data",
                       help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip "
                            "(default: with --run, the run's data; otherwise it must be given)")
-    data.add_argument("--limit", type=int, metavar="N",
+    data.add_argument("--limit", type=whole_number(1, MAX_IMAGES), metavar="N",
                       help="evaluate N images only, chosen by --subset (default: every image)")
     data.add_argument("--subset", choices=SUBSETS, default="first",
                       help="which --limit images: the first by file_name (class-skewed: the first ones are all "
@@ -146,12 +155,25 @@ def model_options_of(args: argparse.Namespace) -> ModelOptions:
                         overrides=overrides, seed=args.seed, pretrained_only=args.pretrained_only)
 
 
+def add_seed_argument(group: argparse._ArgumentGroup, what: str) -> None:
+    """--seed, the seed of everything random in the command (`what` says what that is)."""
+    group.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0,
+                       help=f"seed of everything random in the command: {what}")
+
+
+def add_save_every_argument(group: argparse._ArgumentGroup, what: str) -> None:
+    group.add_argument("--save-every", type=whole_number(1, MAX_IMAGES), default=1024,
+                       help=f"images per {what} part file")
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int = 64,
                           workers: bool = True) -> argparse._ArgumentGroup:
     runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--batch-size", type=int, default=batch_size, help="images per batch per process")
+    runtime.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=batch_size,
+                         help="images per batch per process")
     if workers:
-        runtime.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+        runtime.add_argument("--workers", type=whole_number(0, MAX_WORKERS), default=2,
+                             help=f"DataLoader workers per process (at most {MAX_WORKERS}: 4 per CPU core)")
     runtime.add_argument("--precision", choices=PRECISIONS, default="fp32",
                          help="numeric precision of the forward pass (bf16/fp16: autocast mixed precision)")
     runtime.add_argument("--cpu", action="store_true", help="run on the CPU even where a GPU is available")

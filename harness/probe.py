@@ -99,11 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inverse L2 regularisation of the logistic regression (on standardised features)")
     probes.add_argument("--pairs", nargs="+", metavar="CLASS/LOCATION",
                         help="Table 6 for these pairs only, e.g. car/snow plane/water (default: every trained probe)")
-    probes.add_argument("--top-k", type=int, default=3, help="ImageNet classes listed per probe in Table 6 (the "
-                                                            "paper lists 3)")
-    probes.add_argument("--seed", type=int, default=0,
-                        help="seed of everything random in the command: the balanced samples and splits of the "
-                             "probes, --subset random/stratified and --random-init weights")
+    probes.add_argument("--top-k", type=options.whole_number(1, 1000), default=3,
+                        help="ImageNet classes listed per probe in Table 6 (the paper lists 3)")
+    options.add_seed_argument(probes, "the balanced samples and splits of the probes, --subset random/stratified "
+                                      "and --random-init weights")
 
     output = parser.add_argument_group("output")
     output.add_argument("--run", metavar="RUN_DIR",
@@ -112,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "models of --models, on --data)")
     output.add_argument("--output", help="the run folder (default: --run, else runs/focus)")
     output.add_argument("--no-resume", action="store_true", help="discard cached features and recompute them")
-    output.add_argument("--save-every", type=int, default=1024, help="images per features part file")
+    options.add_save_every_argument(output, "features")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Sequence
 from focus_tools import schema
 from focus_common import commands as command
 from focus_common.locks import folder_lock
+from focus_common.messages import markdown_code, markdown_text
 from focus_common.ownership import Written
 from harness import paper
 from harness import results as results_table
@@ -129,7 +130,7 @@ def _robustness_section(fit: dict[str, Any], figures_dir: str | None) -> str:
         "| model | P0 (%) | P1 ∪ P2 ∪ P3 (%) | effective robustness (points) |",
         "|---|--:|--:|--:|",
     ]
-    lines += [f"| `{name}` | {100 * common:.2f} | {100 * uncommon:.2f} | {100 * robustness:+.2f} |"
+    lines += [f"| {markdown_code(name)} | {100 * common:.2f} | {100 * uncommon:.2f} | {100 * robustness:+.2f} |"
               for name, common, uncommon, robustness in zip(fit["models"], fit["common"], fit["uncommon"],
                                                              fit["effective_robustness"])]
     if figures_dir is not None:
@@ -163,7 +164,7 @@ def _header(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
             f"in percent as printed) for the model above them; the paper states the overall gap only for {stated}, "
             "as A(P0) − A(P1 ∪ P2). " + _paper_version_note(run_info.get("version"))
         )
-    failed = [f"`{result.name}` {result.n_failed}" for result in results if result.n_failed]
+    failed = [f"{markdown_code(result.name)} {result.n_failed}" for result in results if result.n_failed]
     if failed:
         lines.append(
             f"Images that failed to decode, left out of the metrics: {', '.join(failed)} (listed in the "
@@ -192,11 +193,11 @@ def _dataset_line(results: Sequence[ModelResult], run_info: dict[str, Any]) -> s
         seen = {result.metrics["n"] + result.n_failed for result in results}
         images = seen.pop() if len(seen) == 1 else None
     line = (
-        f"Dataset: FOCUS, fingerprint `{fingerprint or DASH}`, "
+        f"Dataset: FOCUS, fingerprint {markdown_code(fingerprint or DASH)}, "
         f"{DASH if images is None else f'{images:,}'} images"
     )
     if run_info.get("data"):
-        line += f", from `{run_info['data']}`"
+        line += f", from {markdown_code(run_info['data'])}"
     line += "."
     subset = run_info.get("subset")
     if subset:
@@ -209,7 +210,7 @@ def _dataset_line(results: Sequence[ModelResult], run_info: dict[str, Any]) -> s
                  f"version, {version['description']}; Table 1 differs from it in {version['table1_differences']} "
                  f"cell(s), Table 2 in {version['table2_differences']}.")
     if len({value for value in fingerprints.values() if value is not None}) > 1:
-        listed = ", ".join(f"`{name}` `{value}`" for name, value in fingerprints.items())
+        listed = ", ".join(f"{markdown_code(name)} {markdown_code(value)}" for name, value in fingerprints.items())
         line += f" **The models were scored on different data** ({listed}): their rows do not compare."
     return line
 
@@ -243,7 +244,8 @@ def _settings_line(results: Sequence[ModelResult]) -> str:
     if len(set(described.values())) == 1:
         text = next(iter(described.values())) + "."
     else:
-        text = "The models differ in settings: " + "; ".join(f"`{n}`: {d}" for n, d in described.items()) + "."
+        text = ("The models differ in settings: "
+                + "; ".join(f"{markdown_code(n)}: {d}" for n, d in described.items()) + ".")
     if any(config["gap_unit"] != "occurrence" for config in configs.values()):
         text += " The paper's Table 3 counts occurrences (an image once per location)."
     return text
@@ -257,9 +259,9 @@ def _models_table(results: Sequence[ModelResult]) -> str:
         if result.random_init:
             weights = "**random (untrained)**"
         else:
-            weights = DASH if result.weights is None else f"`{result.weights}`"
+            weights = DASH if result.weights is None else markdown_code(result.weights)
             if result.config.get("sha256"):
-                weights += f" sha256 `{result.config['sha256'][:12]}`"
+                weights += f" sha256 {markdown_code(str(result.config['sha256'])[:12])}"
         preprocessing = result.preprocessing
         rows.append([
             _row_label(result),
@@ -320,18 +322,20 @@ def _figures_section(results: Sequence[ModelResult], figures_dir: str) -> str:
     for result in results:
         lines += [
             "",
-            f"### {result.label}",
+            f"### {markdown_text(result.label)}",
             "",
-            f"![Figure 2: class-wise accuracy per partition, {result.name}]({figures_dir}/{figure2_file(result.name)})",
+            f"![Figure 2: class-wise accuracy per partition, {markdown_text(result.name)}]"
+            f"({figures_dir}/{figure2_file(result.name)})",
             "",
-            f"![Appendix E heatmaps: accuracy per class and setting, blue common, orange uncommon, {result.name}]"
+            f"![Appendix E heatmaps: accuracy per class and setting, blue common, orange uncommon, "
+            f"{markdown_text(result.name)}]"
             f"({figures_dir}/{heatmaps_file(result.name)})",
         ]
     return "\n".join(lines)
 
 
 def _row_label(result: ModelResult) -> str:
-    return f"`{result.name}` **random weights**" if result.random_init else f"`{result.name}`"
+    return f"{markdown_code(result.name)} **random weights**" if result.random_init else markdown_code(result.name)
 
 
 def _paper_row(paper_name: str, columns: Sequence[str]) -> list[str]:
@@ -379,7 +383,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _names(names: Sequence[str], quote: bool = True) -> str:
-    quoted = [f"`{name}`" if quote else name for name in names]
+    quoted = [markdown_code(name) if quote else markdown_text(name) for name in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from focus_common.messages import markdown_code, spreadsheet_cell
 from focus_tools.schema import COUNT_PARTITIONS, GAPS, PARTITION_NAMES
 
 # metrics.json's partitions: P0, the groups P1-P3, then P(t) ... P(t,w,l).
@@ -75,7 +76,7 @@ def results_csv(rows: Sequence[dict[str, Any]]) -> str:
     writer.writeheader()
     for row in rows:
         writer.writerow({key: " ".join(map(str, value)) if isinstance(value, (list, tuple)) else
-                         ("" if value is None else value) for key, value in row.items()})
+                         ("" if value is None else spreadsheet_cell(value)) for key, value in row.items()})
     return buffer.getvalue()
 
 
@@ -118,5 +119,5 @@ def markdown_results(rows: Sequence[dict[str, Any]]) -> str:
     """The same table in Markdown, for report.md."""
     header, body = _cells(rows)
     lines = ["| " + " | ".join(header) + " |", "|---|" + "--:|" * (len(header) - 1)]
-    lines += ["| `" + line[0] + "` | " + " | ".join(line[1:]) + " |" for line in body]
+    lines += ["| " + markdown_code(line[0]) + " | " + " | ".join(line[1:]) + " |" for line in body]
     return "\n".join(lines)

@@ -53,12 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--output", default="runs/focus", help="the run folder")
     output.add_argument("--no-resume", action="store_true", help="discard a model's earlier predictions")
-    output.add_argument("--save-every", type=int, default=1024, help="images per predictions part file")
+    options.add_save_every_argument(output, "predictions")
     output.add_argument("--n-bootstrap", type=options.whole_number(0, 100_000), default=1000,
                         help="bootstrap replicates for the gap intervals (0 to 100,000; 0: none)")
-    output.add_argument("--seed", type=int, default=0,
-                        help="seed of everything random in the command: the bootstrap intervals, --subset "
-                             "random/stratified and --random-init weights")
+    options.add_seed_argument(output, "the bootstrap intervals, --subset random/stratified and --random-init weights")
     output.add_argument("--figures", choices=report.FIGURE_MODES, default="background",
                         help="the report's figures: drawn in a process of their own once the results are out "
                              "(background), before the command returns (now), or not at all (none)")

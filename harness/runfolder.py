@@ -18,6 +18,7 @@ predictions.parquet's rows are harness.scoring.PREDICTION_SCHEMA's.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -67,12 +68,23 @@ def library_versions() -> dict[str, str]:
 
 
 def model_slug(model_name: str) -> str:
-    """A folder name for a model: `hf-hub:timm/x` -> `hf-hub_timm_x`.
+    """A model's folder name, one per spec (an injective encoding): a spec of up to 80 letters, digits, '.', '_'
+    and '-' starting with a letter or digit is its own folder name; any other becomes a readable slug, '~' and
+    a hash of the whole spec ('~' is never in the first kind, so the two kinds cannot meet).
 
-    >>> model_slug("hf-hub:timm/resnet50.tv_in1k")
-    'hf-hub_timm_resnet50.tv_in1k'
+    >>> model_slug("resnet50.tv_in1k"), model_slug("hf-hub:timm/resnet50.tv_in1k")
+    ('resnet50.tv_in1k', 'hf-hub_timm_resnet50.tv_in1k~2493498fdc')
+    >>> model_slug("local-dir:/a/b"), model_slug("local-dir:/a_b"), model_slug("..")
+    ('local-dir_a_b~a4d283771b', 'local-dir_a_b~158921e36c', 'model~5ec1f7e700')
     """
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
+    if _PLAIN_SPEC.fullmatch(model_name):
+        return model_name
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("._-")[:_READABLE_CHARACTERS] or "model"
+    return f"{readable}~{hashlib.sha256(model_name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+_PLAIN_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_READABLE_CHARACTERS = 60
 
 
 def model_dir(run_dir: str | Path, model_name: str) -> Path:

@@ -1,6 +1,8 @@
 """Tests of harness/report.py (the run report and figures) and harness/paper.py (published numbers)."""
 
+import csv as csv_module
 import doctest
+import io
 import re
 import shutil
 
@@ -383,3 +385,20 @@ def test_the_frog_note_follows_the_uncommon_table_the_metrics_were_computed_with
                                                              frog={**results[0].metrics["per_class"]["frog"],
                                                                    "G_t": 0.1}))
     assert note not in report.render_report([ModelResult("m", frog_has_a_gap, {"model": "m"})])
+
+
+def test_names_with_backticks_pipes_and_formulas_stay_inside_their_cells(run_dir, results, tmp_path):
+    # A model name a tampered run folder could hold: it must neither break report.md's tables nor run in a
+    # spreadsheet opening results.csv.
+    name = "=HYPERLINK(\"x\")|`evil`\nrow"
+    renamed = [ModelResult(name, result.metrics, result.config | {"model": name}) for result in results[:1]]
+    markdown = report.render_report(renamed)
+    lines = markdown.splitlines()
+    assert not any(line.startswith("row") for line in lines)  # the newline did not end a row
+    assert '("x")|' not in markdown  # every pipe of the name is escaped: no column break
+    assert sum("`` =HYPERLINK(\"x\")\\|`evil` row ``" in line for line in lines) >= 3  # a code span, whole
+    from harness import results as results_table
+
+    csv = results_table.results_csv([renamed[0].row])
+    first_cell = next(csv_module.reader(io.StringIO(csv.split("\n", 1)[1])))[0]
+    assert first_cell.startswith("'=HYPERLINK(")  # text in a spreadsheet, not a formula

@@ -117,9 +117,9 @@ def submission_id(metadata: dict) -> str:
     >>> metadata = {"model": "hf-hub:timm/resnet50.tv_in1k", "precision": "bf16", "mapping": "paper",
     ...             "weights": {"sha256": "0123456789abcdef" * 4}, "preprocessing": {"protocol": "paper"}}
     >>> submission_id(metadata)
-    'hf-hub_timm_resnet50.tv_in1k-bf16-01234567'
+    'hf-hub_timm_resnet50.tv_in1k~2493498fdc-bf16-01234567'
     >>> submission_id(metadata | {"mapping": "restricted", "preprocessing": {"protocol": "timm"}})
-    'hf-hub_timm_resnet50.tv_in1k-bf16-01234567-restricted-timm'
+    'hf-hub_timm_resnet50.tv_in1k~2493498fdc-bf16-01234567-restricted-timm'
     """
     name = f"{runfolder.model_slug(metadata['model'])}-{metadata['precision']}-{metadata['weights']['sha256'][:8]}"
     name += "-restricted" if metadata.get("mapping") == "restricted" else ""
