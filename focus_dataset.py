@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from focus_common.messages import quote
-from focus_tools.parquet import converted_shards, open_shard
+from focus_tools.parquet import converted_shards, first_damaged_shard, open_shard
 from focus_tools.release import Release, read_image, release_annotations
 from focus_tools.schema import (  # noqa: F401 - the labels and features a dataset script's users expect here
     ANNOTATIONS_DB,
@@ -171,9 +171,22 @@ def load_focus(
                 )
             for shard in shards:
                 open_shard(shard)
-        dataset = datasets.load_dataset(str(path), split="test", cache_dir=cache_dir)
+        try:
+            dataset = datasets.load_dataset(str(path), split="test", cache_dir=cache_dir)
+        except datasets.exceptions.DatasetGenerationError as err:
+            raise FocusDataError(_generation_problem(Path(path), err)) from err
     return filter_focus(dataset, categories=categories, times=times, weathers=weathers,
                         locations=locations, locations_match=locations_match, humans=humans)
+
+
+def _generation_problem(path: Path, err: Exception) -> str:
+    """What made `datasets` fail to prepare a folder or Hub dataset: the damaged shard when one is found."""
+    damaged = first_damaged_shard(converted_shards(path)) if path.is_dir() else None
+    if damaged is not None:
+        shard, problem = damaged
+        return f"{shard}: its data cannot be read ({problem}); convert the release again"
+    cause = err.__cause__ or err
+    return f"{path}: the dataset cannot be prepared ({type(cause).__name__}: {str(cause)[:300]})"
 
 
 def _label_ids(values: Sequence[str] | None, names: list[str], argument: str) -> np.ndarray | None:

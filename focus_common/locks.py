@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import logging
 import os
@@ -28,6 +29,8 @@ _HOLDER_CHARACTERS = 200  # of a holder's description read back (a lock file hol
 # A staging folder without a lock file is either a command between creating its folder and its lock, or a
 # leftover of a command killed right then: only an old one is a leftover.
 UNLOCKED_GRACE_S = 60
+# How long a command waits for a folder another command holds for a moment (run.json, the report, figures).
+WAIT_S, WAIT_POLL_S = 600, 0.2
 IN_USE_ADVICE = ("wait for it to finish, or write to another --output (two commands writing one model's results at "
                  "once would each redo the other's work)")
 
@@ -49,12 +52,13 @@ def _open_lock(folder: Path):
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as err:
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise RuntimeError(f"{folder}: cannot be written ({err.strerror}): write to another folder") from None
         raise RuntimeError(f"{path} cannot be opened as a lock file ({err.strerror}): remove it") from None
-    handle = os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace")
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        handle.close()
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # what was opened is checked, not the path
+        os.close(descriptor)
         raise RuntimeError(f"{path} is not a regular file: remove it")
-    return handle
+    return os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace")
 
 
 @contextlib.contextmanager
@@ -62,20 +66,15 @@ def folder_lock(folder: str | Path, holder: str, *, wait: bool = False,
                 in_use: str = IN_USE_ADVICE) -> Iterator[None]:
     """Hold `folder`/.lock while the block runs; a second command stops at once with FolderInUse naming the holder.
 
-    With `wait`, a held lock is waited for instead (logged once). `in_use` is the advice the error gives.
-    A folder that is a symbolic link, or a lock file that is a link or not a regular file, is refused.
+    With `wait`, a held lock is waited for instead, for WAIT_S at most: a holder that does not let go (stopped
+    with Ctrl-Z, hung on a network file system) is named in the log at once and in the error at the end.
+    `in_use` is the advice the error gives. A folder that is a symbolic link, or a lock file that is a link or
+    not a regular file, is refused.
     """
     folder = Path(folder)
     handle = _open_lock(folder)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held_by = _description(handle) or "another process"
-            if not wait:
-                raise FolderInUse(f"{folder} is in use by {held_by}: {in_use}") from None
-            logger.info("%s is in use by %s: waiting for it", folder, held_by)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        _take(handle, folder, wait, in_use)
     except BaseException:
         handle.close()
         raise
@@ -94,6 +93,27 @@ def folder_lock(folder: str | Path, holder: str, *, wait: bool = False,
         handle.flush()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _take(handle, folder: Path, wait: bool, in_use: str) -> None:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        held_by = _description(handle) or "another process"
+    if not wait:
+        raise FolderInUse(f"{folder} is in use by {held_by}: {in_use}")
+    logger.warning("%s is in use by %s: waiting for it (at most %d s)", folder, held_by, WAIT_S)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_S)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            continue
+    raise FolderInUse(f"{folder} is still in use by {_description(handle) or held_by} after {WAIT_S} s: if that "
+                      f"process is stopped (Ctrl-Z) resume it with fg, or end it; then run this command again")
 
 
 def _description(handle) -> str:

@@ -62,15 +62,25 @@ def write_exclusive(path: Path, data: str | bytes) -> None:
             raise
 
 
+def cannot_write(path: Path, err: OSError) -> OSError:
+    """An OSError that names the file a write failed on (a full or read-only disk says only what, not where)."""
+    error = OSError(f"{path}: cannot be written ({err.strerror or err})")
+    error.errno = err.errno
+    return error
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """`data` at `path`, replacing what was there whole: written under a new name beside it, then renamed."""
     path = Path(path)
-    staged = write_new_file(path.parent, f".{path.name}.", data)
+    try:
+        staged = write_new_file(path.parent, f".{path.name}.", data)
+    except OSError as err:
+        raise cannot_write(path, err) from None
     try:
         os.replace(staged, path)
-    except BaseException:
+    except OSError as err:
         staged.unlink(missing_ok=True)
-        raise
+        raise cannot_write(path, err) from None
 
 
 def replace_with(path: str | os.PathLike, write: Callable[[Path], None], staged: Path | None = None) -> None:
@@ -80,6 +90,9 @@ def replace_with(path: str | os.PathLike, write: Callable[[Path], None], staged:
     try:
         write(staged)
         os.replace(staged, path)
+    except OSError as err:
+        staged.unlink(missing_ok=True)
+        raise cannot_write(path, err) from None
     except BaseException:
         staged.unlink(missing_ok=True)
         raise

@@ -15,6 +15,7 @@ from focus_common import commands as command
 from focus_tools.convert import REPORT_NAME, convert
 from focus_tools.upload import check_hub_access, push_to_hub
 from focus_tools.parquet import converted_shards, read_annotation_columns, shard_size_limit
+from focus_tools.release import MAX_ROWS
 from focus_tools.sample import write_sample_release
 from focus_tools.statistics import summary, uncommon_masks_from_data
 from focus_tools.validate import validate, validation_report
@@ -74,14 +75,15 @@ def _cmd_validate(args) -> int:
     return 0 if result.ok else 1
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
+def _whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {quote(text)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"of at least {minimum}" if maximum is None else f"from {minimum:,} to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {quote(text)}")
         return value
     return parse
 
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample_parser = subcommand("sample", "write a synthetic release in the public layout")
     sample_parser.add_argument("output_positional", nargs="?", metavar="OUTPUT", help="the same as --output")
     sample_parser.add_argument("--output", help="the release folder to write (with --zip: the zip file)")
-    sample_parser.add_argument("--num-images", type=_whole_number(1), required=True, metavar="N",
+    sample_parser.add_argument("--num-images", type=_whole_number(1, MAX_ROWS), required=True, metavar="N",
                                help="images in the release, drawn from the published Table 1 (every partition "
                                     "occurs from 8 on)")
     sample_parser.add_argument("--seed", type=int, default=0,

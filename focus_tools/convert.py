@@ -25,7 +25,7 @@ from focus_common.locks import LOCK_FILE
 from focus_common.ownership import MANIFEST, Written, is_written
 from focus_tools.card import render_card
 from focus_tools.parquet import SHARD_PATTERN, annotation_columns, shard_size_limit, write_parquet_shards
-from focus_tools.release import Release, release_annotations
+from focus_tools.release import Release, problem_text, release_annotations
 from focus_tools.statistics import closest_published_version, dataset_fingerprint
 
 REPORT_NAME = "conversion_report.json"
@@ -64,7 +64,11 @@ def convert(
         with outputs.staged_folder(output, holder="focus-dataset convert", what="conversion",
                                    error=FocusDataError) as staged:
             staging = staged.folder
-            shards = write_parquet_shards(release, columns, report, staging / "data", max_shard_size=max_shard_bytes)
+            try:
+                shards = write_parquet_shards(release, columns, report, staging / "data",
+                                              max_shard_size=max_shard_bytes)
+            except OSError as err:  # a full disk: nothing was written in OUTPUT's place, the staging folder goes
+                raise FocusDataError(f"{output}: cannot be written ({err.strerror or problem_text(err)})") from None
             annotations = pa.Table.from_batches([columns])
             report.update(num_images=annotations.num_rows, fingerprint=dataset_fingerprint(annotations),
                           published_version=closest_published_version(annotations))

@@ -51,6 +51,19 @@ def open_shard(shard: Path) -> pq.ParquetFile:
                              "again") from err
 
 
+def first_damaged_shard(shards: list[Path]) -> tuple[Path, str] | None:
+    """The first shard whose data cannot be read (a page damaged inside, its footer intact), with why; read a row
+    group at a time, so that memory stays at one row group's."""
+    for shard in shards:
+        try:
+            parquet = pq.ParquetFile(shard)
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group)
+        except (pa.ArrowException, OSError) as err:
+            return shard, problem_text(err)
+    return None
+
+
 def read_annotation_columns(converted: str | os.PathLike) -> pa.Table:
     """The annotation columns of a converted folder's shards, read without touching the images."""
     columns = [name for name in focus_features() if name != "image"]

@@ -473,9 +473,13 @@ def _size(num_bytes: int) -> str:
 
 
 def problem_text(err: BaseException) -> str:
-    """An exception as a problem in a report: without object addresses, so that reports are
-    reproducible (PIL names its BytesIO, `<_io.BytesIO object at 0x...>`), and clipped."""
-    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(err)) or type(err).__name__
+    """An exception as a problem in a report: one line, without object addresses, so that reports are
+    reproducible (PIL names its BytesIO, `<_io.BytesIO object at 0x...>`), and clipped.
+
+    >>> problem_text(OSError("cannot identify image file <_io.BytesIO object at 0x7f00aa>"))
+    'cannot identify image file'
+    """
+    text = " ".join(re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(err)).split()) or type(err).__name__
     return text if len(text) <= 200 else text[:200] + "…"
 
 

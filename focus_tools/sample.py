@@ -29,7 +29,9 @@ from focus_tools.schema import (
     partition_ids,
     uncommon_masks,
 )
+from focus_common import outputs
 from focus_tools.published import PUBLISHED_TABLE1
+from focus_tools.release import MAX_ROWS
 
 
 def _table1_probabilities() -> dict[str, np.ndarray]:
@@ -119,9 +121,10 @@ def write_sample_release(
     as_zip: bool = False,
     size_range: tuple[int, int] = (48, 320),
 ) -> Path:
-    """A synthetic release in the public layout: a folder, or with as_zip a zip holding one folder."""
-    if num_images < 1:
-        raise ValueError(f"num_images must be at least 1, got {num_images}")
+    """A synthetic release in the public layout: a folder, or with as_zip a zip holding one folder. It appears
+    whole or not at all (written under a staged name, then renamed), at most MAX_ROWS images."""
+    if not 1 <= num_images <= MAX_ROWS:
+        raise FocusDataError(f"num_images must be from 1 to {MAX_ROWS:,} (a release's most rows), got {num_images:,}")
     output = Path(output)
     if output.exists() and (output.is_file() or any(output.iterdir())):
         raise FocusDataError(f"{output}: already exists; the sample release needs a new path")
@@ -133,18 +136,23 @@ def write_sample_release(
     images = ((annotation.file_name, sample_image(rng, size_range)) for annotation in annotations)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        (_write_zip if as_zip else _write_folder)(output, rows, images)
+        if as_zip:
+            outputs.replace_with(output, lambda staged: _write_zip(staged, output.stem, rows, images))
+        else:
+            with outputs.staged_folder(output, holder="focus-dataset sample", what="sample",
+                                       error=FocusDataError) as staged:
+                _write_folder(staged.folder, rows, images)
+                staged.commit(owns=lambda folder, path: False)  # only an empty folder can be in the way
     except OSError as err:
-        raise FocusDataError(f"{output}: cannot write the sample release here: {err.strerror}") from err
+        raise FocusDataError(f"{output}: cannot write the sample release here: {err.strerror or err}") from err
     return output
 
 
-def _write_zip(output: Path, rows: list[tuple], images: Iterable[tuple[str, bytes]]) -> None:
+def _write_zip(output: Path, top: str, rows: list[tuple], images: Iterable[tuple[str, bytes]]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         db_path = Path(scratch) / ANNOTATIONS_DB
         write_annotations_db(db_path, rows)
-        top = output.stem
-        with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
+        with zipfile.ZipFile(output, "x", compression=zipfile.ZIP_STORED) as archive:
             archive.write(db_path, f"{top}/{ANNOTATIONS_DB}")
             for file_name, data in images:
                 archive.writestr(f"{top}/{file_name}", data)

@@ -16,6 +16,7 @@ import PIL.ImageFile
 import torch
 
 import focus_dataset
+from focus_tools.release import problem_text
 
 logger = logging.getLogger(__name__)
 
@@ -220,5 +221,5 @@ def decode_error(dataset: datasets.Dataset, index: int) -> str:
     try:
         decode_image(None if image is None else image["bytes"])
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as it is
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {problem_text(err)}"
     return "decoded on retry"

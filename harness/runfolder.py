@@ -18,6 +18,7 @@ predictions.parquet's rows are harness.scoring.PREDICTION_SCHEMA's.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -122,10 +123,30 @@ def save_figure(figure: Any, path: str | Path, dpi: int) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file of the run folder, read safely (a regular file, 64 MB at most); a damaged one is a ValueError
-    that names it."""
-    return inputs.read_json(path)
+    """A JSON file of the run folder, read safely (a regular file, 64 MB at most) and checked against the shape the
+    harness reads it in (schemas/run_folder.schema.json, by file name): a damaged or tampered one is a ValueError
+    that names it and the first field that is wrong."""
+    path = Path(path)
+    data = inputs.read_json(path)
+    schema = _run_folder_schemas().get(path.name)
+    if schema is not None:
+        import jsonschema  # a dependency of the harness; imported where it is needed
 
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+        if error is not None:
+            where = "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+            raise ValueError(f"{path}: {where}: {error.message[:200]}; the harness wrote it otherwise. Delete it and "
+                             f"rerun the command that wrote it")
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def _run_folder_schemas() -> dict[str, dict[str, Any]]:
+    """{file name: its JSON schema}, each with the shared definitions."""
+    document = json.loads((Path(__file__).with_name("schemas") / "run_folder.schema.json").read_text())
+    definitions = document["$defs"]
+    return {name: {"$defs": definitions, **definition} for name, definition in definitions.items()
+            if name.endswith(".json")}
 
 
 def _finite(value: Any) -> Any:

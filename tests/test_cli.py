@@ -50,7 +50,8 @@ def test_sample_into_an_unwritable_place_is_a_clean_error(capsys):
     assert err.startswith("error: /proc/foo: cannot write") and err.count("\n") == 1
 
 
-def test_a_terminated_conversion_removes_its_partial_folder(tmp_path, sample_release):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT])
+def test_a_terminated_conversion_removes_its_partial_folder(tmp_path, sample_release, signum):
     script = (
         "import sys, time, focus_tools.release as release\nfrom focus_tools import cli\n"
         "check = release.check_image_bytes\n"
@@ -63,7 +64,7 @@ def test_a_terminated_conversion_removes_its_partial_folder(tmp_path, sample_rel
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline() == "converting\n"
     assert list(tmp_path.glob(".out.partial-*"))
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)  # a closing terminal (SIGHUP), Ctrl-\\ (SIGQUIT), Ctrl-C, kill
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 143 and "Traceback" not in err
+    assert process.returncode == 128 + signum and "Traceback" not in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

@@ -364,9 +364,11 @@ def test_a_layer_whose_output_is_not_a_tensor_is_reported(converted, tmp_path, c
 
 
 def test_max_images_must_be_positive(converted, tmp_path, capsys):
-    assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "a.jpg",
-                 "--max-images", "0"]) == 2
-    assert "--max-images must be a positive number of images, got 0" in capsys.readouterr().err
+    # Checked by the parser, before anything loads (a usage error: exit 2).
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", "a.jpg", "--max-images", "0"])
+    assert stop.value.code == 2
+    assert "--max-images: expected a whole number from 1 to 10,000, got '0'" in capsys.readouterr().err
 
 
 def test_images_come_from_a_run_or_a_list_not_both(converted, tmp_path, capsys):

@@ -77,7 +77,7 @@ def results() -> list[ModelResult]:
         ModelResult("test_resnet", _metrics(0.2, seed=2, n_failed=3),
                     {"model": "test_resnet", "random_init": True, "weights": "random-init"}, n_failed=3),
         ModelResult("tf_efficientnet_lite0", _metrics(0.85, seed=3),
-                    {"model": "tf_efficientnet_lite0", "weights": {"source": "checkpoint:lite0.pth"}}),
+                    {"model": "tf_efficientnet_lite0", "weights": "checkpoint:lite0.pth"}),
     ]
 
 
