@@ -66,6 +66,9 @@ class Verification:
     # model's own top-1 class id (what comparisons between submissions pair and compare).
     correct: np.ndarray | None = dataclasses.field(default=None, repr=False)
     top1: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    # Per image in file_name order, set with `recomputed`: its top-5 ids and probabilities as one value that
+    # equals another's only when both are bit-identical (top5_values); what copies are judged on too.
+    top5: np.ndarray | None = dataclasses.field(default=None, repr=False)
     # Set by comparisons.flag_near_copies: other submissions (folder name, share of images) that agree
     # with this one on nearly every top-1 while claiming a different model.
     near_copies: list[tuple[str, float]] = dataclasses.field(default_factory=list)
@@ -161,6 +164,26 @@ def value_problems(predictions: pa.Table, label_space: str | None) -> list[str]:
 
 def _top5(predictions: pa.Table, column: str) -> np.ndarray:
     return pc.list_flatten(predictions.column(column)).to_numpy().reshape(predictions.num_rows, TOP_K)
+
+
+def top5_values(ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's top-5 ids (class ids, < 2**15) and probabilities (as read, float64) as one opaque value: two
+    rows' values are equal exactly when their ids and their probabilities' bits are.
+
+    >>> values = top5_values(np.array([[3, 1, 2, 0, 4]] * 3), np.array([[0.5, 0.2, 0.1, 0.1, 0.0]] * 3))
+    >>> values[2:] = top5_values(np.array([[3, 1, 2, 0, 4]]), np.array([[0.5, 0.2, 0.1, 0.1, -0.0]]))
+    >>> (values == values[0]).tolist()
+    [True, True, False]
+    """
+    rows = np.empty(len(ids), dtype=[("ids", "<i2", TOP_K), ("probs", "<f8", TOP_K)])
+    rows["ids"], rows["probs"] = ids, probs
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize)))
+
+
+def _top5_in_file_name_order(predictions: pa.Table) -> np.ndarray:
+    """top5_values of predictions joined one to one to the images, in file_name order (as the scored table)."""
+    ordered = predictions.select(["top5_ids", "top5_probs"]).take(pc.sort_indices(predictions.column("file_name")))
+    return top5_values(_top5(ordered, "top5_ids"), _top5(ordered, "top5_probs"))
 
 
 def top5_problems(predictions: pa.Table, label_space: str | None, mapping: str | None) -> list[str]:
@@ -407,6 +430,7 @@ def verify(
     result.recomputed = recompute_metrics(scored, metadata["metric"])
     result.correct = scored.column("correct").to_numpy(zero_copy_only=False)
     result.top1 = pc.list_element(scored.column("top5_ids"), 0).to_numpy()
+    result.top5 = _top5_in_file_name_order(predictions)
     if isinstance(claimed, dict):
         later = LATER_METRICS.get(metadata["schema_version"], frozenset())
         expected = {key: value for key, value in result.recomputed.items() if key in claimed or key not in later}

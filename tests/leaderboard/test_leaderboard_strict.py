@@ -74,6 +74,17 @@ def test_the_pages_are_counted_from_their_headers(submission):
         4 + len(name.encode()) for name in pq.read_table(_predictions(submission)).column("file_name").to_pylist())
 
 
+@pytest.mark.parametrize("options", [
+    {"compression": "none"}, {"data_page_version": "2.0"}, {"row_group_size": 7, "data_page_size": 64},
+    {"use_dictionary": False, "compression": "snappy"}, {"write_statistics": False, "write_page_index": True},
+])
+def test_a_file_written_with_other_parquet_options_is_read(submission, truth, options):
+    path = _predictions(submission)
+    pq.write_table(pq.read_table(path), path, **options)
+    restamp(submission)
+    assert verification.verify(submission, truth).accepted
+
+
 def test_a_footer_that_lies_about_the_decoded_size_changes_nothing(submission, truth):
     """The footer's total_byte_size sized the old reader's budget; the pages' own headers size it now."""
     path = _predictions(submission)
