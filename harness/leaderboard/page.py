@@ -222,8 +222,12 @@ def _html_section(table: Table) -> str:
     return "\n".join(parts)
 
 
-def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per board."""
+def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth,
+                generation: str = "") -> str:
+    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per board.
+
+    `generation` names the render the page comes from, in a meta tag (writing.generation_mark).
+    """
     skipped_html = ""
     if skipped:
         items = "\n".join(f"<li><code>{html.escape(name)}</code>: {html.escape(reason)}</li>"
@@ -236,4 +240,5 @@ def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth:
         sections="\n\n".join(_html_section(table) for table in tables),
         notes=html.escape(NOTES),
         skipped=skipped_html,
+        generation=html.escape(generation),
     )

@@ -14,7 +14,7 @@ from focus_common import inputs
 from focus_tools import schema
 from harness import runfolder
 from harness.leaderboard import (cli, comparisons, errors, packing, rendering, significance,
-                                 submission as submission_format, tables, verification)
+                                 submission as submission_format, tables, verification, writing)
 
 from .fabricate import MODELS, edit_json, fabricate_run
 
@@ -249,7 +249,17 @@ def test_render_refuses_a_ledger_that_it_did_not_write(board, truth, tmp_path):
     with pytest.raises(errors.LeaderboardError, match=r"accepted.json: not the ledger of accepted submissions "
                                                            r"that render writes"):
         rendering.render(board, site, truth)
-    assert sorted(p.name for p in site.iterdir()) == [rendering.LEDGER_FILE]
+    assert sorted(p.name for p in site.iterdir()) == [writing.RENDER_FOLDER, rendering.LEDGER_FILE]
+
+
+def test_render_names_a_deeply_nested_ledger_in_one_line(board, converted, tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / rendering.LEDGER_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    assert cli.main(["render", str(board), str(site), "--data", str(converted)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {site / rendering.LEDGER_FILE}: not the ledger of accepted submissions that render writes (arrays "
+        f"and objects nested 100,000 deep, deeper than the 64 levels allowed); move it, or choose another OUT\n")
 
 
 @pytest.mark.parametrize("plant, message", [

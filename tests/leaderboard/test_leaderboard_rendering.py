@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import comparisons, errors, packing, rendering, tables
+from harness.leaderboard import comparisons, errors, packing, rendering, tables, writing
 from harness.leaderboard import markdown as markdown_module, page as page_module
 
 from .fabricate import PAPER_PREPROCESSING, as_version_1, fabricate_run
@@ -188,11 +188,16 @@ def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing
     assert "timm preprocessing (data config, not recorded)" in page
 
 
+def _entries(folder: Path) -> list[str]:
+    """The files in `folder` and below, relative to it."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
     submissions_dir = site[0].parent / "submissions"
     with pytest.raises(rendering.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
         rendering.render(submissions_dir, tmp_path / "site", truth, strict=True)
-    assert not (tmp_path / "site").exists() or not any((tmp_path / "site").iterdir())
+    assert _entries(tmp_path / "site") == [f"{writing.RENDER_FOLDER}/.lock"]  # no page, no ledger
 
 
 def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, truth, monkeypatch):
@@ -208,8 +213,8 @@ def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, tru
         rendering.render(site[0].parent / "submissions", out, truth)
     assert (out / rendering.HTML_FILE).read_text() == before
     assert (out / rendering.LEDGER_FILE).read_text() == ledger
-    assert sorted(p.name for p in out.iterdir()) == sorted([rendering.HTML_FILE, rendering.MARKDOWN_FILE,
-                                                            rendering.LEDGER_FILE])
+    assert _entries(out) == sorted([rendering.HTML_FILE, rendering.MARKDOWN_FILE, rendering.LEDGER_FILE,
+                                    f"{writing.RENDER_FOLDER}/.lock"])
 
 
 def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
@@ -218,8 +223,9 @@ def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
         rendering.render(site[0].parent / "submissions", tmp_path / "site", truth)
     finally:
         os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755
-    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "site").iterdir()} == {0o644}
+    site = tmp_path / "site"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (site, site / writing.RENDER_FOLDER)} == {0o755}
+    assert {stat.S_IMODE((site / name).stat().st_mode) for name in _entries(site)} == {0o644}
 
 
 def test_render_replaces_only_pages_it_wrote(tmp_path, site, truth):

@@ -24,6 +24,10 @@ from .fabricate import edit_predictions, patch_footer_integer, patch_integer, re
                                           "double quotes: line 1 column 15 (char 14)"),
     ("metrics.json", b'{"accuracy": "\xff"}', "metrics.json is not valid JSON: it is not UTF-8 text"),
     ("metrics.json", "[1, 2]", "metrics.json $: [1, 2] is not an object of metrics"),
+    ("metrics.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "metrics.json is not valid JSON: arrays and objects nested 100,001 deep, deeper than the 64 levels allowed"),
+    ("submission.json", '{"versions": {"torch": "[[[["}, "model": ' + "[" * 64 + "]" * 64 + "}",
+     "submission.json is not valid JSON: arrays and objects nested 65 deep, deeper than the 64 levels allowed"),
 ])
 def test_malformed_json_is_rejected_with_its_reason(submission, truth, name, text, message):
     path = submission / name
