@@ -140,11 +140,15 @@ def pack(
     _check_output(output, run_dir, overwrite)
     with outputs.staged_folder(output, holder="focus-leaderboard pack", what="pack", error=LeaderboardError) as staged:
         staging = staged.folder
-        pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
-                       compression="zstd")
-        runfolder.write_json(staging / METRICS_FILE, claimed)
-        metadata["files"] = file_records(staging)
-        runfolder.write_json(staging / SUBMISSION_FILE, metadata)
+        try:
+            pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
+                           compression="zstd")
+            runfolder.write_json(staging / METRICS_FILE, claimed)
+            metadata["files"] = file_records(staging)
+            runfolder.write_json(staging / SUBMISSION_FILE, metadata)
+        except OSError as err:  # a full disk: the staging folder goes, OUTPUT is as it was
+            raise LeaderboardError(f"{output}: cannot write the submission ({err.strerror or err}); nothing was "
+                                   f"written") from None
         problems = verify(staging, None, now=now).problems
         if problems:
             raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +

@@ -190,6 +190,22 @@ def read_submitted_predictions(path: Path, limits: Limits, *, images: int | None
         raise SubmissionError(f"{path.name}: cannot be read ({err})") from err
 
 
+def kind_of(path: Path) -> str:
+    """What is at `path`, in a message's words: "missing", "a folder", "a FIFO", "a character device", ...
+
+    >>> kind_of(Path("/dev/null")), kind_of(Path("/nowhere"))
+    ('a character device', 'missing')
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next(name for test, name in kinds if test(mode))
+
+
 def read_regular_file(path: Path, max_bytes: int, option: str) -> bytes:
     """A submitted file's bytes, read once: a regular file only (a FIFO would block the reader, a device never
     end), its size checked against `max_bytes` (raised with `option`) before it is read."""
@@ -200,7 +216,7 @@ def read_regular_file(path: Path, max_bytes: int, option: str) -> bytes:
     with os.fdopen(descriptor, "rb") as file:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
-            raise SubmissionError(f"{path.name}: not a regular file; a submission holds plain files")
+            raise SubmissionError(f"{path.name}: {kind_of(path)}, not a plain file; a submission holds plain files")
         if status.st_size > max_bytes:
             raise SubmissionError(f"{path.name}: {status.st_size:,} bytes is over the limit of {max_bytes:,} bytes "
                                   f"(raise it with {option})")
@@ -342,7 +358,9 @@ def _read_within_budget(path: Path, parquet: pq.ParquetFile, groups: list[dict[s
     # torch loaded pyarrow's pool threads made the process abort at exit now and then.
     for i in range(parquet.metadata.num_row_groups):
         chunk = parquet.read_row_group(i, columns=["file_name"], use_threads=False).column(0).combine_chunks()
-        file_names.append(chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode())
+        chunk = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        chunk.validate(full=True)  # UTF-8 names and indices within the dictionary, as a reader of them expects
+        file_names.append(chunk)
     decoded, longest = _decoded_names(file_names)
     if longest_name is not None and longest > longest_name:
         raise SubmissionError(f"{path.name}: file_name values up to {longest:,} bytes, longer than the name of any "

@@ -19,7 +19,9 @@ from focus_common import inputs
 import focus_dataset
 from harness import runfolder, scoring
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
-from harness.leaderboard.strict import TOP_K, Limits, _json_path, _shown, read_json_strict, read_submitted_predictions
+from harness.leaderboard.strict import (
+    TOP_K, Limits, _json_path, _shown, kind_of, read_json_strict, read_submitted_predictions,
+)
 from harness.leaderboard.submission import (
     LATER_METRICS, METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES, PREDICTIONS_FILE, SUBMISSION_FILE, SUBMITTED_FILES,
     metadata_problems,
@@ -326,12 +328,14 @@ def _count_fields(value: Any) -> int:
 def _folder_problems(submission: Path) -> list[str]:
     problems = []
     for name in SUBMITTED_FILES:
-        path = submission / name
-        if path.is_symlink():
+        kind = kind_of(submission / name)
+        if kind == "a symbolic link":
             problems.append(f"{name}: is a symbolic link; a submission holds plain files")
-        elif not path.is_file():
+        elif kind == "missing":
             problems.append(f"{name}: missing; a submission holds {list(SUBMITTED_FILES)} (write one with "
                             f"focus-leaderboard pack)")
+        elif kind != "a file":  # a FIFO would block a reader, a device never end: neither is opened
+            problems.append(f"{name}: {kind}, not a plain file; a submission holds plain files")
     # A folder can hold any number of entries: a few are named, the rest counted.
     unexpected = (p.name for p in submission.iterdir() if p.name not in SUBMITTED_FILES and p.name != MODEL_INDEX_FILE)
     count, first = 0, []
@@ -389,12 +393,13 @@ def verify(
     """Check a submission and recompute its metrics; every problem found is listed.
 
     With `truth` None only what needs no dataset is checked (files, JSON, schema, hashes, predictions
-    on their own), and nothing is recomputed, so the result is never `accepted`.
+    on their own), and nothing is recomputed, so the result is never `accepted`. A `submission` that is
+    not a folder (a file, a FIFO, a device) cannot be verified: LeaderboardError.
     """
     submission = Path(submission)
-    if not submission.is_dir():
-        return Verification(submission, [f"{submission}: not a folder; a submission is the folder that "
-                                         f"focus-leaderboard pack writes"])
+    if not submission.is_dir():  # nothing to judge: the command cannot run
+        raise LeaderboardError(f"{submission}: {kind_of(submission)}, not a folder; a submission is the folder that "
+                               f"focus-leaderboard pack writes")
     problems = _folder_problems(submission)
     metadata = _read_part(submission, SUBMISSION_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)
     claimed = _read_part(submission, METRICS_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)

@@ -5,14 +5,18 @@ scoring.PREDICTION_SCHEMA from the dataset's own columns plus synthetic top-5s, 
 metrics.json = scoring.compute_metrics(predictions) plus the count of undecodable images.
 """
 
+import contextlib
 import hashlib
 import json
+import os
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from harness.leaderboard import submission as submission_format, verification
 from focus_tools import statistics
@@ -169,3 +173,16 @@ def patch_footer_integer(path: Path, old: int, new: int) -> None:
     size = path.stat().st_size
     footer = pq.ParquetFile(path).metadata.serialized_size
     patch_integer(path, size - 8 - footer, size - 8, old, new)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """`folder` made read-only: its mode for a user, immutable (chattr +i) for root, whom modes do not stop."""
+    made = ["chattr", "+i", str(folder)] if os.geteuid() == 0 else ["chmod", "a-w", str(folder)]
+    if subprocess.run(made, capture_output=True).returncode:
+        pytest.skip(f"{' '.join(made[:2])} is not available here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)] if os.geteuid() == 0 else ["chmod", "u+w", str(folder)],
+                       check=True)

@@ -1,6 +1,5 @@
 """harness.writing: render's files committed together; a render killed between its renames, a full or read-only OUT."""
 
-import contextlib
 import doctest
 import errno
 import json
@@ -18,7 +17,7 @@ import pytest
 from focus_common import outputs
 from harness.leaderboard import cli, errors, packing, rendering, writing
 
-from .fabricate import fabricate_run
+from .fabricate import fabricate_run, read_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,23 +133,10 @@ def test_the_command_says_a_full_disk_in_one_line_and_exits_2(rendered, converte
     assert _generations(rendered["out"]) == rendered["first"]
 
 
-@contextlib.contextmanager
-def _read_only(folder: Path):
-    """`folder` made read-only: its mode for a user, immutable (chattr +i) for root, whom modes do not stop."""
-    made = ["chattr", "+i", str(folder)] if os.geteuid() == 0 else ["chmod", "a-w", str(folder)]
-    if subprocess.run(made, capture_output=True).returncode:
-        pytest.skip(f"{' '.join(made[:2])} is not available here")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)] if os.geteuid() == 0 else ["chmod", "u+w", str(folder)],
-                       check=True)
-
-
 def test_a_read_only_out_is_one_line_and_exit_2(rendered, converted, capsys, tmp_path):
     parent = tmp_path / "read_only"
     parent.mkdir()
-    with _read_only(parent):
+    with read_only(parent):
         assert cli.main(["render", str(rendered["board"]), str(parent / "site"), "--data", str(converted)]) == 2
     error = capsys.readouterr().err
     assert re.fullmatch(rf"error: {re.escape(str(parent / 'site'))}: cannot write the site here \((Permission denied|"
@@ -160,7 +146,7 @@ def test_a_read_only_out_is_one_line_and_exit_2(rendered, converted, capsys, tmp
 
 def test_a_site_made_read_only_keeps_its_pages_and_is_completed_once_writable(rendered, converted, capsys):
     out = rendered["out"]
-    with _read_only(out):
+    with read_only(out):
         assert cli.main(["render", str(rendered["board"]), str(out), "--data", str(converted)]) == 2
         error = capsys.readouterr().err
         assert re.fullmatch(rf"error: {re.escape(str(out))}: cannot put the new pages in place \((Permission denied|"
