@@ -130,7 +130,8 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-predictions-mb", type=float, default=Limits.predictions_bytes / 2**20,
                        help="largest predictions.parquet accepted")
     group.add_argument("--max-decoded-mb", type=float, default=Limits.decoded_bytes / 2**20,
-                       help="most memory the predictions may take once decoded, counted before decoding")
+                       help="most memory reading and checking the predictions may hold, copies included, "
+                            "counted from the file's page headers before decoding")
     group.add_argument("--max-json-mb", type=float, default=Limits.json_bytes / 2**20,
                        help="largest submission.json or metrics.json accepted")
 
@@ -161,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="the ground truth: converted folder, release folder or zip, or Hub id")
     verify_parser.add_argument("--submissions", metavar="DIR",
                                help="the leaderboard's folder of submissions: also reject a copy of an earlier one "
-                                    "(the same top-1 on every image, or a symbolic link to it) and note near copies, "
-                                    "as render does (default: the submission alone)")
+                                    "(the same top-1 on every image, bit-identical top-5 probabilities on 99%% of "
+                                    "them, or a symbolic link to it) and note near copies, as render does (default: "
+                                    "the submission alone)")
     _add_limits(verify_parser)
     verify_parser.set_defaults(func=_cmd_verify)
 

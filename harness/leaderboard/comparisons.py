@@ -222,13 +222,15 @@ def _copied(verification: Verification, earlier: Verification) -> str | None:
     way, it is the same submission); only the same evaluation scored with another mapping is not.
     """
     name, images = earlier.submission.name, len(verification.top1)
-    if np.array_equal(verification.top1, earlier.top1) and (
-            board_of(verification.metadata) == board_of(earlier.metadata) or _identity(verification) != _identity(earlier)):
+    rescored = (board_of(verification.metadata) != board_of(earlier.metadata)
+                and _identity(verification) == _identity(earlier))  # the same model, in another table
+    if np.array_equal(verification.top1, earlier.top1) and not rescored:
         return f"the same top-1 as the earlier submission {name} for every one of its {images:,} images"
+    if verification.top5 is None or earlier.top5 is None:  # built without them (a benchmark): top-1 alone
+        return None
     same = int(np.count_nonzero(verification.top5 == earlier.top5))
-    rescored = (_evaluation(verification) == _evaluation(earlier)
-                and verification.metadata["mapping"] != earlier.metadata["mapping"])
-    if same >= SAME_TOP5 * images and not rescored:
+    if same >= SAME_TOP5 * images and not (_evaluation(verification) == _evaluation(earlier)
+                                           and verification.metadata["mapping"] != earlier.metadata["mapping"]):
         return (f"the same top-5 classes and probabilities, bit for bit, as the earlier submission {name} on {same:,} "
                 f"of its {images:,} images (a copy from {SAME_TOP5:.0%})")
     return None

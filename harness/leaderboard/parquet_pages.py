@@ -227,7 +227,8 @@ def read_pages(data: memoryview, metadata: pq.FileMetaData, max_pages: int) -> l
                                     f"(byte {end:,}) that the footer gives")
                 pages.add(page)
             if pages.values != chunk.num_values:
-                raise PageError(f"{where}: its pages hold {pages.values:,} values, its footer says {chunk.num_values:,}")
+                raise PageError(f"{where}: its pages hold {pages.values:,} values, its footer says "
+                                f"{chunk.num_values:,}")
             chunks.append(pages)
         groups.append(chunks)
     return groups

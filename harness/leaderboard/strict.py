@@ -353,14 +353,7 @@ def _read_within_budget(path: Path, parquet: pq.ParquetFile, groups: list[dict[s
     if read > budget:
         pages = sum(pages.pages for group in groups for pages in group.values())
         raise _over_budget(path, read, rows, budget, f"{pages:,} pages, by their headers")
-    file_names = []
-    # Read on this thread (use_threads=False), as is every column: the cost counts one page at a time, and with
-    # torch loaded pyarrow's pool threads made the process abort at exit now and then.
-    for i in range(parquet.metadata.num_row_groups):
-        chunk = parquet.read_row_group(i, columns=["file_name"], use_threads=False).column(0).combine_chunks()
-        chunk = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
-        chunk.validate(full=True)  # UTF-8 names and indices within the dictionary, as a reader of them expects
-        file_names.append(chunk)
+    file_names = _dictionary_encoded_names(parquet)
     decoded, longest = _decoded_names(file_names)
     if longest_name is not None and longest > longest_name:
         raise SubmissionError(f"{path.name}: file_name values up to {longest:,} bytes, longer than the name of any "
@@ -378,6 +371,22 @@ def _read_within_budget(path: Path, parquet: pq.ParquetFile, groups: list[dict[s
         names.append(file_names.pop(0).cast(pa.string()))
     columns["file_name"] = pa.chunked_array(names, type=pa.string())
     return pa.table([columns[name] for name in _READ_SCHEMA.names], schema=_READ_SCHEMA)
+
+
+def _dictionary_encoded_names(parquet: pq.ParquetFile) -> list[pa.DictionaryArray]:
+    """file_name of each row group, dictionary-encoded, its names checked to be UTF-8 and its indices to lie
+    within its dictionary (a corrupted page can break either, which a reader of the names would trip over).
+
+    Every column is read on this thread (use_threads=False): the cost counts one page at a time, and with torch
+    loaded pyarrow's pool threads made the process abort at exit now and then.
+    """
+    names = []
+    for i in range(parquet.metadata.num_row_groups):
+        chunk = parquet.read_row_group(i, columns=["file_name"], use_threads=False).column(0).combine_chunks()
+        chunk = chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+        chunk.validate(full=True)
+        names.append(chunk)
+    return names
 
 
 def _numbers(parquet: pq.ParquetFile) -> dict[str, pa.ChunkedArray]:

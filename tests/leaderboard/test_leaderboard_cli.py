@@ -99,8 +99,8 @@ def test_every_options_help_shows_its_default_and_the_exit_codes():
 
 def test_help_shows_defaults_and_exit_codes_as_printed():
     help_text = " ".join(_subcommands()["render"].format_help().split())
-    assert "--max-decoded-mb MAX_DECODED_MB most memory the predictions may take once decoded, counted before " \
-           "decoding (default: 512)" in help_text
+    assert "--max-decoded-mb MAX_DECODED_MB most memory reading and checking the predictions may hold, copies " \
+           "included, counted from the file's page headers before decoding (default: 512)" in help_text
     assert "--strict write nothing and exit 1 if any submission fails verification (default: False)" in help_text
     assert "2 the command cannot run" in help_text
 
@@ -202,7 +202,8 @@ def _data_pages(path: Path) -> list[tuple[int, int]]:
     pages = []
     for j in range(metadata.num_columns):
         chunk = metadata.row_group(0).column(j)
-        page = parquet_pages.read_header(data, chunk.data_page_offset, chunk.data_page_offset + chunk.total_compressed_size)
+        page = parquet_pages.read_header(data, chunk.data_page_offset,
+                                         chunk.data_page_offset + chunk.total_compressed_size)
         pages.append((chunk.data_page_offset + page.header_bytes, page.compressed_bytes))
     return pages
 

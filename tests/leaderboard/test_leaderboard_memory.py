@@ -104,8 +104,9 @@ def focus_sized(tmp_path_factory, truth, submissions) -> dict:
     submission for it, and what the measuring process needs to warm up."""
     folder = tmp_path_factory.mktemp("focus_sized")
     names = truth.table.column("file_name")
-    table = pa.concat_tables([truth.table.set_column(0, "file_name", pc.binary_join_element_wise(names, pa.scalar(f"-{k}"), ""))
-                              for k in range(-(-FOCUS_IMAGES // truth.num_images))]).slice(0, FOCUS_IMAGES)
+    copies = [truth.table.set_column(0, "file_name", pc.binary_join_element_wise(names, pa.scalar(f"-{k}"), ""))
+              for k in range(-(-FOCUS_IMAGES // truth.num_images))]
+    table = pa.concat_tables(copies).slice(0, FOCUS_IMAGES)
     table = table.sort_by("file_name")
     pq.write_table(table, folder / "truth.parquet")
     pq.write_table(truth.table, folder / "small_truth.parquet")
@@ -144,7 +145,8 @@ def test_an_honest_file_of_focus_size_is_accepted_within_the_budget(focus_sized)
 @pytest.mark.slow
 def test_900k_distinct_long_names_are_refused_by_their_row_count_before_decoding(focus_sized):
     """The issue's file: 900,000 distinct 490-byte names, 440 MB decoded from a file of a few MB."""
-    submission = _replaced(focus_sized, "distinct_names", lambda path: _write_in_row_groups(path, 900_000, 490, 100_000))
+    submission = _replaced(focus_sized, "distinct_names",
+                           lambda path: _write_in_row_groups(path, 900_000, 490, 100_000))
     assert (submission / submission_format.PREDICTIONS_FILE).stat().st_size < 10 * 2**20
     found = _verified(focus_sized, submission)
     assert found["problems"] == [f"predictions.parquet: 900,000 rows, more than the {FOCUS_IMAGES:,} images of the "
@@ -160,7 +162,8 @@ def test_a_footer_that_understates_the_decoded_size_is_refused_by_the_page_heade
         patch_footer_integer(path, pq.ParquetFile(path).metadata.row_group(0).total_byte_size, 1_000)
 
     submission = _replaced(focus_sized, "lying_footer", write)
-    assert pq.ParquetFile(submission / submission_format.PREDICTIONS_FILE).metadata.row_group(0).total_byte_size == 1_000
+    metadata = pq.ParquetFile(submission / submission_format.PREDICTIONS_FILE).metadata
+    assert metadata.row_group(0).total_byte_size == 1_000
     found = _verified(focus_sized, submission)
     (problem,) = found["problems"]
     assert problem.startswith("predictions.parquet: decoding it takes ") and problem.endswith(
@@ -182,8 +185,9 @@ def test_long_names_counted_just_under_the_budget_are_read_within_it_and_refused
     submission = _replaced(focus_sized, "under_budget", _just_under_the_budget)
     found = _verified(focus_sized, submission)
     assert found["problems"] == [
-        f"predictions.parquet: file_name values up to {UNDER_BUDGET_LENGTH:,} bytes, longer than the name of any image of the dataset "
-        f"({focus_sized['longest']:,} bytes at most); were the predictions made on another dataset?"]
+        f"predictions.parquet: file_name values up to {UNDER_BUDGET_LENGTH:,} bytes, longer than the name of any "
+        f"image of the dataset ({focus_sized['longest']:,} bytes at most); were the predictions made on another "
+        f"dataset?"]
     assert found["growth"] < BUDGET
     found = _verified(focus_sized, submission, with_truth=False)  # as pack checks its own output
     assert any(problem.startswith("predictions.parquet: decoding it takes ") and

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import comparisons, errors, packing, rendering, submission as submission_format, tables, writing
+from harness.leaderboard import (comparisons, errors, packing, rendering, submission as submission_format, tables,
+                                 writing)
 from harness.leaderboard import markdown as markdown_module, page as page_module
 
 from .fabricate import PAPER_PREPROCESSING, as_version_1, edit_json, fabricate_run

@@ -158,7 +158,8 @@ def test_a_header_cut_short_or_malformed_is_a_page_error():
     assert (page.kind, page.uncompressed_bytes, page.compressed_bytes, page.num_values, page.header_bytes) == (
         parquet_pages.DATA_PAGE, 4, 3, 3, len(whole))
     for data, message in ((whole[:5], "runs past the end of its column chunk"),
-                          (bytes([0x15, 0x0A, 0x15, 0x08, 0x15, 0x06, 0x00]), "a page of type 5, which Parquet does not define"),
+                          (bytes([0x15, 0x0A, 0x15, 0x08, 0x15, 0x06, 0x00]),
+                           "a page of type 5, which Parquet does not define"),
                           (bytes([0x15, 0x00, 0x15, 0x03, 0x15, 0x06, 0x00]), "a negative size"),
                           (bytes([0x15, 0x00, 0x00]), "without its type and sizes"),
                           (bytes([0x1D, 0x00]), "an unknown Thrift type 13"),
