@@ -300,15 +300,16 @@ def verify_among(
     submission that is not one of the folder's entries is arriving: later than each of them, whatever
     its claimed dates.
     """
-    submission = Path(submission)
-    others = [verify(folder, truth, limits=limits, now=now) for folder in submission_folders(submissions_dir)]
+    submission, folders = Path(submission), submission_folders(submissions_dir)
     # The same folder entry however it is spelled (relative, absolute, through ".."); a symbolic link
     # among the folder's entries stays an entry of its own (reject_copies resolves links).
-    verification = next((v for v in others if os.path.abspath(v.submission) == os.path.abspath(submission)), None)
-    arriving = None
-    if verification is None:
-        verification = arriving = verify(submission, truth, limits=limits, now=now)
-        others.append(verification)
+    entry = next((folder for folder in folders if os.path.abspath(folder) == os.path.abspath(submission)), None)
+    # An arriving submission first: one that cannot be verified stops the command before the folder's are.
+    arriving = None if entry is not None else verify(submission, truth, limits=limits, now=now)
+    others = [verify(folder, truth, limits=limits, now=now) for folder in folders]
+    if arriving is not None:
+        others.append(arriving)
+    verification = arriving if arriving is not None else next(v for v in others if v.submission == entry)
     reject_copies(others, arriving=arriving)
     flag_near_copies(others)
     return verification
