@@ -14,13 +14,12 @@ from typing import Sequence
 
 from focus_common import commands as command
 from focus_tools import schema
-from harness import runfolder
 from harness.leaderboard.comparisons import verify_among
-from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
+from harness.leaderboard.errors import RejectedSubmissionError
 from harness.leaderboard.pushing import DEFAULT_DATASET_ID, connect, push
 from harness.leaderboard.packing import pack
 from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
-from harness.leaderboard.strict import Limits
+from harness.leaderboard.strict import Limits, read_json_strict
 from harness.leaderboard.submission import SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
 from harness.leaderboard.tables import _percent
 from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
@@ -59,7 +58,7 @@ def _print_verification(verification: Verification, truth: GroundTruth) -> None:
 
 def _cmd_pack(args) -> int:
     output = pack(args.run_dir, args.model, args.output, overwrite=args.overwrite)
-    metadata = runfolder.read_json(output / SUBMISSION_FILE)
+    metadata = read_json_strict(output / SUBMISSION_FILE, Limits.json_bytes)  # as every JSON the leaderboard reads
     print(f"wrote {output}")
     for name in SUBMITTED_FILES:
         print(f"  {name:<20} {(output / name).stat().st_size:>10,} bytes")

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from focus_tools import statistics
 from focus_common import inputs
 import focus_dataset
-from harness import runfolder, scoring
+from harness import scoring
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
 from harness.leaderboard.strict import (
     TOP_K, Limits, _json_path, _shown, kind_of, read_json_strict, read_submitted_predictions,

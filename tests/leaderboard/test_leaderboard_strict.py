@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.leaderboard import errors, parquet_pages, strict, submission as submission_format, verification
+from harness.leaderboard import parquet_pages, strict, submission as submission_format, verification
 
 from .fabricate import edit_predictions, patch_footer_integer, patch_integer, rejected, restamp
 
