@@ -14,13 +14,12 @@ from typing import Sequence
 
 from focus_common import commands as command
 from focus_tools import schema
-from harness import runfolder
 from harness.leaderboard.comparisons import verify_among
-from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
+from harness.leaderboard.errors import RejectedSubmissionError
 from harness.leaderboard.pushing import DEFAULT_DATASET_ID, connect, push
 from harness.leaderboard.packing import pack
 from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
-from harness.leaderboard.strict import Limits
+from harness.leaderboard.strict import Limits, read_json_strict
 from harness.leaderboard.submission import SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
 from harness.leaderboard.tables import _percent
 from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
@@ -59,7 +58,7 @@ def _print_verification(verification: Verification, truth: GroundTruth) -> None:
 
 def _cmd_pack(args) -> int:
     output = pack(args.run_dir, args.model, args.output, overwrite=args.overwrite)
-    metadata = runfolder.read_json(output / SUBMISSION_FILE)
+    metadata = read_json_strict(output / SUBMISSION_FILE, Limits.json_bytes)  # as every JSON the leaderboard reads
     print(f"wrote {output}")
     for name in SUBMITTED_FILES:
         print(f"  {name:<20} {(output / name).stat().st_size:>10,} bytes")
@@ -130,7 +129,8 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-predictions-mb", type=float, default=Limits.predictions_bytes / 2**20,
                        help="largest predictions.parquet accepted")
     group.add_argument("--max-decoded-mb", type=float, default=Limits.decoded_bytes / 2**20,
-                       help="most memory the predictions may take once decoded, counted before decoding")
+                       help="most memory reading and checking the predictions may hold, copies included, "
+                            "counted from the file's page headers before decoding")
     group.add_argument("--max-json-mb", type=float, default=Limits.json_bytes / 2**20,
                        help="largest submission.json or metrics.json accepted")
 
@@ -161,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="the ground truth: converted folder, release folder or zip, or Hub id")
     verify_parser.add_argument("--submissions", metavar="DIR",
                                help="the leaderboard's folder of submissions: also reject a copy of an earlier one "
-                                    "(the same top-1 on every image, or a symbolic link to it) and note near copies, "
-                                    "as render does (default: the submission alone)")
+                                    "(the same top-1 on every image, bit-identical top-5 probabilities on 99%% of "
+                                    "them, or a symbolic link to it) and note near copies, as render does (default: "
+                                    "the submission alone)")
     _add_limits(verify_parser)
     verify_parser.set_defaults(func=_cmd_verify)
 

@@ -10,6 +10,7 @@ effective robustness; across the submissions, copied predictions (rejected) and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,11 +22,15 @@ import pyarrow.compute as pc
 from focus_tools import schema
 from harness import robustness
 from harness.leaderboard import significance
-from harness.leaderboard.submission import PREDICTIONS_FILE, board_of
+from harness.leaderboard.submission import PREDICTIONS_FILE, board_of, preprocessing_kind
 from harness.leaderboard.strict import Limits
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
 
 NEAR_COPY = 0.995  # top-1 agreement from which two different models are flagged
+# The share of images whose top-5 ids and probabilities are bit-identical from which a submission is a copy,
+# whatever it claims: two evaluations that differ in anything (model, weights, precision, preprocessing)
+# differ in the last bits of nearly every probability.
+SAME_TOP5 = 0.99
 
 # Each statistical column of a table as accuracies of groups of images: an accuracy is its group's, a gap
 # the first group's minus the second's (Eq. 1; the overall gaps P0 against P1-P3 or P1-P2). The metric
@@ -171,6 +176,13 @@ def _identity(verification: Verification) -> tuple:
     return metadata["model"], metadata["weights"]["sha256"]
 
 
+def _evaluation(verification: Verification) -> tuple:
+    """What makes a model's probabilities: the model and weights, the precision, the preprocessing, the classes."""
+    metadata = verification.metadata
+    return (*_identity(verification), metadata["precision"], preprocessing_kind(metadata),
+            json.dumps(metadata.get("preprocessing"), sort_keys=True), metadata["label_space"])
+
+
 # Which of two submissions came first ("earlier"), strongest evidence first: one that render accepted
 # before (its ledger), one of the leaderboard's folder against one arriving from outside it
 # (verify --submissions), then the `submitted` date that the submitter wrote, then the folder name.
@@ -201,13 +213,27 @@ def _why_earlier(first: tuple[int, datetime, str], later: tuple[int, datetime, s
     return f"earlier by folder name, the {dates} being the same"
 
 
-def _copies(verification: Verification, earlier: Verification) -> bool:
-    """Whether `verification` copies `earlier`: the same top-1 on every image, in the same table, or in
-    another table while claiming another model or other weights (the same model scored another way, e.g.
-    another mapping, has the same raw top-1 without being a copy)."""
-    return (np.array_equal(verification.top1, earlier.top1)
-            and (board_of(verification.metadata) == board_of(earlier.metadata)
-                 or _identity(verification) != _identity(earlier)))
+def _copied(verification: Verification, earlier: Verification) -> str | None:
+    """How `verification` copies `earlier`, or None.
+
+    The same top-1 on every image is a copy in the same table, and in another table while claiming another
+    model or other weights. Bit-identical top-5 ids and probabilities on SAME_TOP5 of the images are a copy
+    whatever the predictions and the claims, the same model and weights included (evaluated again the same
+    way, it is the same submission); only the same evaluation scored with another mapping is not.
+    """
+    name, images = earlier.submission.name, len(verification.top1)
+    rescored = (board_of(verification.metadata) != board_of(earlier.metadata)
+                and _identity(verification) == _identity(earlier))  # the same model, in another table
+    if np.array_equal(verification.top1, earlier.top1) and not rescored:
+        return f"the same top-1 as the earlier submission {name} for every one of its {images:,} images"
+    if verification.top5 is None or earlier.top5 is None:  # built without them (a benchmark): top-1 alone
+        return None
+    same = int(np.count_nonzero(verification.top5 == earlier.top5))
+    if same >= SAME_TOP5 * images and not (_evaluation(verification) == _evaluation(earlier)
+                                           and verification.metadata["mapping"] != earlier.metadata["mapping"]):
+        return (f"the same top-5 classes and probabilities, bit for bit, as the earlier submission {name} on {same:,} "
+                f"of its {images:,} images (a copy from {SAME_TOP5:.0%})")
+    return None
 
 
 def reject_copies(verifications: Sequence[Verification], *, accepted_before: Mapping[str, datetime] | None = None,
@@ -215,9 +241,9 @@ def reject_copies(verifications: Sequence[Verification], *, accepted_before: Map
     """Add a problem to every submission that repeats an earlier one; they are then not accepted.
 
     A folder that is a symbolic link to another submission folder is that submission (the real folder,
-    or the first by name, stays). A submission whose model's top-1 is the same as an earlier accepted
-    submission's on every image is a copy of it (_copies), in any table: within one table even the same
-    model twice is, across tables only another model or other weights.
+    or the first by name, stays). A submission whose top-1 is the same as an earlier accepted submission's
+    on every image, or whose top-5 ids and probabilities are bit-identical to its on SAME_TOP5 of the
+    images, is a copy of it (_copied), in any table.
 
     "Earlier" trusts what the submitter does not write first: a submission in `accepted_before` (folder
     name -> when render first accepted it, from render's ledger) is earlier than any other, and
@@ -240,29 +266,28 @@ def reject_copies(verifications: Sequence[Verification], *, accepted_before: Map
     for arrival, verification in sorted(arrivals, key=lambda pair: pair[0]):
         if not verification.accepted:
             continue
-        first, twin = next(((a, v) for a, v in kept if _copies(verification, v)), (None, None))
-        if twin is None:
+        first, how = next(((a, how) for a, v in kept if (how := _copied(verification, v))), (None, None))
+        if how is None:
             kept.append((arrival, verification))
         else:
-            verification.problems.append(
-                f"{PREDICTIONS_FILE}: the same top-1 as the earlier submission {twin.submission.name} for every "
-                f"one of its {len(verification.top1):,} images; a copied submission is not ranked "
-                f"({_why_earlier(first, arrival)})")
+            verification.problems.append(f"{PREDICTIONS_FILE}: {how}; a copied submission is not ranked "
+                                         f"({_why_earlier(first, arrival)})")
 
 
 def flag_near_copies(verifications: Sequence[Verification]) -> None:
-    """Record on each accepted submission the others in its table, of a different model (or weights), whose
+    """Record on each accepted submission the others, in any table, of a different model (or weights), whose
     top-1 agrees with its own on at least NEAR_COPY of the images: (folder name, share) in `near_copies`.
 
-    They are flagged, not rejected: fine-tunes of one checkpoint can agree that much.
+    They are flagged, not rejected: fine-tunes of one checkpoint can agree that much. Across tables too: a
+    near copy moved to another table (by claiming another preprocessing, say) is still flagged.
     """
     accepted = [v for v in verifications if v.accepted]
-    for board in {board_of(v.metadata) for v in accepted}:
-        members = [v for v in accepted if board_of(v.metadata) == board]
-        shares = significance.agreement(np.stack([v.top1 for v in members]))
-        for i, j in zip(*np.nonzero(shares >= NEAR_COPY)):
-            if i != j and _identity(members[i]) != _identity(members[j]):
-                members[i].near_copies.append((members[j].submission.name, float(shares[i, j])))
+    if not accepted:
+        return
+    shares = significance.agreement(np.stack([v.top1 for v in accepted]))
+    for i, j in zip(*np.nonzero(shares >= NEAR_COPY)):
+        if i != j and _identity(accepted[i]) != _identity(accepted[j]):
+            accepted[i].near_copies.append((accepted[j].submission.name, float(shares[i, j])))
 
 
 def verify_among(
@@ -275,15 +300,16 @@ def verify_among(
     submission that is not one of the folder's entries is arriving: later than each of them, whatever
     its claimed dates.
     """
-    submission = Path(submission)
-    others = [verify(folder, truth, limits=limits, now=now) for folder in submission_folders(submissions_dir)]
+    submission, folders = Path(submission), submission_folders(submissions_dir)
     # The same folder entry however it is spelled (relative, absolute, through ".."); a symbolic link
     # among the folder's entries stays an entry of its own (reject_copies resolves links).
-    verification = next((v for v in others if os.path.abspath(v.submission) == os.path.abspath(submission)), None)
-    arriving = None
-    if verification is None:
-        verification = arriving = verify(submission, truth, limits=limits, now=now)
-        others.append(verification)
+    entry = next((folder for folder in folders if os.path.abspath(folder) == os.path.abspath(submission)), None)
+    # An arriving submission first: one that cannot be verified stops the command before the folder's are.
+    arriving = None if entry is not None else verify(submission, truth, limits=limits, now=now)
+    others = [verify(folder, truth, limits=limits, now=now) for folder in folders]
+    if arriving is not None:
+        others.append(arriving)
+    verification = arriving if arriving is not None else next(v for v in others if v.submission == entry)
     reject_copies(others, arriving=arriving)
     flag_near_copies(others)
     return verification

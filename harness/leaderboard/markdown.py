@@ -6,7 +6,7 @@ from typing import Sequence
 
 from focus_tools import schema
 from harness.leaderboard.tables import (
-    COLUMNS, NOTES, Table, _cell_text, _interval, _lead, _md, _skipped_lines, p_text, signed_points,
+    COLUMNS, NOTES, Table, _cell_text, _interval, _lead, _md, _md_line, _skipped_lines, p_text, signed_points,
 )
 from harness.leaderboard.verification import GroundTruth, Verification
 
@@ -60,7 +60,7 @@ def _robustness(table: Table) -> list[str]:
 
 
 def _near_copies(rows: list[dict]) -> list[str]:
-    return [f"- {_md(row['name'])} agrees with {_md(other)} on {100 * share:.1f}% of the images (top-1), and "
+    return [f"- {_md_line(row['name'])} agrees with {_md(other)} on {100 * share:.1f}% of the images (top-1), and "
             f"claims a different model" for row in rows for other, share in row["near_copies"]]
 
 
@@ -84,5 +84,5 @@ def render_markdown(tables: Sequence[Table], skipped: Sequence[Verification], tr
     lines += ["", NOTES]
     if skipped:
         lines += ["", "## Not shown", "", "These submissions failed verification:", ""]
-        lines += [f"- {_md(name)}: {_md(reason)}" for name, reason in _skipped_lines(skipped)]
+        lines += [f"- {_md_line(name)}: {_md(reason)}" for name, reason in _skipped_lines(skipped)]
     return "\n".join(lines) + "\n"

@@ -142,12 +142,16 @@ def pack(
     _check_output(output, run_dir, overwrite)
     with outputs.staged_folder(output, holder="focus-leaderboard pack", what="pack", error=LeaderboardError) as staged:
         staging = staged.folder
-        pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
-                       compression="zstd")
-        # A submission holds its files alone: pack's record of them is submission.json's "files".
-        outputs.write_atomic(staging / METRICS_FILE, runfolder.json_text(claimed))
-        metadata["files"] = file_records(staging)
-        outputs.write_atomic(staging / SUBMISSION_FILE, runfolder.json_text(metadata))
+        try:
+            pq.write_table(predictions.cast(SUBMISSION_SCHEMA).sort_by("file_name"), staging / PREDICTIONS_FILE,
+                           compression="zstd")
+            # A submission holds its files alone: pack's record of them is submission.json's "files".
+            outputs.write_atomic(staging / METRICS_FILE, runfolder.json_text(claimed))
+            metadata["files"] = file_records(staging)
+            outputs.write_atomic(staging / SUBMISSION_FILE, runfolder.json_text(metadata))
+        except OSError as err:  # a full disk: the staging folder goes, OUTPUT is as it was
+            raise LeaderboardError(f"{output}: cannot write the submission ({err.strerror or err}); nothing was "
+                                   f"written") from None
         problems = verify(staging, None, now=now).problems
         if problems:
             raise LeaderboardError(f"{folder}: the run does not make a valid submission:\n" +

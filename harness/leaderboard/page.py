@@ -7,7 +7,6 @@ data, and the common-against-uncommon chart.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import string
@@ -17,8 +16,8 @@ from typing import Sequence
 from focus_tools import schema
 from harness.leaderboard.submission import BOARDS
 from harness.leaderboard.tables import (
-    COLUMNS, NOTES, RANKED_COLUMNS, Table, _cell_text, _interval, _lead, _percent, _skipped_lines, p_text, rank_text,
-    signed_points,
+    COLUMNS, NOTES, RANKED_COLUMNS, Table, _cell_text, _html, _interval, _lead, _percent, _skipped_lines, p_text,
+    rank_text, signed_points,
 )
 from harness.leaderboard.verification import GroundTruth, Verification
 
@@ -30,16 +29,16 @@ def _html_row(rank: int, row: dict) -> str:
     for column in COLUMNS:
         value = row["values"][column.key]
         data = "" if value is None else (value if column.kind == "text" else repr(value))
-        text = html.escape(_cell_text(row, column))
+        text = _html(_cell_text(row, column))
         attributes = ""
         if column.key == "model":
-            text = html.escape(row["paper_name"] or row["model"])
+            text = _html(row["paper_name"] or row["model"])
             if row["paper_name"]:
-                text += f'<span class="sub">{html.escape(row["model"])}</span>'
-            text += (f'<span class="sub">{row["n"]:,} images, {html.escape(row["mapping"])}, '
-                     f'{html.escape(row["preprocessing"])}</span>')
+                text += f'<span class="sub">{_html(row["model"])}</span>'
+            text += (f'<span class="sub">{row["n"]:,} images, {_html(row["mapping"])}, '
+                     f'{_html(row["preprocessing"])}</span>')
             for other, share in row["near_copies"]:
-                text += (f'<span class="sub near-copy">near copy: agrees with {html.escape(other)} on '
+                text += (f'<span class="sub near-copy">near copy: agrees with {_html(other)} on '
                          f'{100 * share:.1f}% of the images</span>')
         elif column.kind == "rank":
             low, high, tied = row["ranks"]["accuracy"]
@@ -47,15 +46,15 @@ def _html_row(rank: int, row: dict) -> str:
                     f'<span class="tie" title="tied with the leader: the rank intervals overlap"'
                     f'{"" if tied else " hidden"}> &#8776;</span>')
             ranks = {key: row["ranks"][key] for key in RANKED_COLUMNS}
-            attributes = f' class="rank" data-ranks="{html.escape(json.dumps(ranks))}"'
+            attributes = f' class="rank" data-ranks="{_html(json.dumps(ranks))}"'
         elif column.kind == "p" and row.get("neighbour"):
             pair = row["neighbour"]
             text += (f'<span class="ci" title="images only this model gets right / only the one above">'
                      f'{pair["only_this"]} / {pair["only_above"]}</span>')
         elif column.key in row["intervals"] and _interval(row["intervals"][column.key]):
             text += f'<span class="ci">{_interval(row["intervals"][column.key])}</span>'
-        cells.append(f'<td{attributes} data-value="{html.escape(str(data))}">{text}</td>')
-    return (f'<tr data-rank="{rank}" data-submission="{html.escape(row["submission"])}">'
+        cells.append(f'<td{attributes} data-value="{_html(str(data))}">{text}</td>')
+    return (f'<tr data-rank="{rank}" data-submission="{_html(row["submission"])}">'
             + "".join(cells) + "</tr>")
 
 
@@ -84,8 +83,8 @@ def common_uncommon_chart(rows: list[dict], width: int = 760) -> str:
         common, uncommon = row["common"], row["uncommon"]
         summary = (f"{row['name']}: common {_percent(common)}%, uncommon {_percent(uncommon)}%, "
                    f"gap_overall {_percent(row['values']['gap_overall'])} points")
-        parts.append(f'<g data-submission="{html.escape(row["submission"])}"><title>{html.escape(summary)}</title>'
-                     f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        parts.append(f'<g data-submission="{_html(row["submission"])}"><title>{_html(summary)}</title>'
+                     f'<text x="{left - 10}" y="{y + 4:.1f}" text-anchor="end">{_html(label)}</text>')
         if common is not None and uncommon is not None:
             parts.append(f'<line class="gap" x1="{x(uncommon):.1f}" y1="{y:.1f}" x2="{x(common):.1f}" y2="{y:.1f}"/>')
         for value, kind in ((uncommon, "uncommon"), (common, "common")):
@@ -150,7 +149,7 @@ def effective_robustness_chart(rows: list[dict], fit: dict, width: int = 560, he
         row = names[submission]
         summary = (f"{row['name']}: common {_percent(row['common'])}%, uncommon {_percent(row['uncommon'])}%, "
                    f"effective robustness {signed_points(robustness)} points")
-        parts.append(f'<g data-submission="{html.escape(submission)}"><title>{html.escape(summary)}</title>'
+        parts.append(f'<g data-submission="{_html(submission)}"><title>{_html(summary)}</title>'
                      f'<line class="residual" x1="{sx(x):.1f}" y1="{sy(y):.1f}" x2="{sx(x):.1f}" '
                      f'y2="{sy(fit["intercept"] + fit["slope"] * x):.1f}"/>'
                      f'<circle class="model" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5"/></g>')
@@ -166,11 +165,11 @@ def _json_script(data: dict, element_id: str) -> str:
 
 def _pairs_table(rows: list[dict]) -> str:
     header = ("<tr><th>Submission</th><th>Above</th><th>Only this</th><th>Only above</th><th>McNemar p</th>"
-              + "".join(f"<th>&#916;{html.escape(gap)}</th>" for gap in schema.GAPS) + "</tr>")
+              + "".join(f"<th>&#916;{_html(gap)}</th>" for gap in schema.GAPS) + "</tr>")
     lines = []
     for row in rows[1:]:
         pair = row["neighbour"]
-        cells = [html.escape(row["submission"]), html.escape(pair["above"]), str(pair["only_this"]),
+        cells = [_html(row["submission"]), _html(pair["above"]), str(pair["only_this"]),
                  str(pair["only_above"]), p_text(pair["p_value"])]
         for gap in schema.GAPS:
             value, low, high = pair["gaps"][gap]
@@ -189,11 +188,11 @@ def _html_section(table: Table) -> str:
     header = "\n".join(
         f'<th data-key="{column.key}" data-type="{"text" if column.kind == "text" else "number"}" '
         f'data-order="{column.order}" aria-sort="{"descending" if column.key == "accuracy" else "none"}" '
-        f'title="{html.escape(column.help)}"><button type="button">{html.escape(column.title)}</button></th>'
+        f'title="{_html(column.help)}"><button type="button">{_html(column.title)}</button></th>'
         for column in COLUMNS)
     body = "\n".join(_html_row(rank, row) for rank, row in enumerate(rows, 1))
-    parts = [f'<section class="board" id="{board.key}">\n<h2>{html.escape(board.title)}</h2>\n'
-             f'<p class="muted">{html.escape(board.description)}</p>\n'
+    parts = [f'<section class="board" id="{board.key}">\n<h2>{_html(board.title)}</h2>\n'
+             f'<p class="muted">{_html(board.description)}</p>\n'
              f'<div class="scroll">\n<table id="{table_id}" class="board">\n<thead><tr>\n{header}\n</tr></thead>\n'
              f"<tbody>\n{body}\n</tbody>\n</table>\n</div>"]
     if rows:
@@ -222,18 +221,23 @@ def _html_section(table: Table) -> str:
     return "\n".join(parts)
 
 
-def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth) -> str:
-    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per board."""
+def render_html(tables: Sequence[Table], skipped: Sequence[Verification], truth: GroundTruth,
+                generation: str = "") -> str:
+    """The leaderboard as one self-contained page (inline CSS, JS and SVG, nothing fetched): a table per board.
+
+    `generation` names the render the page comes from, in a meta tag (writing.generation_mark).
+    """
     skipped_html = ""
     if skipped:
-        items = "\n".join(f"<li><code>{html.escape(name)}</code>: {html.escape(reason)}</li>"
+        items = "\n".join(f"<li><code>{_html(name)}</code>: {_html(reason)}</li>"
                           for name, reason in _skipped_lines(skipped))
         skipped_html = (f'<section class="skipped" id="skipped"><h2>Not shown</h2>'
                         f"<p>These submissions failed verification:</p><ul>\n{items}\n</ul></section>")
     template = string.Template(TEMPLATE_PATH.read_text())
     return template.substitute(
-        lead=html.escape(_lead([row for table in tables for row in table.rows], truth)),
+        lead=_html(_lead([row for table in tables for row in table.rows], truth)),
         sections="\n\n".join(_html_section(table) for table in tables),
-        notes=html.escape(NOTES),
+        notes=_html(NOTES),
         skipped=skipped_html,
+        generation=_html(generation),
     )

@@ -11,6 +11,7 @@ import yaml
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCardData, metadata_update
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
+from focus_common import outputs
 from harness.leaderboard.errors import LeaderboardError, RejectedSubmissionError
 from harness.leaderboard.strict import _clip
 from harness.leaderboard.submission import MODEL_INDEX_FILE, SUBMITTED_FILES, display_name, headline, submission_id
@@ -148,7 +149,11 @@ def push(
     if dry_run:
         return result
     result.model_index_file = submission / MODEL_INDEX_FILE
-    result.model_index_file.write_text(block)
+    try:
+        outputs.write_atomic(result.model_index_file, block)  # whole or not at all
+    except OSError as err:
+        raise LeaderboardError(f"{result.model_index_file}: cannot be written ({err.strerror or err}); nothing was "
+                               f"sent") from None
     try:
         commit = api.create_commit(repo_id, repo_type="dataset", operations=result.operations,
                                    commit_message=f"Add FOCUS submission {submission_id(metadata)}",

@@ -10,6 +10,9 @@ submission whose folder and predictions the ledger holds came before every one i
 between submissions that no earlier render accepted (a first render, two arrivals between renders) does
 the claimed date decide. An entry is kept while its folder is away or rejected, and replaced when the
 folder comes back accepted with other predictions (a resubmission is a new arrival).
+
+The pages and the ledger are written together (writing.commit): a reader never finds pages of two
+renders side by side, and a render killed midway has its commit completed by the next one.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from focus_common import outputs
 from focus_common.inputs import read_small_text
+from harness.leaderboard import writing
 from harness.leaderboard.comparisons import flag_near_copies, reject_copies
 from harness.leaderboard.errors import LeaderboardError
 from harness.leaderboard.markdown import render_markdown
 from harness.leaderboard.page import render_html
-from harness.leaderboard.strict import Limits
+from harness.leaderboard.strict import Limits, loads_strict
 from harness.leaderboard.submission import PREDICTIONS_FILE
 from harness.leaderboard.tables import leaderboard_tables
 from harness.leaderboard.verification import GroundTruth, Verification, submission_folders, verify
@@ -78,20 +81,6 @@ def _written_by_render(path: Path, signature: str) -> bool:
         return file.read(len(signature.encode())) == signature.encode()
 
 
-def _write_files(out: Path, files: dict[str, str]) -> None:
-    """Each file is complete or absent: written to a temporary name beside it, then renamed."""
-    out.mkdir(parents=True, exist_ok=True)
-    staged = []
-    try:
-        for name, text in files.items():
-            staged.append((outputs.write_new_file(out, f".{name}.", text), out / name))
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-
-
 def read_ledger(out: str | os.PathLike) -> dict[str, dict]:
     """The submissions that renders into OUT accepted: folder name -> {predictions_sha256, first_accepted}."""
     path = Path(out) / LEDGER_FILE
@@ -106,7 +95,7 @@ def read_ledger(out: str | os.PathLike) -> dict[str, dict]:
     except ValueError as err:
         raise LeaderboardError(str(err)) from None
     try:
-        ledger = json.loads(text)
+        ledger = loads_strict(text)  # nested no deeper than the ledger is: a deep document is refused unparsed
         if ledger.get("written_by") != _LEDGER_WRITER:
             raise ValueError(f"written_by is not {_LEDGER_WRITER!r}")
         return {str(name): {"predictions_sha256": str(entry["predictions_sha256"]),
@@ -166,18 +155,21 @@ def render(
     out = Path(out)
     folders = submission_folders(submissions_dir, exclude=out)  # OUT may sit among the submissions
     _check_out(out, folders)
-    ledger = read_ledger(out)
-    logger.info("verifying %d submission folder(s) in %s", len(folders), submissions_dir)
-    verifications = [verify(folder, truth, limits=limits, now=now) for folder in folders]
-    accepted_before = _accepted_before(ledger, verifications)
-    reject_copies(verifications, accepted_before=accepted_before)
-    flag_near_copies(verifications)
-    skipped = [v for v in verifications if not v.accepted]
-    if strict and skipped:
-        raise StrictRenderError(skipped)
-    tables = leaderboard_tables([v for v in verifications if v.accepted], truth)
-    _write_files(out, {MARKDOWN_FILE: render_markdown(tables, skipped, truth),
-                       HTML_FILE: render_html(tables, skipped, truth),
-                       LEDGER_FILE: _ledger_text(ledger, accepted_before, verifications,
-                                                 _aware(now or datetime.now(timezone.utc)))})
+    with writing.locked(out):
+        ledger = read_ledger(out)
+        logger.info("verifying %d submission folder(s) in %s", len(folders), submissions_dir)
+        verifications = [verify(folder, truth, limits=limits, now=now) for folder in folders]
+        accepted_before = _accepted_before(ledger, verifications)
+        reject_copies(verifications, accepted_before=accepted_before)
+        flag_near_copies(verifications)
+        skipped = [v for v in verifications if not v.accepted]
+        if strict and skipped:
+            raise StrictRenderError(skipped)
+        tables = leaderboard_tables([v for v in verifications if v.accepted], truth)
+        markdown = render_markdown(tables, skipped, truth)
+        generation = writing.generation(markdown)
+        writing.commit(out, {MARKDOWN_FILE: f"{markdown}\n<!-- {writing.generation_mark(generation)} -->\n",
+                             HTML_FILE: render_html(tables, skipped, truth, writing.generation_mark(generation)),
+                             LEDGER_FILE: _ledger_text(ledger, accepted_before, verifications,
+                                                       _aware(now or datetime.now(timezone.utc)))})
     return verifications

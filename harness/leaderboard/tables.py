@@ -218,10 +218,49 @@ def signed_points(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.2f}"
 
 
+# Characters a reader would not see or that would rearrange what they see: controls (a terminal's escape
+# sequences, newlines), zero-width and bidirectional marks.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """A submitter's text with its invisible characters written as escapes, as Python writes them.
+
+    >>> print(visible("Evil\\nNet\\u202e\\x1b[31m"))
+    Evil\\nNet\\u202e\\x1b[31m
+    """
+    return _INVISIBLE.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), str(text))
+
+
+def _html(text: str) -> str:
+    """A submitter's text in HTML: visible, and escaped (in an element or an attribute)."""
+    return html.escape(visible(text))
+
+
+# Inline Markdown: escapes, code, emphasis, links, table cells, headings, strikethrough.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]|#~])")
+# What opens a list item or a rule at the start of a line: "-", "+", "1." or "1)".
+_MARKDOWN_BLOCK = re.compile(r"^([-+])|^(\d+)([.)])")
+
+
 def _md(text: str) -> str:
-    """Text safe in a Markdown table cell: no HTML, links, emphasis or column breaks."""
-    text = html.escape(" ".join(str(text).split()), quote=False)
-    return re.sub(r"([\\`*_\[\]|])", r"\\\1", text)
+    """Text safe in a Markdown table cell: visible, on one line, and no HTML, links, emphasis, code or column
+    breaks.
+
+    >>> print(_md("<b>A|B</b> `x` # 1"))
+    &lt;b&gt;A\\|B&lt;/b&gt; \\`x\\` \\# 1
+    """
+    text = html.escape(" ".join(visible(text).split()), quote=False)
+    return _MARKDOWN_INLINE.sub(r"\\\1", text)
+
+
+def _md_line(text: str) -> str:
+    """`_md` for text that begins a line's content (a list item's): nothing there opens a list or a rule.
+
+    >>> print(_md_line("1. first"), _md_line("- item"), _md_line("# heading"))
+    1\\. first \\- item \\# heading
+    """
+    return _MARKDOWN_BLOCK.sub(lambda found: f"\\{found[1]}" if found[1] else f"{found[2]}\\{found[3]}", _md(text))
 
 
 def _lead(rows: list[dict], truth: GroundTruth) -> str:

@@ -17,9 +17,11 @@ import pyarrow.compute as pc
 from focus_tools import statistics
 from focus_common import inputs
 import focus_dataset
-from harness import runfolder, scoring
+from harness import scoring
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
-from harness.leaderboard.strict import TOP_K, Limits, _json_path, _shown, read_json_strict, read_submitted_predictions
+from harness.leaderboard.strict import (
+    TOP_K, Limits, _json_path, _shown, kind_of, read_json_strict, read_submitted_predictions,
+)
 from harness.leaderboard.submission import (
     LATER_METRICS, METRICS_FILE, MODEL_INDEX_FILE, NUM_CLASSES, PREDICTIONS_FILE, SUBMISSION_FILE, SUBMITTED_FILES,
     metadata_problems,
@@ -46,6 +48,11 @@ class GroundTruth:
     def num_images(self) -> int:
         return self.table.num_rows
 
+    @property
+    def longest_name(self) -> int:
+        """The longest file_name of its images, in bytes: a submitted name longer than that is none of them."""
+        return pc.max(pc.binary_length(self.table.column("file_name"))).as_py() or 0
+
 
 @dataclasses.dataclass
 class Verification:
@@ -61,6 +68,9 @@ class Verification:
     # model's own top-1 class id (what comparisons between submissions pair and compare).
     correct: np.ndarray | None = dataclasses.field(default=None, repr=False)
     top1: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    # Per image in file_name order, set with `recomputed`: its top-5 ids and probabilities as one value that
+    # equals another's only when both are bit-identical (top5_values); what copies are judged on too.
+    top5: np.ndarray | None = dataclasses.field(default=None, repr=False)
     # Set by comparisons.flag_near_copies: other submissions (folder name, share of images) that agree
     # with this one on nearly every top-1 while claiming a different model.
     near_copies: list[tuple[str, float]] = dataclasses.field(default_factory=list)
@@ -92,14 +102,23 @@ def ground_truth(data: str | os.PathLike) -> GroundTruth:
     return GroundTruth(table, statistics.dataset_fingerprint(table), str(data))
 
 
-def _examples(names: Sequence[str]) -> str:
+def _examples(names: Sequence[str], count: int | None = None) -> str:
+    """The first SHOWN of `names` quoted, and how many more of `count` (default: all of `names`) there are."""
+    count = len(names) if count is None else count
     quoted = ", ".join(_shown(name, 60) for name in names[:SHOWN])
-    return quoted + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+    return quoted + (f" and {count - SHOWN} more" if count > SHOWN else "")
 
 
-def _first(mask: np.ndarray, names: np.ndarray, values: np.ndarray | None = None) -> str:
+def _smallest(names: pa.ChunkedArray | pa.Array) -> str:
+    """`_examples` of an Arrow column of names: the first in sorted order, picked without a Python list of all."""
+    first = names.take(pc.sort_indices(names)[:SHOWN]).to_pylist()
+    return _examples(first, len(names))
+
+
+def _first(mask: np.ndarray, predictions: pa.Table, values: np.ndarray | None = None) -> str:
+    """The file name of the first row of `mask`, and its values."""
     row = int(np.flatnonzero(mask)[0])
-    shown = f"{_shown(names[row], 60)}"
+    shown = _shown(predictions.column("file_name")[row].as_py(), 60)
     return shown + (f": {values[row].tolist()}" if values is not None else "")
 
 
@@ -123,31 +142,50 @@ def value_problems(predictions: pa.Table, label_space: str | None) -> list[str]:
               if column not in nulls and pc.list_flatten(predictions.column(column)).null_count]
     if nulls:
         return [f"{name}: column(s) {nulls} hold missing values; every image needs a prediction and a full top-5"]
-    files = predictions.column("file_name").to_numpy(zero_copy_only=False)
     prediction = predictions.column("prediction").to_numpy()
     problems = []
     bad = (prediction < -1) | (prediction >= NUM_CLASSES["focus"])
     if bad.any():
         problems.append(f"{name}: {bad.sum()} prediction(s) outside -1..{NUM_CLASSES['focus'] - 1} (a FOCUS class id, "
-                        f"or -1 for none of them); first at {_first(bad, files, prediction)}")
+                        f"or -1 for none of them); first at {_first(bad, predictions, prediction)}")
     lengths = {column: pc.list_value_length(predictions.column(column)).to_numpy(zero_copy_only=False)
                for column in ("top5_ids", "top5_probs")}
     short = (lengths["top5_ids"] != TOP_K) | (lengths["top5_probs"] != TOP_K)
     if short.any():
         problems.append(f"{name}: {short.sum()} row(s) without exactly {TOP_K} top5_ids and {TOP_K} top5_probs; "
-                        f"first at {_first(short, files)}")
+                        f"first at {_first(short, predictions)}")
         return problems
     ids = _top5(predictions, "top5_ids")
     num_classes = NUM_CLASSES.get(label_space, max(NUM_CLASSES.values()))
     bad = ((ids < 0) | (ids >= num_classes)).any(axis=1)
     if bad.any():
         problems.append(f"{name}: {bad.sum()} row(s) with top5_ids outside 0..{num_classes - 1} (label_space="
-                        f"{label_space!r}); first at {_first(bad, files, ids)}")
+                        f"{label_space!r}); first at {_first(bad, predictions, ids)}")
     return problems
 
 
 def _top5(predictions: pa.Table, column: str) -> np.ndarray:
     return pc.list_flatten(predictions.column(column)).to_numpy().reshape(predictions.num_rows, TOP_K)
+
+
+def top5_values(ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Each row's top-5 ids (class ids, < 2**15) and probabilities (as read, float64) as one opaque value: two
+    rows' values are equal exactly when their ids and their probabilities' bits are.
+
+    >>> values = top5_values(np.array([[3, 1, 2, 0, 4]] * 3), np.array([[0.5, 0.2, 0.1, 0.1, 0.0]] * 3))
+    >>> values[2:] = top5_values(np.array([[3, 1, 2, 0, 4]]), np.array([[0.5, 0.2, 0.1, 0.1, -0.0]]))
+    >>> (values == values[0]).tolist()
+    [True, True, False]
+    """
+    rows = np.empty(len(ids), dtype=[("ids", "<i2", TOP_K), ("probs", "<f8", TOP_K)])
+    rows["ids"], rows["probs"] = ids, probs
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize)))
+
+
+def _top5_in_file_name_order(predictions: pa.Table) -> np.ndarray:
+    """top5_values of predictions joined one to one to the images, in file_name order (as the scored table)."""
+    ordered = predictions.select(["top5_ids", "top5_probs"]).take(pc.sort_indices(predictions.column("file_name")))
+    return top5_values(_top5(ordered, "top5_ids"), _top5(ordered, "top5_probs"))
 
 
 def top5_problems(predictions: pa.Table, label_space: str | None, mapping: str | None) -> list[str]:
@@ -156,20 +194,19 @@ def top5_problems(predictions: pa.Table, label_space: str | None, mapping: str |
     Run on predictions without value problems; with `label_space` None the agreement is not checked.
     """
     name = PREDICTIONS_FILE
-    files = predictions.column("file_name").to_numpy(zero_copy_only=False)
     prediction = predictions.column("prediction").to_numpy()
     ids, probs = _top5(predictions, "top5_ids"), _top5(predictions, "top5_probs")
     problems = []
     bad = (np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1)
     if bad.any():
         problems.append(f"{name}: {bad.sum()} row(s) list a class twice in top5_ids; first at "
-                        f"{_first(bad, files, ids)}")
+                        f"{_first(bad, predictions, ids)}")
     # float32 softmax probabilities: allow rounding in their sum, never NaN, negative or unsorted values.
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1) | (probs.sum(axis=1) > 1 + 1e-3) | (
         np.diff(probs, axis=1) > 0).any(axis=1)
     if bad.any():
         problems.append(f"{name}: {bad.sum()} row(s) whose top5_probs are not probabilities in decreasing order "
-                        f"summing to at most 1; first at {_first(bad, files, probs)}")
+                        f"summing to at most 1; first at {_first(bad, predictions, probs)}")
     if label_space is None:
         return problems
     disagree = ~_agrees_with_top5(prediction, _top5_focus_ids(ids, label_space), probs, mapping)
@@ -177,7 +214,7 @@ def top5_problems(predictions: pa.Table, label_space: str | None, mapping: str |
         rule = ("the FOCUS class of the top-1 (paper's mapping)" if label_space == "imagenet" and mapping == "paper"
                 else "the best-ranked mapped class of the top-5" if label_space == "imagenet" else "the top-1 class")
         problems.append(f"{name}: {disagree.sum()} prediction(s) are not {rule} (label_space={label_space!r}, "
-                        f"mapping={mapping!r}); first at {_first(disagree, files)}: prediction "
+                        f"mapping={mapping!r}); first at {_first(disagree, predictions)}: prediction "
                         f"{prediction[disagree][0]}, top5_ids {ids[disagree][0].tolist()}")
     return problems
 
@@ -206,29 +243,38 @@ def scored_predictions(
     """
     name = PREDICTIONS_FILE
     problems = []
-    files = predictions.column("file_name")
-    counts = pc.value_counts(files)
-    duplicated = counts.field("values").filter(pc.greater(counts.field("counts"), 1)).to_pylist()
-    if duplicated:
+    files, images = predictions.column("file_name"), truth.table.column("file_name")
+    known = pc.is_in(files, value_set=images)
+    # Names are hashed and copied only once they are the dataset's (short, and no more than its images):
+    # a name not in the dataset, however long or often repeated, is only counted and the first few quoted.
+    known_files = files.filter(known)
+    duplicated = _duplicated(known_files)
+    if len(duplicated):
         problems.append(f"{name}: {len(duplicated)} image(s) predicted more than once: "
-                        f"{_examples(sorted(duplicated))}; a submission predicts every image once")
-    known = pc.is_in(files, value_set=truth.table.column("file_name"))
-    unknown = files.filter(pc.invert(known)).to_pylist()
-    if unknown:
+                        f"{_smallest(duplicated)}; a submission predicts every image once")
+    unknown = files.filter(pc.invert(known))
+    if len(unknown):
         problems.append(f"{name}: {len(unknown)} predicted image(s) are not in the dataset: "
-                        f"{_examples(sorted(unknown))}; were the predictions made on another dataset?")
-    present = pc.is_in(truth.table.column("file_name"), value_set=files)
-    missing = truth.table.column("file_name").filter(pc.invert(present)).to_pylist()
-    if missing:
+                        f"{_smallest(unknown)}; were the predictions made on another dataset?")
+    del unknown
+    missing = images.filter(pc.invert(pc.is_in(images, value_set=known_files)))
+    if len(missing):
         problems.append(f"{name}: {len(missing)} image(s) of the dataset have no prediction: "
-                        f"{_examples(sorted(missing))}; a submission predicts every image")
+                        f"{_smallest(missing)}; a submission predicts every image")
     if problems:
         return None, problems
-    aligned = predictions.take(pc.index_in(truth.table.column("file_name"), value_set=files))
+    numbers = predictions.select(["prediction", "top5_ids", "top5_probs"])
+    aligned = numbers.take(pc.index_in(images, value_set=files))
     top5_ids = _top5(aligned, "top5_ids")
     table = scoring.prediction_table(truth.table, aligned.column("prediction").to_numpy(), top5_ids,
                              _top5(aligned, "top5_probs"), _top5_focus_ids(top5_ids, label_space))
     return table.sort_by("file_name"), []
+
+
+def _duplicated(names: pa.ChunkedArray) -> pa.Array:
+    """The names that occur more than once."""
+    counts = pc.value_counts(names)
+    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
 
 
 def recompute_metrics(scored: pa.Table, metric: dict) -> dict:
@@ -282,12 +328,14 @@ def _count_fields(value: Any) -> int:
 def _folder_problems(submission: Path) -> list[str]:
     problems = []
     for name in SUBMITTED_FILES:
-        path = submission / name
-        if path.is_symlink():
+        kind = kind_of(submission / name)
+        if kind == "a symbolic link":
             problems.append(f"{name}: is a symbolic link; a submission holds plain files")
-        elif not path.is_file():
+        elif kind == "missing":
             problems.append(f"{name}: missing; a submission holds {list(SUBMITTED_FILES)} (write one with "
                             f"focus-leaderboard pack)")
+        elif kind != "a file":  # a FIFO would block a reader, a device never end: neither is opened
+            problems.append(f"{name}: {kind}, not a plain file; a submission holds plain files")
     # A folder can hold any number of entries: a few are named, the rest counted.
     unexpected = (p.name for p in submission.iterdir() if p.name not in SUBMITTED_FILES and p.name != MODEL_INDEX_FILE)
     count, first = 0, []
@@ -345,16 +393,20 @@ def verify(
     """Check a submission and recompute its metrics; every problem found is listed.
 
     With `truth` None only what needs no dataset is checked (files, JSON, schema, hashes, predictions
-    on their own), and nothing is recomputed, so the result is never `accepted`.
+    on their own), and nothing is recomputed, so the result is never `accepted`. A `submission` that is
+    not a folder (a file, a FIFO, a device) cannot be verified: LeaderboardError.
     """
     submission = Path(submission)
-    if not submission.is_dir():
-        return Verification(submission, [f"{submission}: not a folder; a submission is the folder that "
-                                         f"focus-leaderboard pack writes"])
+    if not submission.is_dir():  # nothing to judge: the command cannot run
+        raise LeaderboardError(f"{submission}: {kind_of(submission)}, not a folder; a submission is the folder that "
+                               f"focus-leaderboard pack writes")
     problems = _folder_problems(submission)
     metadata = _read_part(submission, SUBMISSION_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)
     claimed = _read_part(submission, METRICS_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)
-    predictions = _read_part(submission, PREDICTIONS_FILE, lambda p: read_submitted_predictions(p, limits), problems)
+    # The ground truth bounds the predictions before they are decoded: a row per image, names no longer than its.
+    shape = {} if truth is None else {"images": truth.num_images, "longest_name": truth.longest_name}
+    predictions = _read_part(submission, PREDICTIONS_FILE, lambda p: read_submitted_predictions(p, limits, **shape),
+                             problems)
     result = Verification(submission, problems, metadata, claimed)
 
     metadata_ok = False
@@ -383,6 +435,7 @@ def verify(
     result.recomputed = recompute_metrics(scored, metadata["metric"])
     result.correct = scored.column("correct").to_numpy(zero_copy_only=False)
     result.top1 = pc.list_element(scored.column("top5_ids"), 0).to_numpy()
+    result.top5 = _top5_in_file_name_order(predictions)
     if isinstance(claimed, dict):
         later = LATER_METRICS.get(metadata["schema_version"], frozenset())
         expected = {key: value for key, value in result.recomputed.items() if key in claimed or key not in later}

@@ -5,14 +5,18 @@ scoring.PREDICTION_SCHEMA from the dataset's own columns plus synthetic top-5s, 
 metrics.json = scoring.compute_metrics(predictions) plus the count of undecodable images.
 """
 
+import contextlib
 import hashlib
 import json
+import os
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from focus_common import outputs
 from harness.leaderboard import submission as submission_format, verification
@@ -141,3 +145,50 @@ def as_version_1(submission: Path) -> None:
     del metrics["gap_overall_paper"]
     write_submitted_json(submission / submission_format.METRICS_FILE, metrics)
     edit_json(submission, submission_format.SUBMISSION_FILE, edit)
+
+
+def _varint(value: int, width: int | None = None) -> bytes:
+    """`value` as a Thrift compact varint, padded to `width` bytes (a reader takes a padded varint)."""
+    out = []
+    while value >= 0x80 or (width is not None and len(out) < width - 1):
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    if value >= 0x80 or (width is not None and len(out) + 1 != width):
+        raise ValueError(f"{value} does not fit in {width} bytes")
+    return bytes([*out, value])
+
+
+def _zigzag(value: int) -> int:
+    return (value << 1) ^ (value >> 63)
+
+
+def patch_integer(path: Path, start: int, end: int, old: int, new: int) -> None:
+    """Replace the integer field whose value is `old` in bytes start..end of a file by `new`, in place (the
+    same number of bytes): how a file is made to lie about itself. `old` must occur there exactly once."""
+    data = bytearray(path.read_bytes())
+    encoded = _varint(_zigzag(old))
+    region = bytes(data[start:end])
+    assert region.count(encoded) == 1, f"{old} is encoded {region.count(encoded)} times in bytes {start}..{end}"
+    at = start + region.index(encoded)
+    data[at: at + len(encoded)] = _varint(_zigzag(new), len(encoded))
+    path.write_bytes(bytes(data))
+
+
+def patch_footer_integer(path: Path, old: int, new: int) -> None:
+    """patch_integer in the Parquet footer."""
+    size = path.stat().st_size
+    footer = pq.ParquetFile(path).metadata.serialized_size
+    patch_integer(path, size - 8 - footer, size - 8, old, new)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """`folder` made read-only: its mode for a user, immutable (chattr +i) for root, whom modes do not stop."""
+    made = ["chattr", "+i", str(folder)] if os.geteuid() == 0 else ["chmod", "a-w", str(folder)]
+    if subprocess.run(made, capture_output=True).returncode:
+        pytest.skip(f"{' '.join(made[:2])} is not available here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)] if os.geteuid() == 0 else ["chmod", "u+w", str(folder)],
+                       check=True)

@@ -1,15 +1,25 @@
 """harness.cli: focus-leaderboard's output and exit codes."""
 
 import argparse
+import errno
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from harness.leaderboard import cli, rendering, submission as submission_format
+from focus_common import outputs
+from harness import runfolder
+from harness.leaderboard import (cli, packing, parquet_pages, pushing, rendering, submission as submission_format,
+                                 verification)
 
-from .fabricate import edit_json, fabricate_run
+from .fabricate import edit_json, fabricate_run, read_only, restamp
 
 
 def test_cli_verify_exit_codes_and_output(submission, converted, capsys):
@@ -89,8 +99,8 @@ def test_every_options_help_shows_its_default_and_the_exit_codes():
 
 def test_help_shows_defaults_and_exit_codes_as_printed():
     help_text = " ".join(_subcommands()["render"].format_help().split())
-    assert "--max-decoded-mb MAX_DECODED_MB most memory the predictions may take once decoded, counted before " \
-           "decoding (default: 512)" in help_text
+    assert "--max-decoded-mb MAX_DECODED_MB most memory reading and checking the predictions may hold, copies " \
+           "included, counted from the file's page headers before decoding (default: 512)" in help_text
     assert "--strict write nothing and exit 1 if any submission fails verification (default: False)" in help_text
     assert "2 the command cannot run" in help_text
 
@@ -129,3 +139,168 @@ def test_render_logs_its_progress_once_logging_is_set_up(site, converted, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "INFO focus-leaderboard: verifying 4 submission folder(s) in " in result.stderr
     assert result.stdout.startswith(f"wrote {tmp_path / 'site' / rendering.MARKDOWN_FILE}")
+
+
+@pytest.fixture
+def no_hang():
+    """A command that opened a FIFO would wait for a writer forever: stop it after a minute instead."""
+    def stop(signum, frame):
+        raise AssertionError("the command waited: did it open a FIFO?")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _special(kind: str, tmp_path: Path) -> Path:
+    if kind == "a FIFO":
+        os.mkfifo(tmp_path / "fifo")
+        return tmp_path / "fifo"
+    return Path("/dev/null")
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device"])
+def test_a_submission_that_is_a_fifo_or_a_device_is_one_line_and_exit_2(kind, tmp_path, site, converted, capsys,
+                                                                        no_hang):
+    path, data = _special(kind, tmp_path), ["--data", str(converted)]
+    submissions_dir = site[0].parent / "submissions"
+    for argv in (["verify", str(path), *data], ["verify", str(path), *data, "--submissions", str(submissions_dir)],
+                 ["push", str(path), "--repo", "x/y", *data, "--dry-run"]):
+        assert cli.main(argv) == 2
+        assert _one_line(capsys) == f"error: {path}: {kind}, not a folder; a submission is the folder that " \
+                                    f"focus-leaderboard pack writes\n"
+    assert cli.main(["render", str(path), str(tmp_path / "site"), *data]) == 2
+    assert _one_line(capsys) == f"error: {path}: not a folder; pass the folder that holds the submission folders\n"
+    assert cli.main(["render", str(submissions_dir), str(path), *data]) == 2
+    assert _one_line(capsys) == f"error: {path}: cannot write the site here (Not a directory); choose another OUT\n"
+    assert cli.main(["pack", str(path), "--model", "model_a.in1k", "--output", str(tmp_path / "out")]) == 2
+    assert _one_line(capsys).startswith(f"error: {path}: no model 'model_a.in1k'")
+    assert cli.main(["pack", str(site[0].parent / "run"), "--model", "model_a.in1k", "--output", str(path)]) == 2
+    assert _one_line(capsys).startswith("error: ")
+
+
+def test_a_fifo_in_place_of_a_submitted_file_is_a_problem_never_opened(submission, truth, no_hang):
+    for name in (submission_format.PREDICTIONS_FILE, submission_format.METRICS_FILE):
+        (submission / name).unlink()
+        os.mkfifo(submission / name)
+    problems = verification.verify(submission, truth).problems
+    assert "predictions.parquet: a FIFO, not a plain file; a submission holds plain files" in problems
+    assert "metrics.json: a FIFO, not a plain file; a submission holds plain files" in problems
+
+
+def _data_pages(path: Path) -> list[tuple[int, int]]:
+    """(first byte, size) of the first data page of each column, after its header."""
+    data, metadata = memoryview(path.read_bytes()), pq.ParquetFile(path).metadata
+    pages = []
+    for j in range(metadata.num_columns):
+        chunk = metadata.row_group(0).column(j)
+        page = parquet_pages.read_header(data, chunk.data_page_offset,
+                                         chunk.data_page_offset + chunk.total_compressed_size)
+        pages.append((chunk.data_page_offset + page.header_bytes, page.compressed_bytes))
+    return pages
+
+
+def _flipped(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_bytes_flipped_inside_data_pages_are_a_problem_never_a_crash(submission, truth):
+    """The footer intact: every byte of sixteen spread over each column's first data page, flipped in turn."""
+    path = submission / submission_format.PREDICTIONS_FILE
+    original = path.read_bytes()
+    for start, size in _data_pages(path):
+        for at in np.linspace(start, start + size - 1, 16).astype(int):
+            path.write_bytes(original)
+            _flipped(path, int(at))
+            restamp(submission)
+            result = verification.verify(submission, truth)  # never raises
+            assert result.accepted or all("\n" not in problem for problem in result.problems)
+
+
+def test_a_corrupted_predictions_file_is_a_rejection_in_verify_and_render_and_exit_2_in_pack(
+        submission, site, run_dir, converted, tmp_path, capsys):
+    path = submission / submission_format.PREDICTIONS_FILE
+    start, size = _data_pages(path)[0]
+    for at in range(start, start + size):
+        _flipped(path, at)
+    restamp(submission)
+    assert cli.main(["verify", str(submission), "--data", str(converted)]) == 1
+    assert "  - predictions.parquet: cannot be read (" in capsys.readouterr().out
+    board = Path(shutil.copytree(site[0].parent / "submissions", tmp_path / "submissions"))
+    shutil.copytree(submission, board / "zz_corrupted")
+    assert cli.main(["render", str(board), str(tmp_path / "site"), "--data", str(converted)]) == 0
+    assert "not shown: zz_corrupted, 1 problem(s)\n  - predictions.parquet: cannot be read (" in capsys.readouterr().out
+    run = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    predictions = run / "model_a.in1k" / runfolder.PREDICTIONS_FILE
+    start, size = _data_pages(predictions)[0]
+    for at in range(start, start + size):
+        _flipped(predictions, at)
+    assert cli.main(["pack", str(run), "--model", "model_a.in1k", "--output", str(tmp_path / "out")]) == 2
+    assert f"{predictions}: cannot be read" in _one_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_pack_on_a_full_disk_or_into_a_read_only_folder_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys,
+                                                                                      monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    output = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(packing.pq, "write_table", full)
+        assert cli.main(["pack", str(run_dir), "--model", "model_a.in1k", "--output", str(output)]) == 2
+    assert _one_line(capsys) == f"error: {output}: cannot write the submission (No space left on device); nothing " \
+                                f"was written\n"
+    assert os.listdir(tmp_path) == []  # no output, no staging folder
+    parent = tmp_path / "read_only"
+    parent.mkdir()
+    with read_only(parent):
+        assert cli.main(["pack", str(run_dir), "--model", "model_a.in1k", "--output", str(parent / "out")]) == 2
+    assert re.fullmatch(rf"error: {re.escape(str(parent / 'out'))}: cannot write OUTPUT here: (Permission denied|"
+                        rf"Operation not permitted)\n", _one_line(capsys))
+    assert os.listdir(parent) == []
+
+
+class _Hub:
+    """A Hub that takes every request, and records the pull requests asked of it."""
+
+    pull_requests: list = []
+
+    def whoami(self):
+        return {"name": "someone"}
+
+    def repo_info(self, *args, **kwargs):
+        return None
+
+    def create_commit(self, repo_id, **kwargs):
+        self.pull_requests.append(repo_id)
+
+
+@pytest.mark.parametrize("failure", ["full", "read-only"])
+def test_push_that_cannot_write_its_model_index_sends_nothing(failure, submission, converted, capsys, monkeypatch):
+    monkeypatch.setattr(pushing, "HfApi", _Hub)
+    monkeypatch.setattr(_Hub, "pull_requests", [])
+    argv = ["push", str(submission), "--repo", "x/y", "--data", str(converted)]
+    if failure == "full":
+        def full(*args):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(outputs, "write_new_file", full)
+        assert cli.main(argv) == 2
+    else:
+        with read_only(submission):
+            assert cli.main(argv) == 2
+    assert re.fullmatch(rf"error: {re.escape(str(submission / submission_format.MODEL_INDEX_FILE))}: cannot be written "
+                        rf"\((No space left on device|Permission denied|Operation not permitted)\); nothing was sent\n",
+                        _one_line(capsys))
+    assert _Hub.pull_requests == [] and sorted(os.listdir(submission)) == sorted(submission_format.SUBMITTED_FILES)

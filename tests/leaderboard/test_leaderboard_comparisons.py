@@ -3,6 +3,7 @@
 import doctest
 import os
 import shutil
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,10 +13,10 @@ import pytest
 from focus_common import inputs
 from focus_tools import schema
 from harness import runfolder
-from harness.leaderboard import (cli, comparisons, errors, rendering, significance, submission as submission_format, tables,
-                                 verification)
+from harness.leaderboard import (cli, comparisons, errors, packing, rendering, significance,
+                                 submission as submission_format, tables, verification, writing)
 
-from .fabricate import edit_json
+from .fabricate import MODELS, edit_json, fabricate_run
 
 
 def _verified(folder: Path, truth) -> verification.Verification:
@@ -146,9 +147,10 @@ def test_cli_verify_against_the_folder_rejects_a_backdated_copy_from_outside(boa
             "submission is not)\n") in capsys.readouterr().out
 
 
-def test_a_copy_in_another_table_is_a_copy_unless_it_claims_the_same_model_and_weights(board, truth):
-    """Editing the scoring or preprocessing moves a copy to another table, where it is still a copy; the same model and weights
-    scored another way are not."""
+def test_a_copy_in_another_table_is_a_copy_even_claiming_the_same_model_and_weights(board, truth):
+    """Editing the claimed preprocessing moves a copy to another table, where it is still a copy: under another
+    name by its top-1, under the same model and weights by its probabilities, bit-identical to the original's
+    (another preprocessing changes them)."""
     renamed = Path(shutil.copytree(board / "model_b.in1k", board / "zz_renamed"))
     same = Path(shutil.copytree(board / "model_b.in1k", board / "zz_same_model"))
 
@@ -165,7 +167,21 @@ def test_a_copy_in_another_table_is_a_copy_unless_it_claims_the_same_model_and_w
         "predictions.parquet: the same top-1 as the earlier submission model_b.in1k for every one of its 48 "
         "images; a copied submission is not ranked (earlier by folder name, the claimed submitted dates being the "
         "same)"]
-    assert _problems(verifications, "zz_same_model") == []
+    assert _problems(verifications, "zz_same_model") == [
+        "predictions.parquet: the same top-5 classes and probabilities, bit for bit, as the earlier submission "
+        "model_b.in1k on 48 of its 48 images (a copy from 99%); a copied submission is not ranked (earlier by folder "
+        "name, the claimed submitted dates being the same)"]
+
+
+def test_the_same_evaluation_scored_with_another_mapping_is_not_a_copy(board, truth, tmp_path):
+    """The same run's top-5, bit for bit, under the restricted mapping: the same model's other table."""
+    fabricate_run(tmp_path / "run", truth.table, "model_a.in1k", mapping="restricted", **MODELS["model_a.in1k"])
+    packing.pack(tmp_path / "run", "model_a.in1k", board / "zz_restricted")
+    verifications = [verification.verify(folder, truth) for folder in verification.submission_folders(board)]
+    original, restricted = verifications[0], verifications[-1]
+    assert restricted.accepted and np.array_equal(restricted.top5, original.top5)
+    comparisons.reject_copies(verifications)
+    assert restricted.accepted
 
 
 def _backdated_copy(board: Path, name: str, copy: str) -> Path:
@@ -233,7 +249,17 @@ def test_render_refuses_a_ledger_that_it_did_not_write(board, truth, tmp_path):
     with pytest.raises(errors.LeaderboardError, match=r"accepted.json: not the ledger of accepted submissions "
                                                            r"that render writes"):
         rendering.render(board, site, truth)
-    assert sorted(p.name for p in site.iterdir()) == [rendering.LEDGER_FILE]
+    assert sorted(p.name for p in site.iterdir()) == [writing.RENDER_FOLDER, rendering.LEDGER_FILE]
+
+
+def test_render_names_a_deeply_nested_ledger_in_one_line(board, converted, tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / rendering.LEDGER_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    assert cli.main(["render", str(board), str(site), "--data", str(converted)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {site / rendering.LEDGER_FILE}: not the ledger of accepted submissions that render writes (arrays "
+        f"and objects nested 100,000 deep, deeper than the 64 levels allowed); move it, or choose another OUT\n")
 
 
 @pytest.mark.parametrize("plant, message", [
@@ -249,12 +275,61 @@ def test_render_refuses_a_ledger_that_is_a_link_or_a_fifo_without_reading_it(tmp
         rendering.read_ledger(site)
 
 
-def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64,
-               mapping: str = "paper") -> verification.Verification:
+def _synthetic(name: str, top1: np.ndarray, model: str, sha: str = "0" * 64, mapping: str = "paper",
+               top5: np.ndarray | None = None, protocol: str = "paper") -> verification.Verification:
+    """An accepted submission: its top-1, and its top-5 values (by default probabilities of its own)."""
+    if top5 is None:
+        top5 = _top5(top1, np.random.default_rng(zlib.crc32(name.encode())))
     return verification.Verification(
-        Path(name), [], metadata={"label_space": "imagenet", "mapping": mapping, "model": model,
+        Path(name), [], metadata={"label_space": "imagenet", "mapping": mapping, "model": model, "precision": "fp32",
+                                  "preprocessing": {"protocol": protocol, "custom": False},
                                   "weights": {"sha256": sha}, "submitted": "2026-01-01T00:00:00+00:00"},
-        recomputed={}, correct=np.ones(len(top1), dtype=bool), top1=top1)
+        recomputed={}, correct=np.ones(len(top1), dtype=bool), top1=top1, top5=top5)
+
+
+def _top5(top1: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """top5_values of a top-5 led by `top1`, with probabilities drawn from `rng`."""
+    ids = (top1[:, None] + np.arange(5)) % 1000
+    return verification.top5_values(ids, -np.sort(-rng.dirichlet(np.ones(6), size=len(top1))[:, :5], axis=1))
+
+
+def _changed(top1: np.ndarray, top5: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of (top1, top5) with its first `rows` images given another top-5, led by another class."""
+    top1, top5 = top1.copy(), top5.copy()
+    top1[:rows] = (top1[:rows] + 1) % 1000
+    top5[:rows] = _top5(top1[:rows], np.random.default_rng(99))
+    return top1, top5
+
+
+@pytest.mark.parametrize("changed, sha, protocol, copy", [
+    (1, "0" * 64, "paper", True),  # the same model and weights, resubmitted: the same evaluation twice
+    (1, "1" * 64, "timm", True),  # other weights, in another table
+    (6, "1" * 64, "paper", True),  # 594 of 600 images: 99.0%
+    (7, "1" * 64, "paper", False),  # 593 of 600: below 99%
+])
+def test_a_copy_is_judged_on_its_probabilities_whatever_its_predictions_and_claims(changed, sha, protocol, copy):
+    """600 images, `changed` of them given another top-5 (and top-1) in the copy."""
+    top1 = np.arange(600) % 997
+    original = _synthetic("original", top1, "resnet50")
+    copied_top1, copied_top5 = _changed(top1, original.top5, changed)
+    copied = _synthetic("zz_copy", copied_top1, "resnet50", sha=sha, protocol=protocol, top5=copied_top5)
+    comparisons.reject_copies([original, copied])
+    expected = [f"predictions.parquet: the same top-5 classes and probabilities, bit for bit, as the earlier "
+                f"submission original on {600 - changed} of its 600 images (a copy from 99%); a copied submission is "
+                f"not ranked (earlier by folder name, the claimed submitted dates being the same)"]
+    assert copied.problems == (expected if copy else [])
+    assert original.problems == []
+
+
+def test_near_copies_are_flagged_across_tables():
+    top1 = np.arange(1000) % 997
+    near = top1.copy()
+    near[:3] = (near[:3] + 1) % 1000  # 99.7% the same
+    verifications = [_synthetic("paper", top1, "resnet50"), _synthetic("moved", near, "my_net", protocol="timm")]
+    assert len({submission_format.board_of(v.metadata) for v in verifications}) == 2
+    comparisons.reject_copies(verifications)
+    comparisons.flag_near_copies(verifications)
+    assert [v.near_copies for v in verifications] == [[("moved", 0.997)], [("paper", 0.997)]]
 
 
 def test_near_copies_of_a_different_model_are_flagged_with_their_agreement():

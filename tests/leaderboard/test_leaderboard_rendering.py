@@ -11,14 +11,16 @@ import shutil
 import stat
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import comparisons, errors, packing, rendering, tables
+from harness.leaderboard import (comparisons, errors, packing, rendering, submission as submission_format, tables,
+                                 writing)
 from harness.leaderboard import markdown as markdown_module, page as page_module
 
-from .fabricate import PAPER_PREPROCESSING, as_version_1, fabricate_run
+from .fabricate import PAPER_PREPROCESSING, as_version_1, edit_json, fabricate_run
 
 
 CHROMIUM = next((path for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(path).exists()), None)
@@ -188,11 +190,16 @@ def test_render_ranks_each_preprocessing_in_its_own_labelled_table(preprocessing
     assert "timm preprocessing (data config, not recorded)" in page
 
 
+def _entries(folder: Path) -> list[str]:
+    """The files in `folder` and below, relative to it."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
 def test_render_strict_writes_nothing_when_a_submission_fails(tmp_path, site, truth):
     submissions_dir = site[0].parent / "submissions"
     with pytest.raises(rendering.StrictRenderError, match=r"1 submission\(s\) failed verification \(zz_tampered\)"):
         rendering.render(submissions_dir, tmp_path / "site", truth, strict=True)
-    assert not (tmp_path / "site").exists() or not any((tmp_path / "site").iterdir())
+    assert _entries(tmp_path / "site") == [f"{writing.RENDER_FOLDER}/.lock"]  # no page, no ledger
 
 
 def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, truth, monkeypatch):
@@ -208,8 +215,8 @@ def test_render_keeps_the_previous_page_when_rendering_fails(tmp_path, site, tru
         rendering.render(site[0].parent / "submissions", out, truth)
     assert (out / rendering.HTML_FILE).read_text() == before
     assert (out / rendering.LEDGER_FILE).read_text() == ledger
-    assert sorted(p.name for p in out.iterdir()) == sorted([rendering.HTML_FILE, rendering.MARKDOWN_FILE,
-                                                            rendering.LEDGER_FILE])
+    assert _entries(out) == sorted([rendering.HTML_FILE, rendering.MARKDOWN_FILE, rendering.LEDGER_FILE,
+                                    f"{writing.RENDER_FOLDER}/.lock"])
 
 
 def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
@@ -218,8 +225,9 @@ def test_render_writes_the_site_as_the_umask_says(tmp_path, site, truth):
         rendering.render(site[0].parent / "submissions", tmp_path / "site", truth)
     finally:
         os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "site").stat().st_mode) == 0o755
-    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "site").iterdir()} == {0o644}
+    site = tmp_path / "site"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (site, site / writing.RENDER_FOLDER)} == {0o755}
+    assert {stat.S_IMODE((site / name).stat().st_mode) for name in _entries(site)} == {0o644}
 
 
 def test_render_replaces_only_pages_it_wrote(tmp_path, site, truth):
@@ -489,3 +497,72 @@ def test_page_shows_rank_intervals_ties_and_the_robustness_chart_and_still_sorts
     finally:
         browser.close()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+# Names that are Markdown or HTML: a model, its paper name, a folder name (a folder may hold a newline).
+MODEL = "evil`|<b>x</b>#1|"
+PAPER_NAME = "# Evil\n- item | `code` <i>it</i> ~~gone~~ [a](http://x)\x1b[31m\u202e"
+FOLDER = "# zz`|<i>x\n1. y"  # no "/", which separates folders
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory, submissions, truth) -> Path:
+    """Model B, a model whose names are Markdown and HTML, and a tampered copy under a hostile name, rendered
+    with every pair flagged as a near copy (so that the names also begin list items)."""
+    board = tmp_path_factory.mktemp("hostile")
+    shutil.copytree(submissions / "model_b.in1k", board / "submissions" / "model_b.in1k")
+    fabricate_run(board / "run", truth.table, MODEL, accuracy=0.7, num_params=10, paper_name=PAPER_NAME, seed=8)
+    packing.pack(board / "run", MODEL, board / "submissions" / FOLDER)
+    tampered = Path(shutil.copytree(board / "submissions" / FOLDER, board / "submissions" / f"- {FOLDER}"))
+    edit_json(tampered, submission_format.METRICS_FILE, lambda m: m.update(accuracy=0.99))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comparisons, "NEAR_COPY", 0.0)
+        verifications = rendering.render(board / "submissions", board / "site", truth)
+    assert [v.submission.name for v in verifications if not v.accepted] == [f"- {FOLDER}"]
+    return board / "site"
+
+
+def test_names_that_are_markdown_stay_text_in_the_markdown(hostile_site):
+    markdown_it = pytest.importorskip("markdown_it")
+    text = (hostile_site / rendering.MARKDOWN_FILE).read_text()
+    tokens = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+    kinds = {token.type for token in tokens} | {child.type for token in tokens for child in token.children or []}
+    assert not kinds & {"html_inline", "code_inline", "s_open", "link_open", "em_open", "strong_open"}
+    assert [token.content for token in tokens if token.type == "html_block"] == [
+        f"<!-- {writing.generation_mark(writing.generation_of(hostile_site / rendering.MARKDOWN_FILE))} -->\n"]
+    headings = [tokens[i + 1].content for i, token in enumerate(tokens) if token.type == "heading_open"]
+    assert not [heading for heading in headings if "zz" in heading or "vil" in heading]
+    rows = [[]]
+    for token in tokens:
+        if token.type == "tr_close":
+            rows.append([])
+        elif token.type in ("td_open", "th_open"):
+            rows[-1].append(token)
+    assert {len(row) for row in rows[:3]} == {len(tables.COLUMNS) + 1}  # the ranked table: no cell split
+    # As a reader sees it: every name whole, as text (its invisible characters as escapes).
+    shown = ["".join(child.content for child in token.children) for token in tokens if token.type == "inline"]
+    assert tables.visible(FOLDER) in shown  # a cell of the paired comparisons
+    assert any(text.startswith(f"{tables.visible(PAPER_NAME)} ({MODEL}) agrees with ") for text in shown)
+    assert any(text.startswith(f"{tables.visible('- ' + FOLDER)}: metrics.json ") for text in shown)  # not shown
+
+
+class _Elements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_names_that_are_html_stay_text_on_the_page(hostile_site):
+    page = _Elements()
+    page.feed((hostile_site / rendering.HTML_FILE).read_text())
+    assert not {"b", "i"} & set(page.tags)
+    text = "".join(page.text)
+    for name in (MODEL, PAPER_NAME, FOLDER):
+        assert tables.visible(name) in text
+    assert "\x1b" not in text and "\u202e" not in text

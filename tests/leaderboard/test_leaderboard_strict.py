@@ -1,9 +1,7 @@
 """harness.strict: submitted files read strictly, their sizes checked before they are parsed."""
 
 import doctest
-import json
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.leaderboard import errors, strict, submission as submission_format
+from harness.leaderboard import parquet_pages, strict, submission as submission_format, verification
 
-from .fabricate import edit_predictions, rejected, restamp
+from .fabricate import edit_predictions, patch_footer_integer, patch_integer, rejected, restamp
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -26,6 +24,10 @@ from .fabricate import edit_predictions, rejected, restamp
                                           "double quotes: line 1 column 15 (char 14)"),
     ("metrics.json", b'{"accuracy": "\xff"}', "metrics.json is not valid JSON: it is not UTF-8 text"),
     ("metrics.json", "[1, 2]", "metrics.json $: [1, 2] is not an object of metrics"),
+    ("metrics.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "metrics.json is not valid JSON: arrays and objects nested 100,001 deep, deeper than the 64 levels allowed"),
+    ("submission.json", '{"versions": {"torch": "[[[["}, "model": ' + "[" * 64 + "]" * 64 + "}",
+     "submission.json is not valid JSON: arrays and objects nested 65 deep, deeper than the 64 levels allowed"),
 ])
 def test_malformed_json_is_rejected_with_its_reason(submission, truth, name, text, message):
     path = submission / name
@@ -44,10 +46,9 @@ def test_oversized_files_are_rejected_before_parsing(submission, truth):
     assert any(p.startswith("submission.json: ") and "over the limit of 100 bytes" in p for p in problems)
 
 
-def test_parquet_row_count_is_limited_before_reading(submission, truth):
-    problems = rejected(submission, truth, limits=strict.Limits(rows=10))
-    assert any(p.startswith("predictions.parquet: 48 rows and ") and "over the limits of 10 rows" in p
-               for p in problems)
+def test_the_row_limit_applies_without_a_ground_truth(submission):
+    result = verification.verify(submission, None, limits=strict.Limits(rows=10))
+    assert "predictions.parquet: 48 rows, over the limit of 10 rows" in result.problems
 
 
 def test_labels_in_the_predictions_file_are_refused(submission, truth):
@@ -63,93 +64,111 @@ def test_a_predictions_file_that_is_not_parquet_is_rejected(submission, truth):
     assert any(p.startswith("predictions.parquet is not a Parquet file") for p in rejected(submission, truth))
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-# Reads a predictions file in a fresh process (address space capped at 4 GiB, so that a reader that decodes
-# everything fails instead of exhausting the machine) and reports the error and how far its peak RSS rose.
-# The peak is Linux's VmHWM, reset first (clear_refs 5): a child starts with its parent's peak.
-MEASURE = """
-import json, resource, sys
-from pathlib import Path
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-from harness.leaderboard import strict
-
-def kib(field):
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field + ":"))
-
-with open("/proc/self/clear_refs", "w") as file:
-    file.write("5")
-before = kib("VmRSS")
-try:
-    strict.read_submitted_predictions(Path(sys.argv[1]), strict.Limits(**json.loads(sys.argv[2])))
-    error = None
-except Exception as err:
-    error = f"{type(err).__name__}: {err}"
-print(json.dumps({"error": error, "growth": (kib("VmHWM") - before) * 1024}))
-"""
+def _predictions(submission: Path) -> Path:
+    return submission / submission_format.PREDICTIONS_FILE
 
 
-def _read_in_a_fresh_process(path: Path, **limits) -> dict:
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(path), json.dumps(limits)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+def test_the_pages_are_counted_from_their_headers(submission):
+    data = _predictions(submission).read_bytes()
+    metadata = pq.ParquetFile(_predictions(submission)).metadata
+    (group,) = parquet_pages.read_pages(memoryview(data), metadata, max_pages=100)
+    names, prediction, ids, probs = group
+    assert (names.rows, prediction.rows, ids.values, probs.values) == (48, 48, 240, 240)
+    assert names.dictionary_values == 48 and names.dictionary_bytes >= sum(
+        4 + len(name.encode()) for name in pq.read_table(_predictions(submission)).column("file_name").to_pylist())
 
 
-def _lists(rows: int, row: np.ndarray) -> pa.ListArray:
-    offsets = np.arange(0, len(row) * rows + 1, len(row), dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.tile(row, rows)))
+@pytest.mark.parametrize("options", [
+    {"compression": "none"}, {"data_page_version": "2.0"}, {"row_group_size": 7, "data_page_size": 64},
+    {"use_dictionary": False, "compression": "snappy"}, {"write_statistics": False, "write_page_index": True},
+])
+def test_a_file_written_with_other_parquet_options_is_read(submission, truth, options):
+    path = _predictions(submission)
+    pq.write_table(pq.read_table(path), path, **options)
+    restamp(submission)
+    assert verification.verify(submission, truth).accepted
 
 
-@pytest.mark.slow
-def test_a_dictionary_encoded_long_file_name_repeated_a_million_times_is_rejected_before_decoding(tmp_path):
-    """The sweep's file: 1M rows of one 3 KB file_name, dictionary-encoded. The file is about 330 KB and its
-    footer claims 4 MB, but decoding takes 3 GB of strings (9.7 GB with the copies the old reader made)."""
-    rows = 1_000_000
-    file_name = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["x" * 3000]))
-    table = pa.table({"file_name": file_name, "prediction": pa.array(np.zeros(rows, dtype=np.int64)),
-                      "top5_ids": _lists(rows, np.arange(5)),
-                      "top5_probs": _lists(rows, np.float32([0.5, 0.2, 0.1, 0.1, 0.1]))})
-    path = tmp_path / submission_format.PREDICTIONS_FILE
-    pq.write_table(table, path, compression="zstd", store_schema=False)  # read back as plain strings
-    assert path.stat().st_size < 1_000_000
+def test_a_footer_that_lies_about_the_decoded_size_changes_nothing(submission, truth):
+    """The footer's total_byte_size sized the old reader's budget; the pages' own headers size it now."""
+    path = _predictions(submission)
+    patch_footer_integer(path, pq.ParquetFile(path).metadata.row_group(0).total_byte_size, 1)
+    restamp(submission)
+    assert verification.verify(submission, truth).accepted
+
+
+def test_a_column_chunk_that_ends_inside_its_last_page_is_refused(submission, truth):
+    path = _predictions(submission)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(1)  # prediction
+    patch_footer_integer(path, chunk.total_compressed_size, chunk.total_compressed_size - 1)
+    restamp(submission)
+    problems = rejected(submission, truth)
+    assert len(problems) == 1 and re.fullmatch(
+        r"predictions.parquet: row group 0, column prediction: a page runs to byte [0-9,]+, past the end of its "
+        r"column chunk \(byte [0-9,]+\) that the footer gives; write it with pyarrow, as pack does", problems[0])
+
+
+def test_pages_that_hold_other_counts_than_the_footer_are_refused(submission):
+    """A footer whose value count is not its pages' (a stand-in for the file's metadata, one count changed)."""
+    path = _predictions(submission)
     metadata = pq.ParquetFile(path).metadata
-    assert sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) < 8_000_000
-    found = _read_in_a_fresh_process(path, decoded_bytes=64 * 2**20)
-    assert found["error"] == (
-        "SubmissionError: predictions.parquet: decoding it takes 3,100,000,012 bytes or more (1,000,000 rows; "
-        "file_name values up to 3,000 bytes), over the limit of 67,108,864 bytes (raise it with --max-decoded-mb)")
-    assert found["growth"] < 150 * 2**20
+
+    class Lying:
+        def __init__(self, real, **changed):
+            self.real, self.changed = real, changed
+
+        def __getattr__(self, name):
+            return self.changed.get(name, getattr(self.real, name))
+
+    group = metadata.row_group(0)
+    columns = [Lying(group.column(j), num_values=group.column(j).num_values + (j == 2)) for j in range(4)]
+    lying = Lying(metadata, row_group=lambda i: Lying(group, column=lambda j: columns[j]))
+    with pytest.raises(parquet_pages.PageError, match=r"^row group 0, column top5_ids.list.element: its pages hold "
+                                                      r"240 values, its footer says 241$"):
+        parquet_pages.read_pages(memoryview(path.read_bytes()), lying, max_pages=100)
 
 
-@pytest.mark.slow
-def test_top5_lists_that_decode_to_more_than_the_limit_are_rejected_before_decoding(tmp_path):
-    """Long lists of one repeated id compress to almost nothing: 100 row groups of 100 rows of 10,000 ids."""
-    path = tmp_path / submission_format.PREDICTIONS_FILE
-    rows, length = 100, 10_000
-    group = pa.table({"file_name": pa.array([f"cat/{i}.jpg" for i in range(rows)]),
-                      "prediction": pa.array(np.zeros(rows, dtype=np.int64)),
-                      "top5_ids": _lists(rows, np.zeros(length, dtype=np.int64)),
-                      "top5_probs": _lists(rows, np.zeros(length, dtype=np.float32))})
-    with pq.ParquetWriter(path, group.schema, compression="zstd") as writer:
-        for _ in range(100):
-            writer.write_table(group)
-    assert path.stat().st_size < 5_000_000
-    found = _read_in_a_fresh_process(path, decoded_bytes=64 * 2**20)
-    assert found["error"].startswith("SubmissionError: predictions.parquet: decoding it takes ")
-    assert "over the limit of 67,108,864 bytes (raise it with --max-decoded-mb)" in found["error"]
-    assert found["growth"] < 150 * 2**20
+def test_a_page_header_that_runs_past_its_chunk_is_refused(submission, truth):
+    path = _predictions(submission)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    data = memoryview(path.read_bytes())
+    start = min(chunk.dictionary_page_offset or chunk.data_page_offset, chunk.data_page_offset)
+    page = parquet_pages.read_header(data, start, start + chunk.total_compressed_size)
+    patch_integer(path, start, start + page.header_bytes, page.compressed_bytes, page.compressed_bytes + 7)
+    restamp(submission)
+    (problem,) = rejected(submission, truth)
+    assert problem.startswith("predictions.parquet: row group 0, column prediction: ")
+    assert problem.endswith("; write it with pyarrow, as pack does")
 
 
-def test_a_valid_predictions_file_reads_within_the_decoded_limit(submission):
-    table = strict.read_submitted_predictions(submission / submission_format.PREDICTIONS_FILE, strict.Limits())
-    assert table.num_rows == 48 and table.schema.field("file_name").type == pa.string()
-    with pytest.raises(errors.SubmissionError, match=r"predictions.parquet: decoding it takes [0-9,]+ bytes or "
-                                                          r"more \(48 rows; file_name values up to \d+ bytes\), over "
-                                                          r"the limit of 100 bytes"):
-        strict.read_submitted_predictions(submission / submission_format.PREDICTIONS_FILE,
-                                               strict.Limits(decoded_bytes=100))
+def test_page_and_footer_caps(submission, truth):
+    problems = rejected(submission, truth, limits=strict.Limits(pages=3))
+    assert "predictions.parquet: more than 3 pages; a submission's file holds a few per column; write it with " \
+           "pyarrow, as pack does" in problems
+    footer = pq.ParquetFile(_predictions(submission)).metadata.serialized_size
+    problems = rejected(submission, truth, limits=strict.Limits(footer_bytes=100))
+    assert f"predictions.parquet: its footer takes {footer:,} bytes, over the limit of 100 bytes; a submission's " \
+           f"footer takes a few kB (write it with pyarrow, as pack does)" in problems
 
 
-def test_doctests_pass():
-    assert doctest.testmod(strict, optionflags=doctest.ELLIPSIS).failed == 0
+def test_a_header_cut_short_or_malformed_is_a_page_error():
+    """Thrift compact bytes: a PageHeader of type 0 whose data_page_header holds 3 values, then variants."""
+    whole = bytes([0x15, 0x00, 0x15, 0x08, 0x15, 0x06, 0x2C, 0x15, 0x06, 0x00, 0x00])
+    page = parquet_pages.read_header(memoryview(whole), 0, len(whole))
+    assert (page.kind, page.uncompressed_bytes, page.compressed_bytes, page.num_values, page.header_bytes) == (
+        parquet_pages.DATA_PAGE, 4, 3, 3, len(whole))
+    for data, message in ((whole[:5], "runs past the end of its column chunk"),
+                          (bytes([0x15, 0x0A, 0x15, 0x08, 0x15, 0x06, 0x00]),
+                           "a page of type 5, which Parquet does not define"),
+                          (bytes([0x15, 0x00, 0x15, 0x03, 0x15, 0x06, 0x00]), "a negative size"),
+                          (bytes([0x15, 0x00, 0x00]), "without its type and sizes"),
+                          (bytes([0x1D, 0x00]), "an unknown Thrift type 13"),
+                          (bytes([0x1C] * 20), "structs nested more than 8 deep"),
+                          (bytes([0x16] + [0xFF] * 11), "more than 10 bytes")):
+        with pytest.raises(parquet_pages.PageError, match=message):
+            parquet_pages.read_header(memoryview(data), 0, len(data))
+
+
+@pytest.mark.parametrize("module", [strict, parquet_pages])
+def test_doctests_pass(module):
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from focus_tools import convert, sample
-from harness.leaderboard import packing, submission as submission_format, verification
+from harness.leaderboard import packing, strict, submission as submission_format, verification
 from harness.labels import imagenet_to_focus_index
 
 from .fabricate import as_version_1, edit_json, edit_predictions, fabricate_run, rejected
@@ -58,11 +58,32 @@ def test_dropped_image_is_rejected(submission, truth):
 
 
 def test_duplicated_image_is_rejected(submission, truth):
+    """Row 4 predicts row 3's image again: one image twice, one without a prediction."""
+    names = pq.read_table(submission / submission_format.PREDICTIONS_FILE).column("file_name").to_pylist()
+    edit_predictions(submission, lambda t: pa.concat_tables([t.slice(0, 4), t.slice(3, 1), t.slice(5)]))
+    assert rejected(submission, truth) == [
+        f"predictions.parquet: 1 image(s) predicted more than once: {names[3]!r}; a submission predicts every image "
+        f"once",
+        f"predictions.parquet: 1 image(s) of the dataset have no prediction: {names[4]!r}; a submission predicts every "
+        f"image"]
+
+
+def test_more_rows_than_the_dataset_has_images_are_refused_before_decoding(submission, truth, monkeypatch):
     edit_predictions(submission, lambda t: pa.concat_tables([t, t.slice(3, 1)]))
-    problems = rejected(submission, truth)
-    name = pq.read_table(submission / submission_format.PREDICTIONS_FILE).column("file_name")[3].as_py()
-    assert f"predictions.parquet: 1 image(s) predicted more than once: {name!r}; a submission predicts every " \
-           f"image once" in problems
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", lambda *args, **kwargs: pytest.fail("decoded"))
+    assert rejected(submission, truth) == [
+        "predictions.parquet: 49 rows, more than the 48 images of the ground truth; a submission predicts each image "
+        "once"]
+
+
+def test_a_name_longer_than_every_image_name_is_refused_before_the_names_are_decoded(submission, truth, monkeypatch):
+    """One long name on every row is a small file and a large column once decoded."""
+    longest = truth.longest_name
+    edit_predictions(submission, lambda t: t.set_column(0, "file_name", pa.array(["x" * (longest + 1)] * t.num_rows)))
+    monkeypatch.setattr(strict, "_numbers", lambda *args: pytest.fail("the other columns were decoded"))
+    assert rejected(submission, truth) == [
+        f"predictions.parquet: file_name values up to {longest + 1:,} bytes, longer than the name of any image of the "
+        f"dataset ({longest:,} bytes at most); were the predictions made on another dataset?"]
 
 
 def test_swapped_fingerprint_is_rejected(submission, truth):
