@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,13 +19,18 @@ class Rejected(Exception):
 
 
 def quote(value: Any, limit: int = 80) -> str:
-    """A user's value as messages quote it: its repr, clipped, since a value may be megabytes long.
+    r"""A user's value as messages quote it: its repr, clipped, since a value may be megabytes long.
 
-    >>> quote("night")
-    "'night'"
+    A text whose characters could pass for others (not in Unicode's composed form, NFC: "é" as e and a combining
+    accent) is shown with escapes, so that two names that look alike do not read alike.
+
+    >>> quote("night"), quote("cafe\u0301.jpg")
+    ("'night'", "'cafe\\u0301.jpg'")
     >>> quote("x" * 100_000, limit=5)
     "'xxxxx'… (100,000 characters)"
     """
+    if isinstance(value, str) and unicodedata.normalize("NFC", value) != value:
+        return ascii(value) if len(value) <= limit else f"{ascii(value[:limit])}… ({len(value):,} characters)"
     if isinstance(value, (str, bytes)) and len(value) > limit:
         unit = "characters" if isinstance(value, str) else "bytes"
         return f"{value[:limit]!r}… ({len(value):,} {unit})"

@@ -62,11 +62,19 @@ def write_exclusive(path: Path, data: str | bytes) -> None:
             raise
 
 
-def cannot_write(path: Path, err: OSError) -> OSError:
+class CannotWrite(OSError):
     """An OSError that names the file a write failed on (a full or read-only disk says only what, not where)."""
-    error = OSError(f"{path}: cannot be written ({err.strerror or err})")
-    error.errno = err.errno
-    return error
+
+    def __init__(self, path: Path, err: OSError):
+        super().__init__(err.errno, err.strerror or str(err))
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: cannot be written ({self.strerror})"
+
+
+def cannot_write(path: Path, err: OSError) -> OSError:
+    return err if isinstance(err, CannotWrite) else CannotWrite(path, err)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:

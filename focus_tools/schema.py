@@ -126,8 +126,16 @@ def load_uncommon_table(path: str | os.PathLike | None = None) -> dict[str, dict
     try:
         uncommon_table = yaml.safe_load(text)  # YAML is a superset of JSON: one parser reads both
     except yaml.YAMLError as err:
-        raise FocusDataError(f"{path}: not valid JSON or YAML: {str(err)[:500]}") from err
+        raise FocusDataError(f"{path}: not valid JSON or YAML: {_yaml_problem(err)}") from None
     return validate_uncommon_table(uncommon_table, source=str(path))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: what is wrong and where (its own text spans lines and draws a caret)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return " ".join(f"{problem}{where}".split())[:300]
 
 
 def validate_uncommon_table(uncommon_table: Any, source: str = "uncommon table") -> dict[str, dict[str, list[str]]]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import focus_dataset
 from focus_common.messages import about
 from focus_tools import statistics
-from harness.data import DataSelection, open_focus
+from harness.data import DataSelection, check_output_outside_data, open_focus
 from harness.models.preparation import ModelOptions, check_models, models_of_run
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ class AnalysisInput:
 
 
 def analysis_input(data: str | None, selection: DataSelection, specs: Sequence[str], options: ModelOptions, *,
-                   run: str | Path | None = None, selection_given: bool = False,
-                   cache_dir: str | None = None) -> AnalysisInput:
+                   run: str | Path | None = None, selection_given: bool = False, cache_dir: str | None = None,
+                   output: str | Path | None = None) -> AnalysisInput:
     """Resolve what to analyse: `specs` (or, with `run`, the run's models among them) on `data` (or the run's),
     with `selection` (or, with `run` and no selection of the command's own, the run's)."""
     names, configs, run_models = list(specs), {}, None
@@ -70,6 +70,8 @@ def analysis_input(data: str | None, selection: DataSelection, specs: Sequence[s
     if not data:
         raise ValueError("--data: name the dataset (a folder written by focus-dataset convert, the release folder "
                          "or focus.zip, or a Hub dataset id)")
+    if output is not None:
+        check_output_outside_data(data, output)
     dataset, _ = open_focus(data, selection, cache_dir=cache_dir)
     annotations = focus_dataset.annotation_table(dataset)
     fingerprint = statistics.dataset_fingerprint(annotations)

@@ -122,6 +122,18 @@ class DataSelection:
         return " ".join(words) or "every image"
 
 
+def check_output_outside_data(data: str | Path, output: str | Path) -> None:
+    """A run folder may not lie in (or be) a dataset folder: the dataset's loader would read its files, and a
+    dataset folder is the data's alone."""
+    data_path, output_path = Path(data), Path(output)
+    if not data_path.is_dir():
+        return  # a zip, a Hub id: nothing of ours can land inside it
+    inside, folder = output_path.resolve(), data_path.resolve()
+    if inside == folder or folder in inside.parents:
+        raise ValueError(f"--output {output} lies inside the dataset folder {data}: write the run to a folder of "
+                         f"its own (a dataset folder holds the data alone)")
+
+
 def open_focus(data: str | Path, selection: DataSelection = DataSelection(), *,
                cache_dir: str | None = None) -> tuple[datasets.Dataset, dict[str, Any] | None]:
     """FOCUS from a converted folder, a Hub repo id, or a raw release (converted on the fly), its images selected.

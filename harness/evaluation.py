@@ -38,7 +38,7 @@ from harness import labels, passes, preprocess, report, runfolder, scoring
 from harness.runfolder import library_versions, now
 from harness.analysis import ModelFailed
 from harness.artifacts import Resumable
-from harness.data import DataSelection, decode_error, open_focus
+from harness.data import DataSelection, check_output_outside_data, decode_error, open_focus
 from harness.distributed import SharedError, accelerator_for, run_shared
 from harness.models.info import ModelInfo
 from harness.models.preparation import ModelOptions, check_models, prepare_model
@@ -110,6 +110,7 @@ def evaluate_models(data: str | Path, models: Sequence[str],
     Runs on every process of a distributed launch. Bad input raises (ValueError, OSError, ...); a model that
     fails raises ModelFailed naming it, unless options.keep_going, which records it in the result instead.
     """
+    check_output_outside_data(data, options.output)
     with accelerator_for(options.precision, cpu=options.cpu) as accelerator:
         set_seed(options.seed)
         failures: dict[str, tuple[str, str]] = {}

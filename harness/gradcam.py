@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script (python harness/gradcam.py, acc
 
 import argparse
 import copy
+import hashlib
 import dataclasses
 import difflib
 import html
@@ -384,13 +385,19 @@ def plot_panel(original: np.ndarray, image: np.ndarray, cam: np.ndarray, guided:
 
 
 def panel_file(rank: int, file_name: str) -> str:
-    """NNN_<file name>.png, safe as a file name.
+    """NNN_<file name>.png, safe as a file name and short enough for any file system (a long name is cut and
+    keeps a hash of itself, so that two long names stay apart).
 
-    >>> panel_file(3, "/cat-snow/12.jpg")
-    '003_cat-snow_12.png'
+    >>> panel_file(3, "/cat-snow/12.jpg"), len(panel_file(3, "x" * 300))
+    ('003_cat-snow_12.png', 98)
     """
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", file_name.strip("/")).rsplit(".", 1)[0]
+    if len(stem) > _PANEL_STEM:
+        stem = f"{stem[:_PANEL_STEM - 11]}~{hashlib.sha256(file_name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
     return f"{rank:03d}_{stem}.png"
+
+
+_PANEL_STEM = 90  # characters of a panel's name from the image's: far below the 255 bytes file systems allow
 
 
 def format_index(records: list[dict[str, Any]], header: dict[str, Any]) -> str:
@@ -536,7 +543,8 @@ def explain_models(data: str | Path | None, models: Sequence[str],
         raise ValueError(f"--max-images must be a positive number of images, got {options.max_images}")
     with accelerator_for(options.precision, cpu=options.cpu) as accelerator:
         target = analysis_input(None if data is None else str(data), options.selection, models, options,
-                                run=options.run, selection_given=options.selection_given, cache_dir=options.cache_dir)
+                                run=options.run, selection_given=options.selection_given, cache_dir=options.cache_dir,
+                                output=options.run_dir)
         indexes = for_each_model(target.names, lambda name: explain_model(accelerator, target, name, options))
         return dict(zip(target.names, indexes))
 

@@ -134,7 +134,8 @@ def probe_models(data: str | Path | None, models: Sequence[str], options: ProbeO
     by default the run's); the probes.md path of each. Runs on every process of a distributed launch."""
     with accelerator_for(options.precision, cpu=options.cpu) as accelerator:
         target = analysis_input(None if data is None else str(data), options.selection, models, options,
-                                run=options.run, selection_given=options.selection_given, cache_dir=options.cache_dir)
+                                run=options.run, selection_given=options.selection_given, cache_dir=options.cache_dir,
+                                output=options.run_dir)
         return for_each_model(target.names, lambda name: probe_model(accelerator, target, name, options))
 
 

@@ -90,3 +90,57 @@ def test_a_run_json_naming_the_parent_folder_keeps_every_write_inside_the_run(sm
     assert "'..' is not a model of the run" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]  # no .lock in the run's parent
     assert runfolder.model_dir(run, "..").parent == run
+
+
+def test_a_run_inside_the_dataset_folder_is_refused(converted, tmp_path, capsys):
+    data = shutil.copytree(converted, tmp_path / "focus")
+    for main, extra in ((eval_main, ["--figures", "none"]), (probe_main, [])):
+        assert main(["--data", str(data), "--output", str(data / "runs"), *FAST, *extra]) == 2
+        assert f"error: --output {data / 'runs'} lies inside the dataset folder {data}" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == sorted(p.name for p in converted.iterdir())
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "-1", "--seed: expected a whole number from 0 to 4,294,967,295, got '-1'"),
+    ("--workers", "100000", "--workers: expected a whole number from 0 to "),
+    ("--batch-size", "0", "--batch-size: expected a whole number from 1 to 65,536, got '0'"),
+    ("--limit", "0", "--limit: expected a whole number from 1 to 10,000,000, got '0'"),
+])
+def test_option_values_out_of_range_are_usage_errors_before_anything_runs(option, value, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        eval_main(["--data", "nowhere", "--models", "test_resnet", option, value])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_sample_of_more_images_than_a_release_holds_is_refused(tmp_path, capsys):
+    from focus_tools.cli import main as dataset_main
+
+    with pytest.raises(SystemExit):
+        dataset_main(["sample", str(tmp_path / "s"), "--num-images", "100000000"])
+    assert "--num-images: expected a whole number from 1 to 1,000,000, got '100000000'" in capsys.readouterr().err
+    with pytest.raises(sample.FocusDataError, match=r"num_images must be from 1 to 1,000,000"):
+        sample.write_sample_release(tmp_path / "s", 100_000_000)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_yaml_mistake_is_one_line_with_its_place(tmp_path):
+    from focus_tools.schema import FocusDataError, load_uncommon_table
+
+    (tmp_path / "mine.yaml").write_text("time:\n  truck: [night\nweather: {}\n")
+    with pytest.raises(FocusDataError) as error:
+        load_uncommon_table(tmp_path / "mine.yaml")
+    assert "\n" not in str(error.value) and " at line " in str(error.value) and ", column " in str(error.value)
+
+
+def test_names_that_differ_only_in_their_unicode_form_read_differently(tmp_path):
+    from focus_common.messages import quote
+
+    composed, decomposed = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    assert quote(composed) != quote(decomposed) and quote(decomposed) == "'cafe\\u0301.jpg'"
+
+
+def test_a_long_image_name_gets_a_short_panel_file(tmp_path):
+    from harness.gradcam import panel_file
+
+    long_a, long_b = "plane-water/" + "a" * 240 + "1.jpg", "plane-water/" + "a" * 240 + "2.jpg"
+    assert len(panel_file(1, long_a).encode()) < 128 and panel_file(1, long_a) != panel_file(1, long_b)
