@@ -34,7 +34,7 @@ def test_every_option_has_help_and_shows_its_default():
 
 @pytest.mark.parametrize("argv, message", [
     (["convert", "{release}", "{tmp}/out", "--max-shard-size", "5XB"], "--max-shard-size: '5XB' is not a size"),
-    (["sample", "{tmp}/s", "--num-images", "0"], "--num-images: expected a whole number of at least 1, got '0'"),
+    (["sample", "{tmp}/s", "--num-images", "0"], "--num-images: expected a whole number from 1 to 1,000,000, got '0'"),
     (["validate", "{release}", "--max-lines", "-1"], "--max-lines: expected a whole number of at least 0, got '-1'"),
 ])
 def test_bad_option_values_are_named_with_exit_status_2(tmp_path, sample_release, capsys, argv, message):
