@@ -1,7 +1,12 @@
 """What each command does with damaged or hostile input it reads: one line naming the file, nothing half-written."""
 
 import json
+import re
 import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -144,3 +149,36 @@ def test_a_long_image_name_gets_a_short_panel_file(tmp_path):
 
     long_a, long_b = "plane-water/" + "a" * 240 + "1.jpg", "plane-water/" + "a" * 240 + "2.jpg"
     assert len(panel_file(1, long_a).encode()) < 128 and panel_file(1, long_a) != panel_file(1, long_b)
+
+
+def test_model_folders_never_collide(tmp_path):
+    specs = ["local-dir:/a/b", "local-dir:/a_b", "local-dir:a/b", "résnet", "rèsnet", "..", "resnet50.tv_in1k",
+             "hf-hub:timm/resnet50.tv_in1k", "x" * 81]
+    folders = [runfolder.model_dir(tmp_path, spec) for spec in specs]
+    assert len(set(folders)) == len(specs) and all(folder.parent == tmp_path for folder in folders)
+    assert all(len(folder.name.encode()) <= 80 for folder in folders)
+
+
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    sys.path.insert(0, {repo!r})
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+    from harness.run import main
+    sys.exit(main({argv!r}))
+""")
+
+
+@pytest.mark.parametrize("limit", [2_000, 9_000, 20_000])
+def test_a_full_disk_ends_focus_eval_in_one_line_naming_the_file_and_leaves_no_half_written_file(
+        converted, tmp_path, limit):
+    output = tmp_path / "run"
+    argv = ["--data", str(converted), "--output", str(output), *FAST, "--figures", "none", "--n-bootstrap", "10"]
+    script = FULL_DISK.format(repo=str(Path(__file__).resolve().parents[1]), limit=limit, argv=argv)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"error: (test_resnet: )?/.*: cannot be written \(.*File too large", last), last
+    assert "Traceback" not in result.stderr
+    staged = [path for path in output.rglob(".*") if path.name not in (".lock", ".focus-written.json")]
+    assert staged == []
