@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+from focus_common import network
 from focus_common.messages import quote
 from focus_tools.parquet import converted_shards, first_damaged_shard, open_shard
 from focus_tools.release import Release, read_image, release_annotations
@@ -120,6 +122,41 @@ def annotation_table(dataset: datasets.Dataset) -> pa.Table:
     return dataset.with_format("arrow", columns=columns)[:]
 
 
+# A Hub repo id: a name, or namespace/name, of letters, digits, '-', '_' and '.' (huggingface_hub's rule, simplified).
+HUB_ID = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+# What names a file, not a Hub repo.
+_FILE_SUFFIXES = (".zip", ".parquet", ".arrow", ".db", ".json", ".jsonl", ".csv", ".tar", ".gz", ".txt")
+_EXPECTED = "expected a folder written by `focus-dataset convert`, the release folder or focus.zip, or a Hub dataset id"
+
+
+def data_source(path: str | os.PathLike) -> str:
+    """What `path` names: "release" (a folder with annotations.db, or a zip), "folder" (a converted dataset) or
+    "hub" (a dataset id to look up), asked before anything is loaded.
+
+    Something that looks like a path (it exists, starts with '/', '.' or '~', holds more than one '/' or a
+    backslash, ends like a file) is taken as one: a missing one is "no such file or folder", not a Hub
+    lookup. A Hub id is looked up only when the Hub can be reached -- asked at once
+    (focus_common.network), not after huggingface_hub's five retries -- or, with HF_HUB_OFFLINE set, in
+    the datasets cache.
+    """
+    text = os.fspath(path)
+    if os.path.lexists(text):
+        if is_release(text):
+            return "release"
+        if os.path.isdir(text):
+            return "folder"
+        kind = "a symbolic link to nothing" if not os.path.exists(text) else "a file that is not focus.zip"
+        raise FocusDataError(f"{text}: {kind}; {_EXPECTED}")
+    looks_like_path = (text.startswith(("/", ".", "~")) or "\\" in text or text.count("/") > 1
+                       or text.lower().endswith(_FILE_SUFFIXES) or not HUB_ID.fullmatch(text))
+    if looks_like_path:
+        raise FocusDataError(f"{text}: no such file or folder; {_EXPECTED}")
+    if not network.hub_offline() and (why := network.hub_unreachable()) is not None:
+        raise FocusDataError(f"{text}: no such folder here, and the Hugging Face Hub cannot be reached ({why}) to "
+                             f"look for a dataset of that id; {network.OFFLINE_ADVICE}")
+    return "hub"
+
+
 def is_release(path: str | os.PathLike) -> bool:
     """True for a raw release (a folder with annotations.db, or a zip); False for a converted dataset."""
     path = Path(path)
@@ -148,7 +185,7 @@ def load_focus(
     which is built into the `datasets` cache first. Filters take label names; `locations_match`
     says whether an image needs "any" or "all" of `locations`.
     """
-    if Path(path).exists() and is_release(path):
+    if data_source(path) == "release":
         uncommon_table = load_uncommon_table(uncommon)
         builder = FocusBuilder(cache_dir=cache_dir, data_dir=str(Path(path).resolve()), uncommon=uncommon_table)
         builder.download_and_prepare()
@@ -158,7 +195,7 @@ def load_focus(
             raise FocusDataError(
                 f"{path}: a converted dataset has its uncommon flags already; pass --uncommon when converting"
             )
-        if Path(path).is_dir():
+        if Path(path).is_dir():  # data_source: "folder"
             # A damaged shard is named here, not deep inside datasets' generation.
             shards = converted_shards(Path(path))
             if not shards:
@@ -175,6 +212,15 @@ def load_focus(
             dataset = datasets.load_dataset(str(path), split="test", cache_dir=cache_dir)
         except datasets.exceptions.DatasetGenerationError as err:
             raise FocusDataError(_generation_problem(Path(path), err)) from err
+        except (datasets.exceptions.DatasetNotFoundError, ConnectionError) as err:
+            if network.hub_offline():
+                raise FocusDataError(f"{path}: no such folder here, and no dataset of that id in the datasets cache "
+                                     "(HF_HUB_OFFLINE is set: the Hub is not asked)") from None
+            if isinstance(err, ConnectionError):
+                raise FocusDataError(f"{path}: no such folder here, and the Hugging Face Hub could not be reached "
+                                     f"({str(err)[:300]}); {network.OFFLINE_ADVICE}") from None
+            raise FocusDataError(f"{path}: no such folder here, and no dataset of that id on the Hugging Face Hub (a "
+                                 "private or gated one needs `hf auth login`)") from None
     return filter_focus(dataset, categories=categories, times=times, weathers=weathers,
                         locations=locations, locations_match=locations_match, humans=humans)
 

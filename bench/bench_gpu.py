@@ -38,13 +38,13 @@ sys.path.insert(0, str(REPO))
 DECODE_ONLY = textwrap.dedent("""
     import json, sys, time
     import torch
-    from harness import preprocess
+    from harness import preprocess, transforms
     from harness.data import FocusImages, open_focus
     dataset, _ = open_focus(sys.argv[1])
     preprocessing = preprocess.resolve_preprocessing(
         {"input_size": (3, 224, 224), "interpolation": sys.argv[3], "crop_pct": float(sys.argv[4]),
          "crop_mode": "center", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}, "timm")
-    images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), range(dataset.num_rows), (3, 224, 224))
+    images = FocusImages(dataset, transforms.geometry_transform(preprocessing), range(dataset.num_rows), (3, 224, 224))
     loader = torch.utils.data.DataLoader(images, batch_size=64, num_workers=int(sys.argv[2]))
     start = time.perf_counter()
     for _ in loader:

@@ -11,7 +11,9 @@ one exit status (EXIT_STATUS): a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import re
 import os
 import signal
 import sys
@@ -41,10 +43,55 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default){'g' if isinstance(action.default, float) else 's'})"
 
 
-def parser(prog: str | None, description: str) -> argparse.ArgumentParser:
-    """A focus-* command's argument parser: defaults in every help line, the exit statuses at the end."""
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_STATUS,
-                                   formatter_class=HelpFormatter)
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with short, exact answers to mistakes.
+
+    An option is spelled out (no abbreviations: `--model` is not `--models`, and a prefix that works
+    today does not break when an option is added); a mistyped option or choice gets "did you mean";
+    and an error is two lines, the error and where the help is, not the whole usage.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}\n"
+                     f"{self.prog}: see `{self.prog} --help`\n")
+
+    def _suggestion(self, message: str) -> str:
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            options = self._all_option_strings()
+            close = {word: difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6)
+                     for word in unknown.group(1).split() if word.startswith("-")}
+            hints = [(word.split("=")[0], match[0]) for word, match in close.items() if match]
+            if len(hints) == 1 and len(close) == 1:
+                return f"; did you mean {hints[0][1]}?"
+            return f"; did you mean {', '.join(f'{right} (for {wrong})' for wrong, right in hints)}?" if hints else ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            choices = re.findall(r"'([^']*)'", choice.group(2))
+            match = difflib.get_close_matches(choice.group(1), choices, n=1, cutoff=0.5)
+            return f"; did you mean {match[0]!r}?" if match else ""
+        return ""
+
+    def _all_option_strings(self) -> list[str]:
+        """This parser's options and its subcommands' (an unknown option after a subcommand is reported here)."""
+        options = []
+        for action in self._actions:
+            options += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    options += sub._all_option_strings() if isinstance(sub, ArgumentParser) else []
+        return sorted(set(options))
+
+
+def parser(prog: str | None, description: str) -> ArgumentParser:
+    """A focus-* command's argument parser: defaults in every help line, the exit statuses at the end, exact
+    answers to mistakes (ArgumentParser)."""
+    return ArgumentParser(prog=prog, description=description, epilog=EXIT_STATUS)
 
 
 def set_up_logging(level: int = logging.INFO) -> None:

@@ -9,6 +9,7 @@ next conversion stop and name its holder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -18,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from focus_common.inputs import read_json
 from focus_common.messages import quote
 from focus_tools.schema import FocusDataError, focus_info, load_uncommon_table, validate_uncommon_table
 from focus_common import outputs
@@ -54,10 +56,10 @@ def convert(
     output = Path(output)
     check_output(source, output, overwrite=overwrite)
     max_shard_bytes = shard_size_limit(max_shard_size)
-    uncommon_table = (validate_uncommon_table(uncommon) if isinstance(uncommon, dict)
-                      else load_uncommon_table(uncommon))
+    uncommon_table = _uncommon_table(uncommon)
     report: dict[str, Any] = {}
     with Release(source) as release:
+        report["release_images"] = _names_digest(release.image_names())
         # Every annotation is checked before anything is written.
         columns = annotation_columns(release_annotations(release, report, skip_invalid=skip_invalid),
                                      uncommon_table)
@@ -81,6 +83,39 @@ def convert(
             check_output(source, output, overwrite=overwrite)
             staged.commit(owns=lambda folder, path: is_written(path, folder))
     return report
+
+
+def holds_conversion_of(source: str | os.PathLike, output: str | os.PathLike,
+                        uncommon: str | os.PathLike | dict | None = None, *, skip_invalid: bool = False) -> bool:
+    """Whether OUTPUT is an intact earlier conversion of this release: every file convert wrote there
+    unchanged and nothing else, the same annotations under the same uncommon table (the dataset
+    fingerprint) and the same image files (their names). Converting again would write the same dataset,
+    so `convert --push-to-hub` pushes it as it is."""
+    output = Path(output)
+    report_path = output / REPORT_NAME
+    if not _is(output, stat.S_ISDIR) or not _is(report_path, stat.S_ISREG) or _not_written_by_convert(output):
+        return False
+    try:
+        report = read_json(report_path, f"{REPORT_NAME} written by focus-dataset convert")
+    except ValueError:
+        return False
+    if not isinstance(report, dict) or "release_images" not in report:  # older conversions did not record them
+        return False
+    with Release(source) as release:
+        if _names_digest(release.image_names()) != report["release_images"]:
+            return False
+        columns = annotation_columns(release_annotations(release, {}, skip_invalid=skip_invalid),
+                                     _uncommon_table(uncommon))
+    return dataset_fingerprint(pa.Table.from_batches([columns])) == report.get("fingerprint")
+
+
+def _uncommon_table(uncommon: str | os.PathLike | dict | None) -> dict:
+    return validate_uncommon_table(uncommon) if isinstance(uncommon, dict) else load_uncommon_table(uncommon)
+
+
+def _names_digest(names: list[str]) -> str:
+    """A short hash of a release's image file names (what was there to convert)."""
+    return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def check_output(source: str | os.PathLike, output: Path, *, overwrite: bool) -> None:

@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -242,8 +241,10 @@ def annotate(annotation: Annotation, uncommon_table: dict[str, dict[str, list[st
     }
 
 
-def focus_features() -> datasets.Features:
+def focus_features() -> "datasets.Features":
     """The typed columns of FOCUS."""
+    import datasets  # imported where it is needed: a command's --help must not wait for it
+
     return datasets.Features({
         "image": datasets.Image(),
         "file_name": datasets.Value("string"),
@@ -262,8 +263,10 @@ def focus_features() -> datasets.Features:
     })
 
 
-def focus_info() -> datasets.DatasetInfo:
+def focus_info() -> "datasets.DatasetInfo":
     """The dataset's description, citation, homepage, licence and features, as the builder and the card give them."""
+    import datasets
+
     return datasets.DatasetInfo(description=DESCRIPTION, features=focus_features(), homepage=HOMEPAGE,
                                 license=LICENSE, citation=CITATION)
 

@@ -46,7 +46,7 @@ def push_to_hub(output: str | os.PathLike, repo_id: str, *, private: bool = Fals
                                  ignore_patterns=[f"**/{MANIFEST}*", MANIFEST, "**/.lock", ".lock"])
     except Exception as err:  # noqa: BLE001 - the Hub client raises from several HTTP libraries
         raise FocusDataError(f"cannot push to {quote(repo_id)}: {hub_problem(err)}. The converted folder is "
-                             f"complete: upload it later with `hf upload {repo_id} {output} --repo-type dataset`"
+                             f"complete: upload it later with `focus-dataset push {output} {repo_id}`"
                              ) from None
     return str(info)
 

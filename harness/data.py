@@ -17,6 +17,7 @@ import torch
 
 import focus_dataset
 from focus_tools.release import problem_text
+from harness.settings import SUBSETS
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,9 @@ logger = logging.getLogger(__name__)
 PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True
 
 
-SUBSETS = ("first", "random", "stratified")
 
 
-def subset_rows(labels: np.ndarray, limit: int, how: str = "first", seed: int = 0) -> np.ndarray:
+def subset_rows(labels: np.ndarray, limit: int, how: str = "stratified", seed: int = 0) -> np.ndarray:
     """The rows (ascending) of a `limit`-image subset: the first ones, random ones, or per class in proportion.
 
     "first" takes the first rows in file_name order, which makes a class-skewed subset (the first 20 of
@@ -35,7 +35,7 @@ def subset_rows(labels: np.ndarray, limit: int, how: str = "first", seed: int = 
     remainders), drawn at random within the class. Random draws follow `seed`.
 
     >>> labels = np.array([0] * 6 + [1] * 3 + [2])
-    >>> subset_rows(labels, 4).tolist(), np.bincount(labels[subset_rows(labels, 5, "stratified")]).tolist()
+    >>> subset_rows(labels, 4, "first").tolist(), np.bincount(labels[subset_rows(labels, 5)]).tolist()
     ([0, 1, 2, 3], [3, 2])
     """
     if how not in SUBSETS:
@@ -65,7 +65,7 @@ class DataSelection:
     """
 
     limit: int | None = None
-    subset: str = "first"
+    subset: str = "stratified"
     seed: int = 0
     categories: tuple[str, ...] | None = None
     times: tuple[str, ...] | None = None
@@ -100,7 +100,7 @@ class DataSelection:
         humans = record.get("humans")
         lists = {key: None if record.get(key) is None else tuple(map(str, record[key]))
                  for key in ("categories", "times", "weathers", "locations")}
-        return cls(limit=record.get("limit"), subset=record.get("subset", "first"),
+        return cls(limit=record.get("limit"), subset=record.get("subset", "stratified"),
                    seed=record["seed"] if record.get("seed") is not None else seed, **lists,
                    locations_match=record.get("locations_match", "any"),
                    humans=None if humans is None else humans == "yes")
@@ -108,8 +108,8 @@ class DataSelection:
     def text(self) -> str:
         """The options that make this selection again, e.g. "--limit 12 --subset stratified --seed 0".
 
-        >>> DataSelection(limit=12, subset="stratified").text(), DataSelection().text()
-        ('--limit 12 --subset stratified --seed 0', 'every image')
+        >>> DataSelection(limit=12, subset="first").text(), DataSelection(limit=12).text(), DataSelection().text()
+        ('--limit 12 --subset first', '--limit 12 --seed 0', 'every image')
         """
         default, record = DataSelection().record(), self.record()
         words = []

@@ -19,9 +19,9 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object
 
 from focus_common import locks
+from harness.settings import PRECISIONS
 
 T = TypeVar("T")
-PRECISIONS = ("fp32", "bf16", "fp16")
 _MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 

@@ -34,7 +34,7 @@ from accelerate.utils import gather_object, set_seed
 import focus_dataset
 from focus_common import locks
 from focus_common.messages import about
-from harness import labels, passes, preprocess, report, runfolder, scoring
+from harness import labels, passes, preprocess, report, runfolder, scoring, transforms
 from harness.runfolder import library_versions, now
 from harness.analysis import ModelFailed
 from harness.artifacts import Resumable
@@ -272,7 +272,7 @@ def prediction_step(model: torch.nn.Module, preprocessing: preprocess.Preprocess
     among = labels.mapped_imagenet_ids() if label_space == "imagenet" and mapping == "restricted" else None
 
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
-        images = preprocess.normalize(batch.images, preprocessing)
+        images = transforms.normalize(batch.images, preprocessing)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         logits = model(images)
@@ -451,7 +451,7 @@ def _predict(accelerator: Accelerator, dataset: datasets.Dataset, annotations: p
         logger.info("%s: one decoded pass for %d models (%s)", preprocessing.summary(), len(todo),
                     ", ".join(evaluation.name for evaluation in todo))
     results = passes.run_shared_pass(
-        accelerator, dataset, preprocess.geometry_transform(preprocessing), preprocessing.input_size, consumers,
+        accelerator, dataset, transforms.geometry_transform(preprocessing), preprocessing.input_size, consumers,
         save_every=options.save_every, batch_size=options.batch_size, workers=options.workers,
         desc=" + ".join(evaluation.name for evaluation in todo), quiet=options.quiet)
 

@@ -17,11 +17,10 @@ import torch
 
 from focus_tools import schema
 from focus_tools.schema import CLASS_NAMES
+from harness.settings import LABEL_SPACES, MAPPINGS  # noqa: F401 - the choices this module scores
 
 NUM_IMAGENET_CLASSES = 1000
 UNMAPPED = -1  # FOCUS id of an ImageNet class outside the mapping: never equal to a true label
-LABEL_SPACES = ("imagenet", "focus")
-MAPPINGS = ("paper", "restricted")
 
 # The paper's mapping M (FOCUS class → ImageNet-1k class indices), in CLASS_NAMES order.
 IMAGENET_TO_FOCUS: dict[str, tuple[int, ...]] = {

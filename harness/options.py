@@ -2,29 +2,35 @@
 
 Each `add_*` function adds one argument group; each `*_of(args)` function turns the parsed Namespace into
 the plain values the library takes (harness.data.DataSelection, harness.models.preparation.ModelOptions).
-Nothing below the command-line modules sees a Namespace.
+Nothing below the command-line modules sees a Namespace. The parsers are built from harness.settings alone
+and the library is imported when the values are made, so that `--help` and a mistyped option answer before
+torch is imported.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from focus_common.messages import quote
-from harness import labels, preprocess
-from harness.data import SUBSETS, DataSelection
-from harness.distributed import PRECISIONS
-from harness.models.preparation import ModelOptions
+from harness.settings import (
+    CROP_MODES,
+    INTERPOLATIONS,
+    LABEL_SPACES,
+    MAX_BATCH_SIZE,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_WORKERS,
+    OVERRIDES,
+    PRECISIONS,
+    PROTOCOLS,
+    SUBSETS,
+)
 
-
-# Bounds checked before any work starts: every worker is a process holding its own decoder, and a seed must be
-# one numpy and torch accept.
-MAX_WORKERS = max(8, 4 * (os.cpu_count() or 1))
-MAX_BATCH_SIZE = 65_536
-MAX_SEED = 2**32 - 1
-MAX_IMAGES = 10_000_000
+if TYPE_CHECKING:
+    from harness.data import DataSelection
+    from harness.models.preparation import ModelOptions
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -40,17 +46,18 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def add_data_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> argparse._ArgumentGroup:
+    """The dataset options; `run`: the command also takes --run, whose data they default to."""
     data = parser.add_argument_group("dataset")
     data.add_argument("--data",
                       help="converted FOCUS folder, Hub dataset repo id, or a raw release folder / focus.zip "
-                           "(default: with --run, the run's data; otherwise it must be given)")
+                           + ("(default: with --run, the run's data; otherwise it must be given)" if run else
+                              "(default: none, it must be given)"))
     data.add_argument("--limit", type=whole_number(1, MAX_IMAGES), metavar="N",
                       help="evaluate N images only, chosen by --subset (default: every image)")
-    data.add_argument("--subset", choices=SUBSETS, default="first",
-                      help="which --limit images: the first by file_name (class-skewed: the first ones are all "
-                           "birds), random ones, or stratified (each class's share kept), random ones drawn with "
-                           "--seed")
+    data.add_argument("--subset", choices=SUBSETS, default="stratified",
+                      help="which --limit images: each class's share kept (stratified), random ones (both drawn "
+                           "with --seed), or the first by file_name (class-skewed: the first ones are all birds)")
     data.add_argument("--categories", nargs="+", metavar="CLASS", help="keep these classes only (default: every class)")
     data.add_argument("--times", nargs="+", metavar="TIME", help="keep these times of day only (default: every time)")
     data.add_argument("--weathers", nargs="+", metavar="WEATHER",
@@ -67,6 +74,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
 
 def selection_of(args: argparse.Namespace) -> DataSelection:
     """The image selection of a command line."""
+    from harness.data import DataSelection
+
     def names(values: list[str] | None) -> tuple[str, ...] | None:
         return None if values is None else tuple(values)
     return DataSelection(limit=args.limit, subset=args.subset, seed=args.seed, categories=names(args.categories),
@@ -77,28 +86,31 @@ def selection_of(args: argparse.Namespace) -> DataSelection:
 
 def selection_given(args: argparse.Namespace) -> bool:
     """Whether the command line chooses images itself (any selection option other than its default)."""
+    from harness.data import DataSelection
+
     return selection_of(args).record() | {"seed": None} != DataSelection().record()
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def add_model_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> argparse._ArgumentGroup:
+    """The model options; `run`: the command also takes --run, whose models they default to."""
     model = parser.add_argument_group(
         "models", "a model is a spec (see harness/models/specs.py): a timm name (resnet50.tv_in1k, 'convnext_*'), "
                   "hf-hub:ORG/NAME, local-dir:PATH, torchvision:NAME[/WEIGHTS], open_clip:ARCH/TAG or "
                   "open_clip:hf-hub:ORG/NAME, transformers:ORG/NAME or transformers:PATH; 'paper' = the paper's five")
     model.add_argument("--models", nargs="+", default=[], metavar="SPEC",
-                       help="the models to evaluate (default: those of --models-file; with --run, the run's)")
+                       help="the models (default: those of --models-file" + ("; with --run, the run's)" if run else ")"))
     model.add_argument("--models-file", metavar="FILE",
                        help="more model specs, one per line ('#' starts a comment) (default: none)")
     model.add_argument("--pretrained-only", action="store_true",
                        help="a timm wildcard ('convnext_*') expands to every pretrained tag it matches")
     model.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                        help="weights for a model: a .pth/.safetensors file (timm or EfficientNet-PyTorch names) or a "
-                            "folder saved by timm.models.save_for_hf (default: the model's pretrained weights; with "
-                            "--run, the run's)")
+                            "folder saved by timm.models.save_for_hf (default: the model's pretrained weights"
+                            + ("; with --run, the run's)" if run else ")"))
     model.add_argument("--random-init", nargs="*", metavar="MODEL",
                        help="random weights for these models, or for every model when none is named (tests and "
                             "throughput only: results are meaningless) (default: none: trained weights)")
-    model.add_argument("--label-space", choices=labels.LABEL_SPACES,
+    model.add_argument("--label-space", choices=LABEL_SPACES,
                        help="'imagenet': a 1000-way ImageNet-1k head, mapped to FOCUS; 'focus': a 10-way head in "
                             "FOCUS's class order (a checkpoint fine-tuned on FOCUS) (default: the model's own: "
                             "imagenet for timm and torchvision models, focus for CLIP, from the labels for "
@@ -113,7 +125,7 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._Ar
     group = parser.add_argument_group(
         "preprocessing", "how an image becomes the model's input; the overrides (as in timm's validate.py) apply "
                          "on top of either protocol")
-    group.add_argument("--preprocess", choices=preprocess.PROTOCOLS,
+    group.add_argument("--preprocess", choices=PROTOCOLS,
                        help="'paper': the authors' protocol: shorter side resized to the model's input size s "
                             "(bilinear), center crop s, the model's mean/std; 'timm': the model's own config (timm's "
                             "data config, e.g. 256->224 bicubic; torchvision's weights' transforms; a CLIP or "
@@ -122,10 +134,10 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser) -> argparse._Ar
     group.add_argument("--img-size", type=int, metavar="PIXELS", help="input size (default: the model's)")
     group.add_argument("--crop-pct", type=float, metavar="FRACTION",
                        help="crop size / resize size (default: 1.0 with paper, the model's with timm)")
-    group.add_argument("--crop-mode", choices=preprocess.CROP_MODES,
+    group.add_argument("--crop-mode", choices=CROP_MODES,
                        help="center: resize the shorter side, crop; squash: resize both sides; border: resize the "
                             "longer side, pad (default: center with paper, the model's with timm)")
-    group.add_argument("--interpolation", choices=preprocess.INTERPOLATIONS,
+    group.add_argument("--interpolation", choices=INTERPOLATIONS,
                        help="resize filter (default: bilinear with paper, the model's with timm)")
     group.add_argument("--mean", type=float, nargs="+", metavar="MEAN",
                        help="normalisation mean, 1 or 3 values (default: the model's)")
@@ -147,7 +159,10 @@ def parse_checkpoints(items: list[str]) -> dict[str, str]:
 
 def model_options_of(args: argparse.Namespace) -> ModelOptions:
     """What the model and preprocessing options ask for, checked."""
-    overrides = {key: getattr(args, key) for key in preprocess.OVERRIDES if getattr(args, key) is not None}
+    from harness import preprocess
+    from harness.models.preparation import ModelOptions
+
+    overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
     preprocess.check_overrides(overrides)
     return ModelOptions(checkpoints=parse_checkpoints(args.checkpoint),
                         random_init=None if args.random_init is None else tuple(args.random_init),

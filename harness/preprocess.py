@@ -17,7 +17,7 @@ Two protocols, with timm validate.py's overrides on top of either (`--img-size`,
 
 The resolved preprocessing is one frozen record, `Preprocessing` (config.json records its `to_dict()`;
 a run's record is read back with `Preprocessing.from_dict`, which checks it). The tensor is made in two
-halves that the harness keeps apart:
+halves that the harness keeps apart (harness/transforms.py):
 
 - geometry, in DataLoader workers: the decoded image resized and cropped, as a uint8 (3, H, W)
   tensor. A batch of these moves a quarter of the bytes of float32 to a GPU, and one decoded batch
@@ -34,22 +34,20 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import PIL.Image
-import timm.data
-import torch
+from harness.settings import (  # noqa: F401 - the choices and bounds this module applies
+    CROP_MODES,
+    DEFAULT_PROTOCOL,
+    INTERPOLATIONS,
+    MAX_CROP_PCT,
+    MAX_IMG_SIZE,
+    MAX_RESIZE,
+    MIN_CROP_PCT,
+    OVERRIDES,
+    PROTOCOLS,
+)
 
-PROTOCOLS = ("paper", "timm")
-# The protocol a model gets when --preprocess is not given, by the library it comes from.
-DEFAULT_PROTOCOL = {"timm": "paper", "torchvision": "paper", "open_clip": "timm", "transformers": "timm"}
-CROP_MODES = ("center", "squash", "border")  # timm's eval crop modes
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")  # timm's names for PIL's filters
 # The authors' geometry; the input size, mean and std stay the model's own.
 PAPER_GEOMETRY = {"crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear"}
-OVERRIDES = ("img_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")  # as timm validate.py's
-# Bounds on the overrides: every worker resizes each image to input size / crop_pct, so a crop_pct of
-# 0.001 or an input of 10^5 pixels would ask for gigapixel images.
-MAX_IMG_SIZE, MIN_CROP_PCT, MAX_CROP_PCT = 4096, 0.1, 2.0
-MAX_RESIZE = math.floor(MAX_IMG_SIZE / MIN_CROP_PCT)  # the largest resize the bounded overrides can ask for
 # How messages name each setting: as the command line's option, or as the key of a model's preprocessing config.
 _OPTION_NAMES = {key: f"--{key.replace('_', '-')}" for key in OVERRIDES}
 _CONFIG_NAMES = {key: key for key in OVERRIDES} | {"img_size": "input_size"}
@@ -237,6 +235,8 @@ def resolve_preprocessing(data_config: dict[str, Any], protocol: str = "paper", 
         config |= PAPER_GEOMETRY
     # timm's own resolution, the model's config standing in for its pretrained config: the overrides
     # mean exactly what they mean to timm's validate.py.
+    import timm.data  # imported where it is needed: a command's --help must not wait for it
+
     config = timm.data.resolve_data_config(args=overrides, pretrained_cfg=config)
     resize = resize_size(config["input_size"], config["crop_pct"])
     return Preprocessing(
@@ -257,30 +257,3 @@ def resize_size(input_size: Sequence[int], crop_pct: float) -> int | list[int]:
     """
     height, width = (math.floor(size / crop_pct) for size in input_size[-2:])
     return height if height == width else [height, width]
-
-
-def geometry_transform(preprocessing: Preprocessing) -> Callable[[PIL.Image.Image], torch.Tensor]:
-    """The resize and crop of `preprocessing`, ending in a uint8 (3, H, W) tensor (no scaling).
-
-    timm's eval transform without its normalisation: with the paper protocol, torchvision's
-    Resize(s) and CenterCrop(s) (timm builds them when crop_pct is 1.0).
-    """
-    return timm.data.create_transform(
-        input_size=preprocessing.input_size, interpolation=preprocessing.interpolation,
-        crop_pct=preprocessing.crop_pct, crop_mode=preprocessing.crop_mode,
-        mean=preprocessing.mean, std=preprocessing.std, normalize=False)
-
-
-def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
-    """uint8 images (..., 3, H, W) as the model's float32 input: ToTensor's scaling, then Normalize."""
-    # 255 as a tensor on the device, not a Python number: CUDA divides by a CPU scalar as a multiplication
-    # by its reciprocal, which differs from ToTensor's true division in the last bit for half the values.
-    scale = torch.tensor(255.0, device=images.device)
-    mean = torch.as_tensor(preprocessing.mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
-    std = torch.as_tensor(preprocessing.std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
-    return (images.float().div(scale) - mean) / std
-
-
-def model_input(image: PIL.Image.Image, preprocessing: Preprocessing) -> torch.Tensor:
-    """One RGB image as the model's input (3, H, W): the geometry, then the normalisation."""
-    return normalize(geometry_transform(preprocessing)(image), preprocessing)

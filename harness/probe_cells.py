@@ -27,11 +27,10 @@ from tqdm.auto import tqdm
 
 from focus_tools import schema
 from harness import scoring
+from harness.settings import MIN_SPLIT_IMAGES
 
 # The probe targets: every location except "none" (ambiguous, or none of these places).
 PROBE_LOCATIONS = [name for name in schema.LOCATION_NAMES if name != "none"]
-# The fewest images with the location, and without, that a balanced split holds: one of each to train, one to test.
-MIN_SPLIT_IMAGES = 2
 INTERVAL_CONFIDENCE = 0.95  # of the probe accuracies' Wilson intervals
 
 

@@ -23,7 +23,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from harness import passes, preprocess, runfolder
+from harness import passes, preprocess, runfolder, transforms
 from harness.artifacts import Resumable
 from harness.distributed import run_shared
 from harness.runfolder import library_versions, now
@@ -80,7 +80,7 @@ def feature_step(model: nn.Module, preprocessing: preprocess.Preprocessing, name
     dim = model.num_features
 
     def step(batch: passes.Batch) -> dict[str, torch.Tensor]:
-        images = preprocess.normalize(batch.images, preprocessing)
+        images = transforms.normalize(batch.images, preprocessing)
         features = model.forward_head(model.forward_features(images), pre_logits=True)
         if features.ndim != 2 or features.shape[1] != dim:
             raise ValueError(f"{name}: forward_head(pre_logits=True) gave shape {tuple(features.shape)}, "
@@ -94,7 +94,7 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
                      model_dir: Path, *, precision: str, resume: bool = True, batch_size: int = 64, workers: int = 0,
                      save_every: int = 1024, quiet: bool = False) -> pa.Table:
     """Penultimate features of every decodable image (file_name order), from the cache when it matches; `model_dir`
-    exists (and is locked, see harness.probe.probe_model)."""
+    exists (and is locked, see harness.probing.probe_model)."""
     dim = model.num_features
     config = {
         "model": info.model, "weights": info.weights, "sha256": sha256, "random_init": info.random_init,
@@ -121,7 +121,7 @@ def extract_features(accelerator: Accelerator, dataset: datasets.Dataset, annota
         return feature_rows([file_names[i] for i in gathered["index"]], gathered["features"], gathered["ok"])
 
     result = passes.run_pass(
-        accelerator, dataset, pending, preprocess.geometry_transform(preprocessing), preprocessing.input_size,
+        accelerator, dataset, pending, transforms.geometry_transform(preprocessing), preprocessing.input_size,
         feature_step(model.to(accelerator.device), preprocessing, info.model), to_rows, schema=resumable.schema,
         parts_dir=resumable.parts_dir, save_every=save_every, batch_size=batch_size, workers=workers,
         desc=f"{info.model} features", quiet=quiet)

@@ -24,6 +24,7 @@ from focus_common.locks import folder_lock
 from focus_common.messages import markdown_code, markdown_text
 from focus_common.ownership import Written
 from harness import paper
+from harness.settings import FIGURE_MODES
 from harness import results as results_table
 from harness.run_results import (
     DASH,
@@ -426,7 +427,6 @@ class WrittenReport(NamedTuple):
     figures_process: subprocess.Popen | None = None
 
 
-FIGURE_MODES = ("now", "background", "none")
 FIGURES_LOG = "figures.log"
 
 

@@ -22,10 +22,14 @@ import argparse
 import logging
 import shlex
 
+from typing import TYPE_CHECKING
+
 from focus_common import commands
-from harness import labels, options, report
-from harness.evaluation import EvaluationOptions, EvaluationResult, evaluate_models
-from harness.models.preparation import model_specs
+from harness import options
+from harness.settings import FIGURE_MODES, MAPPINGS
+
+if TYPE_CHECKING:
+    from harness.evaluation import EvaluationOptions, EvaluationResult
 
 logger = logging.getLogger("focus-eval")
 
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_data_arguments(parser)
     options.add_preprocessing_arguments(parser)
     model = options.add_model_arguments(parser)
-    model.add_argument("--mapping", choices=labels.MAPPINGS, default="paper",
+    model.add_argument("--mapping", choices=MAPPINGS, default="paper",
                        help="ImageNet-1k heads: 'paper': top-1 of all classes, unmapped = wrong; 'restricted': argmax "
                             "over the mapped classes")
     model.add_argument("--keep-going", action="store_true",
@@ -57,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--n-bootstrap", type=options.whole_number(0, 100_000), default=1000,
                         help="bootstrap replicates for the gap intervals (0 to 100,000; 0: none)")
     options.add_seed_argument(output, "the bootstrap intervals, --subset random/stratified and --random-init weights")
-    output.add_argument("--figures", choices=report.FIGURE_MODES, default="background",
+    output.add_argument("--figures", choices=FIGURE_MODES, default="background",
                         help="the report's figures: drawn in a process of their own once the results are out "
                              "(background), before the command returns (now), or not at all (none)")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def evaluation_options(args: argparse.Namespace, argv: list[str] | None = None) -> EvaluationOptions:
     """The command line as the library's options."""
+    from harness.evaluation import EvaluationOptions
+
     model = options.model_options_of(args)
     return EvaluationOptions(
         **{field: getattr(model, field) for field in model.__dataclass_fields__},
@@ -83,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace, argv: list[str] | None) -> int:
     """0 when every model was evaluated, 1 when --keep-going left some out (bad input raises: exit 2)."""
+    from harness.evaluation import evaluate_models
+    from harness.models.preparation import model_specs
+
     if not args.data:
         raise ValueError("--data: name the dataset (a folder written by focus-dataset convert, the release folder "
                          "or focus.zip, or a Hub dataset id)")

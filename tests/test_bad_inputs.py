@@ -145,7 +145,7 @@ def test_names_that_differ_only_in_their_unicode_form_read_differently(tmp_path)
 
 
 def test_a_long_image_name_gets_a_short_panel_file(tmp_path):
-    from harness.gradcam import panel_file
+    from harness.explanations import panel_file
 
     long_a, long_b = "plane-water/" + "a" * 240 + "1.jpg", "plane-water/" + "a" * 240 + "2.jpg"
     assert len(panel_file(1, long_a).encode()) < 128 and panel_file(1, long_a) != panel_file(1, long_b)

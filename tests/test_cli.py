@@ -68,3 +68,14 @@ def test_a_terminated_conversion_removes_its_partial_folder(tmp_path, sample_rel
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signum and "Traceback" not in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_parsers_defaults_are_the_libraries():
+    """focus-dataset's parser names these values itself, so that --help imports neither datasets nor the release
+    reader; they must stay the libraries' own."""
+    import datasets
+
+    from focus_tools import convert, release
+    assert cli.DEFAULT_MAX_SHARD_SIZE == datasets.config.MAX_SHARD_SIZE
+    assert cli.MAX_SAMPLE_IMAGES == release.MAX_ROWS
+    assert cli.REPORT_NAME == convert.REPORT_NAME

@@ -77,3 +77,30 @@ def test_stop_signals_clean_up_and_exit_with_one_line(tmp_path, signum):
     assert process.returncode == 128 + signum and not marker.exists()
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     assert err == f"stopped ({name}); nothing was written\n"
+
+
+@pytest.mark.parametrize("argv, answer", [
+    (["--model", "resnet18"], "unrecognized arguments: --model resnet18; did you mean --models?"),
+    (["--modles=resnet18"], "unrecognized arguments: --modles=resnet18; did you mean --models?"),
+    (["--subset", "strat"], "invalid choice: 'strat' (choose from 'stratified', 'random', 'first'); did you mean "
+                            "'stratified'?"),
+    (["--sed", "1", "--modle", "x"], "did you mean --seed (for --sed), --models (for --modle)?"),
+    (["--zzzz"], "unrecognized arguments: --zzzz\n"),
+])
+def test_a_mistake_gets_did_you_mean_and_two_lines_not_the_whole_usage(capsys, argv, answer):
+    parser = commands.parser("focus-x", "a command")
+    parser.add_argument("--models", nargs="+")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--subset", choices=("stratified", "random", "first"))
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and answer in err
+    assert err.count("\n") == 2 and err.endswith("focus-x: see `focus-x --help`\n") and "usage:" not in err
+
+
+def test_an_unknown_option_after_a_subcommand_is_matched_against_the_subcommands_options(capsys):
+    from focus_tools import cli
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["validate", "x", "--max-line", "3"])
+    assert "did you mean --max-lines?" in capsys.readouterr().err

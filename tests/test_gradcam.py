@@ -1,4 +1,4 @@
-"""harness/gradcam.py: maps on models built to look at one region, image selection, focus-gradcam end to end."""
+"""harness/explanations.py and harness/gradcam.py: maps on models built to look at one region, image selection, focus-gradcam end to end."""
 
 import doctest
 import fcntl
@@ -21,9 +21,9 @@ from torch import nn
 
 from focus_common import locks
 import focus_dataset as fd
-from harness import distributed, gradcam, runfolder, scoring
+from harness import distributed, explanations, gradcam, runfolder, scoring
 from harness.data import decode_image
-from harness.gradcam import (
+from harness.explanations import (
     GRADCAM_DIR,
     INDEX_FILE,
     RECORDS_FILE,
@@ -31,10 +31,10 @@ from harness.gradcam import (
     gradcam_maps,
     guided_backprop,
     guided_model,
-    main,
     plot_panel,
     select_failures,
 )
+from harness.gradcam import main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--models", "test_resnet", "--random-init", "--batch-size", "4", "--quiet"]
@@ -112,7 +112,7 @@ def write_predictions(run_dir, table, model="test_resnet"):
 # ---------------------------------------------------------------------------------- the maps
 
 def test_doctests_pass():
-    assert doctest.testmod(gradcam).failed == 0
+    assert doctest.testmod(explanations).failed == 0
 
 
 def test_maps_have_the_input_size():
@@ -237,13 +237,13 @@ def test_maps_follow_the_preprocessing_recorded_in_the_header(converted, tmp_pat
 
 def test_no_aug_smooth_gives_plain_maps_and_says_so(converted, tmp_path, monkeypatch):
     smoothing = []
-    plain_maps = gradcam.gradcam_maps
+    plain_maps = explanations.gradcam_maps
 
     def recording_maps(*args, aug_smooth=True):
         smoothing.append(aug_smooth)
         return plain_maps(*args, aug_smooth=aug_smooth)
 
-    monkeypatch.setattr(gradcam, "gradcam_maps", recording_maps)
+    monkeypatch.setattr(explanations, "gradcam_maps", recording_maps)
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:2]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names,
                  "--no-aug-smooth"]) == 0
@@ -259,7 +259,7 @@ def test_each_panel_starts_with_the_original_image_as_decoded(converted, tmp_pat
         shown[title.split("   ")[0]] = (original.shape, image.shape)
         return plot_panel(original, image, cam, guided, title)
 
-    monkeypatch.setattr(gradcam, "plot_panel", recording_plot_panel)
+    monkeypatch.setattr(explanations, "plot_panel", recording_plot_panel)
     dataset = fd.load_focus(converted)
     names = dataset["file_name"][:4]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 0
@@ -394,7 +394,7 @@ def test_non_finite_logits_are_an_error_naming_the_model_and_the_first_image_not
 
 
 def test_non_finite_maps_are_an_error_naming_the_model_and_the_first_image(converted, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(gradcam, "gradcam_maps", lambda model, layer, inputs, targets, aug_smooth: np.full(
+    monkeypatch.setattr(explanations, "gradcam_maps", lambda model, layer, inputs, targets, aug_smooth: np.full(
         (len(targets), *inputs.shape[2:]), np.nan, np.float32))
     names = fd.annotation_table(fd.load_focus(converted)).column("file_name").to_pylist()[:1]
     assert main(["--data", str(converted), "--output", str(tmp_path), *FAST, "--images", *names]) == 2

@@ -393,6 +393,7 @@ def test_failed_download_says_how_to_provide_the_weights(monkeypatch, tmp_path):
         raise huggingface_hub.errors.LocalEntryNotFoundError("cannot reach huggingface.co")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_connection)
+    monkeypatch.setattr("focus_common.network.hub_unreachable", lambda: None)  # the Hub answers, then the download fails
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)

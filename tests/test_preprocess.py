@@ -13,7 +13,7 @@ import timm.data
 import torch
 import torchvision.transforms as T
 
-from harness import preprocess, runfolder
+from harness import preprocess, runfolder, transforms
 from harness.data import FocusImages
 from harness import models
 from harness.models import PAPER_MODELS, torchvision_models
@@ -43,10 +43,10 @@ def harness_tensor(path, record):
     preprocessing = preprocess.Preprocessing.from_dict(record)
     features = datasets.Features({"image": datasets.Image()})
     dataset = datasets.Dataset.from_dict({"image": [{"bytes": path.read_bytes(), "path": None}]}, features=features)
-    images = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0], preprocessing.input_size)
+    images = FocusImages(dataset, transforms.geometry_transform(preprocessing), [0], preprocessing.input_size)
     index, image, ok = images[0]
     assert ok and image.dtype == torch.uint8
-    return preprocess.normalize(image[None], preprocessing)[0]
+    return transforms.normalize(image[None], preprocessing)[0]
 
 
 def authors_tensor(path, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, **resize):
@@ -62,7 +62,7 @@ def test_paper_protocol_gives_exactly_the_authors_tensor(photo, model, size):
     expected = authors_tensor(PHOTOS / photo, size)
     assert torch.equal(harness_tensor(PHOTOS / photo, preprocessing), expected)
     with PIL.Image.open(PHOTOS / photo) as image:
-        assert torch.equal(preprocess.model_input(image.convert("RGB"), preprocess.Preprocessing.from_dict(
+        assert torch.equal(transforms.model_input(image.convert("RGB"), preprocess.Preprocessing.from_dict(
             preprocessing)), expected)
 
 
@@ -163,7 +163,7 @@ def test_an_undecodable_image_is_a_zero_uint8_tensor_of_the_input_size():
     features = datasets.Features({"image": datasets.Image()})
     broken = io.BytesIO(b"\xff\xd8\xff\xe0 this is no JPEG").getvalue()
     dataset = datasets.Dataset.from_dict({"image": [{"bytes": broken, "path": None}]}, features=features)
-    _, image, ok = FocusImages(dataset, preprocess.geometry_transform(preprocessing), [0],
+    _, image, ok = FocusImages(dataset, transforms.geometry_transform(preprocessing), [0],
                                preprocessing.input_size)[0]
     assert not ok and image.dtype == torch.uint8 and image.shape == (3, 224, 224) and not image.any()
 

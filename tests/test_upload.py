@@ -7,6 +7,7 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
 from focus_tools import cli, convert
+from focus_tools.schema import CLASS_NAMES, UNCOMMON_ATTRIBUTES
 
 TOKEN = "hf_doNotPrintThisToken123"
 
@@ -80,5 +81,65 @@ def test_a_refused_upload_is_one_line_and_the_converted_folder_is_kept(tmp_path,
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", refused)
     status, err = push(sample_release, tmp_path / "out", capsys, "lab/focus")
     assert status == 2 and err.count("\n") == 1
-    assert "the Hub refused (403)" in err and "hf upload lab/focus" in err
+    assert "the Hub refused (403)" in err and f"focus-dataset push {tmp_path / 'out'} lab/focus" in err
     assert (tmp_path / "out" / convert.REPORT_NAME).exists()
+
+
+@pytest.fixture
+def uploads(monkeypatch):
+    """The Hub as far as pushing goes: every upload_folder call is recorded, nothing leaves the machine."""
+    calls = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", whoami())
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *args, **kwargs: None)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
+                        lambda self, **kwargs: calls.append(kwargs) or "https://hf.co/datasets/me/focus/commit/1")
+    return calls
+
+
+def test_push_uploads_a_conversion_without_the_toolkits_bookkeeping(tmp_path, sample_release, capsys, token,
+                                                                   uploads):
+    convert.convert(sample_release, tmp_path / "out")
+    assert cli.main(["push", str(tmp_path / "out"), "me/focus"]) == 0
+    assert "commit/1" in capsys.readouterr().out
+    (call,) = uploads
+    assert call["folder_path"] == str(tmp_path / "out") and call["repo_type"] == "dataset"
+    assert ".focus-written.json" in call["ignore_patterns"] and ".lock" in call["ignore_patterns"]
+
+
+def test_push_of_a_folder_that_convert_did_not_write_is_refused_before_the_hub(tmp_path, capsys, token, uploads):
+    (tmp_path / "photos").mkdir()
+    assert cli.main(["push", str(tmp_path / "photos"), "me/focus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a folder written by focus-dataset convert" in err and not uploads
+
+
+def test_convert_push_after_a_conversion_pushes_it_as_it_is(tmp_path, sample_release, capsys, token, uploads):
+    convert.convert(sample_release, tmp_path / "out")
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*")}
+    status, err = push(sample_release, tmp_path / "out", capsys)
+    assert status == 0 and err == "" and len(uploads) == 1
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*")} == before  # not converted again
+
+
+def test_convert_push_onto_a_conversion_of_another_release_still_needs_overwrite(tmp_path, sample_release, capsys,
+                                                                                  token, uploads):
+    convert.convert(sample_release, tmp_path / "out")
+    assert cli.main(["sample", str(tmp_path / "other"), "--num-images", "20", "--seed", "7"]) == 0
+    status, err = push(tmp_path / "other", tmp_path / "out", capsys)
+    assert status == 2 and "already exists and is not empty" in err and "--overwrite" in err and not uploads
+
+
+def test_convert_push_onto_a_changed_conversion_still_needs_overwrite(tmp_path, sample_release, capsys, token,
+                                                                      uploads):
+    convert.convert(sample_release, tmp_path / "out")
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    status, err = push(sample_release, tmp_path / "out", capsys)
+    assert status == 2 and "already exists" in err and not uploads
+    assert convert.holds_conversion_of(sample_release, tmp_path / "other") is False
+
+
+def test_convert_push_with_another_uncommon_table_converts_again(tmp_path, sample_release):
+    convert.convert(sample_release, tmp_path / "out")
+    assert convert.holds_conversion_of(sample_release, tmp_path / "out")
+    other = {attribute: {name: [] for name in CLASS_NAMES} for attribute in UNCOMMON_ATTRIBUTES}  # nothing uncommon
+    assert not convert.holds_conversion_of(sample_release, tmp_path / "out", uncommon=other)

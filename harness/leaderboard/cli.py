@@ -13,30 +13,35 @@ from typing import Sequence
 
 
 from focus_common import commands as command
-from focus_tools import schema
-from harness.leaderboard.comparisons import verify_among
-from harness.leaderboard.errors import RejectedSubmissionError
-from harness.leaderboard.pushing import DEFAULT_DATASET_ID, connect, push
-from harness.leaderboard.packing import pack
-from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
-from harness.leaderboard.strict import Limits, read_json_strict
-from harness.leaderboard.submission import SUBMISSION_FILE, SUBMITTED_FILES, display_name, headline
-from harness.leaderboard.tables import _percent
-from harness.leaderboard.verification import POINT_TOLERANCE, GroundTruth, Verification, ground_truth, verify
+
+# The parser imports nothing heavy (--help and a mistyped option answer at once); each subcommand imports what it
+# runs. These defaults are the library's, pinned by a test.
+DEFAULT_DATASET_ID = "focus"  # harness.leaderboard.pushing.DEFAULT_DATASET_ID
+MAX_PREDICTIONS_MB, MAX_DECODED_MB, MAX_JSON_MB = 50.0, 512.0, 1.0  # harness.leaderboard.strict.Limits, in MiB
+DEFAULT_OUTPUT = "leaderboard"
 
 
-def _limits(args) -> Limits:
+def _limits(args):
+    from harness.leaderboard.strict import Limits
+
     return Limits(predictions_bytes=int(args.max_predictions_mb * 2**20), json_bytes=int(args.max_json_mb * 2**20),
                   decoded_bytes=int(args.max_decoded_mb * 2**20))
 
 
 def _summary(metrics: dict) -> str:
+    from focus_tools import schema
+    from harness.leaderboard.submission import headline
+    from harness.leaderboard.tables import _percent
+
     values = headline(metrics)
     return ", ".join(f"{name} {_percent(value)}" + ("" if name in schema.GAPS else "%")
                      for name, value in values.items())
 
 
-def _print_verification(verification: Verification, truth: GroundTruth) -> None:
+def _print_verification(verification, truth) -> None:
+    from harness.leaderboard.submission import display_name
+    from harness.leaderboard.verification import POINT_TOLERANCE
+
     if verification.accepted:
         metadata, metric = verification.metadata, verification.metadata["metric"]
         print(f"{verification.submission}: accepted")
@@ -57,6 +62,10 @@ def _print_verification(verification: Verification, truth: GroundTruth) -> None:
 
 
 def _cmd_pack(args) -> int:
+    from harness.leaderboard.packing import pack
+    from harness.leaderboard.strict import Limits, read_json_strict
+    from harness.leaderboard.submission import SUBMISSION_FILE, SUBMITTED_FILES, display_name
+
     output = pack(args.run_dir, args.model, args.output, overwrite=args.overwrite)
     metadata = read_json_strict(output / SUBMISSION_FILE, Limits.json_bytes)  # as every JSON the leaderboard reads
     print(f"wrote {output}")
@@ -69,6 +78,10 @@ def _cmd_pack(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    from harness.leaderboard.comparisons import verify_among
+    from harness.leaderboard.verification import check_submission_folder, ground_truth, verify
+
+    check_submission_folder(args.submission)  # before the dataset loads
     truth = ground_truth(args.data)
     if args.submissions is None:
         verification = verify(args.submission, truth, limits=_limits(args))
@@ -79,6 +92,9 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_render(args) -> int:
+    from harness.leaderboard.rendering import HTML_FILE, MARKDOWN_FILE, StrictRenderError, render
+    from harness.leaderboard.verification import ground_truth
+
     truth = ground_truth(args.data)
     try:
         verifications = render(args.submissions_dir, args.out, truth, strict=args.strict, limits=_limits(args))
@@ -98,6 +114,11 @@ def _cmd_render(args) -> int:
 
 
 def _cmd_push(args) -> int:
+    from harness.leaderboard.errors import RejectedSubmissionError
+    from harness.leaderboard.pushing import connect, push
+    from harness.leaderboard.verification import check_submission_folder, ground_truth
+
+    check_submission_folder(args.submission)
     # The Hub first: a missing token or a refused repository should not wait for the dataset to load.
     api = None if args.dry_run else connect(args.repo, args.model_repo)
     truth = ground_truth(args.data)
@@ -126,12 +147,12 @@ def _cmd_push(args) -> int:
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("size limits (checked before a file is parsed)")
-    group.add_argument("--max-predictions-mb", type=float, default=Limits.predictions_bytes / 2**20,
+    group.add_argument("--max-predictions-mb", type=float, default=MAX_PREDICTIONS_MB,
                        help="largest predictions.parquet accepted")
-    group.add_argument("--max-decoded-mb", type=float, default=Limits.decoded_bytes / 2**20,
+    group.add_argument("--max-decoded-mb", type=float, default=MAX_DECODED_MB,
                        help="most memory reading and checking the predictions may hold, copies included, "
                             "counted from the file's page headers before decoding")
-    group.add_argument("--max-json-mb", type=float, default=Limits.json_bytes / 2**20,
+    group.add_argument("--max-json-mb", type=float, default=MAX_JSON_MB,
                        help="largest submission.json or metrics.json accepted")
 
 
@@ -147,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     pack_parser = _subcommand(commands, "pack", "run folder -> submission folder")
     pack_parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the harness's run folder (or --run)")
     pack_parser.add_argument("--run", metavar="RUN", help="the harness's run folder (default: RUN_DIR)")
-    pack_parser.add_argument("--model", required=True, help="the model of the run to submit (timm name)")
+    pack_parser.add_argument("--model", help="the model of the run to submit, as focus-eval named it (default: the "
+                                             "run's model, when it has one)")
     pack_parser.add_argument("--output", metavar="DIR",
                              help="the submission folder to write (default: submissions/<model>-<precision>-<weights>, "
                                   "then -restricted, -timm or -custom where they apply)")
@@ -171,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     render_parser.add_argument("submissions_dir", metavar="SUBMISSIONS_DIR", help="a folder of submission folders")
     render_parser.add_argument("out", metavar="OUT", nargs="?", help="the output folder (or --output)")
     render_parser.add_argument("--output", metavar="DIR",
-                               help="the folder to write leaderboard.md and index.html to (default: OUT)")
+                               help="the folder to write leaderboard.md and index.html to (default: OUT, else "
+                                    f"{DEFAULT_OUTPUT}/ in the current folder)")
     render_parser.add_argument("--data", required=True, metavar="DATASET", help="the ground truth, as for verify")
     render_parser.add_argument("--strict", action="store_true",
                                help="write nothing and exit 1 if any submission fails verification")
@@ -202,5 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "pack":
         args.run_dir = command.one_of(parser, args.run_dir, args.run, "RUN_DIR or --run")
     if args.command == "render":
-        args.out = command.one_of(parser, args.out, args.output, "OUT or --output")
+        args.out = (DEFAULT_OUTPUT if args.out is None and args.output is None
+                    else command.one_of(parser, args.out, args.output, "OUT or --output"))
     return command.run_command(lambda: args.func(args))

@@ -22,7 +22,7 @@ from harness import runfolder, scoring
 from focus_common import inputs, outputs
 from focus_common.inputs import read_small_text
 from harness.leaderboard.errors import LeaderboardError, SubmissionError
-from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, read_json_strict
+from harness.leaderboard.strict import SUBMISSION_SCHEMA, Limits, _shown, kind_of, read_json_strict
 from harness.leaderboard.submission import (
     FAILED_COUNT, METRICS_FILE, MODEL_INDEX_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, SUBMISSION_FILE, SUBMITTED_FILES,
     file_records, submission_id,
@@ -63,6 +63,40 @@ def _preprocessing(config: dict) -> dict | None:
                                                      if key in data_config}
 
 
+def _models_of_run(run_dir: Path) -> list[str]:
+    """The models a run folder names in run.json (none when it has no readable run.json)."""
+    record = _run_record(run_dir)
+    models = record.get("models") if isinstance(record, dict) else None
+    return [m for m in models if isinstance(m, str)] if isinstance(models, list) else []
+
+
+def _run_record(run_dir: Path) -> dict | None:
+    path = run_dir / runfolder.RUN_FILE
+    if not path.is_file():
+        if not run_dir.is_dir():
+            kind = kind_of(run_dir)
+            raise LeaderboardError(f"{run_dir}: " + ("no such folder" if kind == "missing" else f"{kind}, not a folder")
+                                   + "; pass a focus-eval run folder")
+        raise LeaderboardError(f"{run_dir}: no {runfolder.RUN_FILE}; pass a focus-eval run folder")
+    return _read_run_json(path)
+
+
+def _check_whole_dataset(run_dir: Path) -> None:
+    """A submission is scored on every image of the dataset: a run on a subset (--limit, a filter) is refused here,
+    not by verify later."""
+    record = _run_record(run_dir)
+    selection = record.get("selection") if isinstance(record, dict) else None
+    if not isinstance(selection, dict):
+        return
+    chosen = [f"--limit {selection['limit']}"] if selection.get("limit") is not None else []
+    chosen += [f"--{name} {' '.join(map(str, selection[name]))}" if isinstance(selection[name], list)
+               else f"--{name} {selection[name]}"
+               for name in ("categories", "times", "weathers", "locations", "humans") if selection.get(name) is not None]
+    if chosen:
+        raise LeaderboardError(f"{run_dir}: the run evaluated a subset ({' '.join(chosen)}); a submission is scored "
+                               f"on every image of the dataset: run focus-eval again without them")
+
+
 def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: datetime | None = None) -> dict:
     """submission.json from the run's config.json and metrics.json (the files block is added by pack)."""
     metric_config = claimed.get("config") if isinstance(claimed.get("config"), dict) else {}
@@ -93,17 +127,26 @@ def submission_metadata(config: dict, claimed: dict, num_images: int, *, now: da
 
 def pack(
     run_dir: str | os.PathLike,
-    model: str,
+    model: str | None = None,
     output: str | os.PathLike | None = None,
     *,
     overwrite: bool = False,
     now: datetime | None = None,
 ) -> Path:
-    """Write a submission folder for one model of a run; return its path.
+    """Write a submission folder for one model of a run (`model` may be left out when the run has one); return
+    its path.
 
     It appears only when complete and when every check that needs no dataset passes.
     """
-    run_dir, folder = Path(run_dir), runfolder.model_dir(run_dir, model)
+    run_dir = Path(run_dir)
+    models = _models_of_run(run_dir)
+    if model is None:
+        if len(models) != 1:
+            raise LeaderboardError(f"{run_dir}: the run holds {len(models)} models ({', '.join(models) or 'none'}); "
+                                   f"name the one to submit with --model")
+        model = models[0]
+    _check_whole_dataset(run_dir)
+    folder = runfolder.model_dir(run_dir, model)
     if not folder.is_dir():
         available = sorted(p.name for p in run_dir.iterdir() if (p / runfolder.CONFIG_FILE).is_file()) \
             if run_dir.is_dir() else []

@@ -383,6 +383,17 @@ def _cross_checks(
     return problems
 
 
+def check_submission_folder(submission: str | os.PathLike) -> Path:
+    """A submission given to a command is a folder; anything else (nothing, a file, a FIFO) leaves nothing to judge,
+    so the command cannot run (LeaderboardError, exit 2), rather than a rejection (exit 1)."""
+    submission = Path(submission)
+    if not submission.is_dir():
+        kind = kind_of(submission)
+        raise LeaderboardError(f"{submission}: " + ("no such folder" if kind == "missing" else f"{kind}, not a folder")
+                               + "; a submission is the folder that focus-leaderboard pack writes")
+    return submission
+
+
 def verify(
     submission: str | os.PathLike,
     truth: GroundTruth | None,
@@ -396,10 +407,7 @@ def verify(
     on their own), and nothing is recomputed, so the result is never `accepted`. A `submission` that is
     not a folder (a file, a FIFO, a device) cannot be verified: LeaderboardError.
     """
-    submission = Path(submission)
-    if not submission.is_dir():  # nothing to judge: the command cannot run
-        raise LeaderboardError(f"{submission}: {kind_of(submission)}, not a folder; a submission is the folder that "
-                               f"focus-leaderboard pack writes")
+    submission = check_submission_folder(submission)
     problems = _folder_problems(submission)
     metadata = _read_part(submission, SUBMISSION_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)
     claimed = _read_part(submission, METRICS_FILE, lambda p: read_json_strict(p, limits.json_bytes), problems)

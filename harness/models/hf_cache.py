@@ -18,6 +18,7 @@ import huggingface_hub
 import huggingface_hub.constants
 import huggingface_hub.errors
 
+from focus_common import network
 from focus_common.messages import quote
 from harness.models.identity import WeightsIdentityError
 
@@ -31,13 +32,8 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def offline() -> bool:
-    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, read now.
-
-    huggingface_hub reads the variable once, at import; reading it at call time means a process (a
-    test, a notebook) that sets it after importing still never reaches for the network.
-    """
-    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return huggingface_hub.constants.HF_HUB_OFFLINE or env.upper() in {"1", "ON", "YES", "TRUE"}
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, read now (focus_common.network.hub_offline)."""
+    return network.hub_offline()
 
 
 def cache_dir() -> Path:
@@ -105,6 +101,9 @@ def fetch_file(repo_id: str, files: Sequence[str], *, what: str, alternative: st
     if offline():
         raise not_found(what, "not in the local cache and HF_HUB_OFFLINE is set", repo_id, files, alternative,
                         revision)
+    if (why := network.hub_unreachable()) is not None:  # at once, not after huggingface_hub's five retries
+        raise not_found(what, f"not in the local cache, and the Hugging Face Hub cannot be reached ({why}); "
+                        f"{network.OFFLINE_ADVICE}", repo_id, files, alternative, revision)
     for filename in files:
         try:
             return inside_cache(Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision,
@@ -128,11 +127,16 @@ def fetch_snapshot(repo: str, patterns: Sequence[str], *, what: str, alternative
     which libraries read like a model saved locally. It and every file in it lie inside the cache.
     """
     repo_id, revision = split_revision(repo)
+    # Without the Hub (offline, or unreachable: asked at once, not after huggingface_hub's five retries) the
+    # cache alone answers.
+    why = None if offline() else network.hub_unreachable()
     try:
         folder = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=list(patterns),
-                                                   cache_dir=cache_dir(), local_files_only=offline())
+                                                   cache_dir=cache_dir(), local_files_only=offline() or bool(why))
     except huggingface_hub.errors.LocalEntryNotFoundError as error:
         reason = ("not in the local cache and HF_HUB_OFFLINE is set" if offline()
+                  else f"not in the local cache, and the Hugging Face Hub cannot be reached ({why}); "
+                       f"{network.OFFLINE_ADVICE}" if why
                   else f"not cached, and the download failed ({error})")
         raise not_found(what, reason, repo_id, patterns, alternative, revision) from error
     except (huggingface_hub.errors.HfHubHTTPError, OSError, ValueError) as error:

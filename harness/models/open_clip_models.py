@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from focus_common import network
 from focus_common.inputs import read_small_text, sha256_file
 from harness.models import bounds, hf_cache
 from harness.models.adapters import LinearHeadSizes
@@ -130,6 +131,11 @@ def _weights_of_tag(spec: str, arch: str, tag: str) -> Path:
         raise hf_cache.WeightsNotFoundError(f"Pretrained weights for {spec!r} not found: they are downloaded from "
                                        f"{cfg['url']} and HF_HUB_OFFLINE is set; download it on a machine with "
                                        f"network and {alternative}")
+    if (why := network.unreachable(cfg["url"])) is not None:
+        raise hf_cache.WeightsNotFoundError(f"Pretrained weights for {spec!r} not found: they are downloaded from "
+                                            f"{cfg['url']}, which cannot be reached ({why}); "
+                                            f"{network.OFFLINE_ADVICE}, download them on a machine with network "
+                                            f"and {alternative}")
     return Path(open_clip.download_pretrained(cfg))
 
 

@@ -22,6 +22,7 @@ import torch
 import torchvision
 from torch import nn
 
+from focus_common import network
 from harness.models import hf_cache
 from harness.models.adapters import LinearHeadClassifier, last_linear
 from harness.models.checkpoints import load_checkpoint
@@ -70,6 +71,10 @@ def _fetch_weights(spec: str, weights: Any) -> Path:
     if hf_cache.offline():
         raise hf_cache.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not in "
                                        f"torchvision's cache and HF_HUB_OFFLINE is set. {advice}.")
+    if (why := network.unreachable(weights.url)) is not None:
+        raise hf_cache.WeightsNotFoundError(f"torchvision's weights {weights} for {spec!r} not found: not in "
+                                            f"torchvision's cache, and its server cannot be reached ({why}); "
+                                            f"{network.OFFLINE_ADVICE}. {advice}.")
     try:
         torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as error:

@@ -82,6 +82,13 @@ def fabricate_run(run_dir: Path, truth: pa.Table, model: str, *, accuracy: float
                   paper_name: str | None, seed: int, **config) -> Path:
     folder = runfolder.model_dir(run_dir, model)
     folder.mkdir(parents=True)
+    run_file = run_dir / runfolder.RUN_FILE  # as focus-eval writes it: the run's models and its images (every one)
+    record = json.loads(run_file.read_text()) if run_file.is_file() else {
+        "dataset_fingerprint": statistics.dataset_fingerprint(truth), "num_images": truth.num_rows, "models": [],
+        "selection": {"limit": None, "subset": "stratified", "categories": None, "times": None, "weathers": None,
+                      "locations": None, "locations_match": "any", "humans": None, "seed": None}}
+    record["models"].append(model)
+    runfolder.write_json(run_file, record)
     predictions = fabricate_predictions(truth, accuracy, seed, config.get("label_space", "imagenet"),
                                         config.get("mapping", "paper"))
     pq.write_table(predictions, folder / runfolder.PREDICTIONS_FILE)
