@@ -415,18 +415,15 @@ def latex_tables(results: Sequence[ModelResult]) -> dict[str, str]:
     level = f"{confidences.pop():.0%} " if len(confidences) == 1 else ""
     marks = ("Bold: a column's single best among the models with trained weights; italic: the published numbers "
              "(Kattakinda & Feizi, ICML 2022).")
-    return {
-        TABLE3_TEX: latex_table(gap_table(results), "Generalization gaps (%): accuracy on common minus uncommon "
-                                "settings of time, weather and locations (G_t, G_w, G_l, Equation 1), and the overall "
-                                "gaps A(P0) − A(P1 ∪ P2 ∪ P3) and A(P0) − A(P1 ∪ P2), the one the paper published; "
-                                f"smaller is better. Beneath each value its {level}bootstrap interval. " + marks,
-                                "tab:focus-gaps"),
-        TABLE4_TEX: latex_table(partition_table(results, TABLE4_COLUMNS), "Top-1 accuracy (%) per partition: P0 "
-                                "holds the images with no uncommon attribute, P(t) to P(t,w,l) those whose uncommon "
-                                "attributes are exactly the ones named (t time, w weather, l locations); n: images. "
-                                "Beneath each value its "
-                                f"{level}Wilson interval. " + marks, "tab:focus-partitions"),
-    }
+    gaps = ("Generalization gaps (%): accuracy on common minus uncommon settings of time, weather and locations "
+            "(G_t, G_w, G_l, Equation 1), and the overall gaps A(P0) − A(P1 ∪ P2 ∪ P3) and A(P0) − A(P1 ∪ P2), "
+            f"the one the paper published; smaller is better. Beneath each value its {level}bootstrap interval. ")
+    accuracies = ("Top-1 accuracy (%) per partition: P0 holds the images with no uncommon attribute, P(t) to "
+                  "P(t,w,l) those whose uncommon attributes are exactly the ones named (t time, w weather, l "
+                  f"locations); n: images. Beneath each value its {level}Wilson interval. ")
+    return {TABLE3_TEX: latex_table(gap_table(results), gaps + marks, "tab:focus-gaps"),
+            TABLE4_TEX: latex_table(partition_table(results, TABLE4_COLUMNS), accuracies + marks,
+                                    "tab:focus-partitions")}
 
 
 def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: dict[str, Any] | None = None, *,

@@ -305,9 +305,8 @@ def test_header_names_the_dataset_fingerprint_and_image_count(run_dir, results):
 
 def test_figures_are_written_as_png_pdf_and_svg_and_linked_with_their_captions(run_dir, results):
     figures = run_dir / FIGURES_DIR
-    pngs = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {run_results.figure2_file(r.name) for r in results} | {
-        run_results.heatmaps_file(r.name) for r in results
-    }
+    pngs = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {
+        name for r in results for name in (run_results.figure2_file(r.name), run_results.heatmaps_file(r.name))}
     expected = pngs | {name for png in pngs for name in run_results.vector_files(png)}
     # Besides the figures, only the lock figure drawers take turns with and the record of what they wrote (no
     # staged file left behind).
