@@ -268,7 +268,7 @@ def latex_table(table: Table, caption: str, label: str) -> str:
     in small type; the image counts, which every model shares, in the header. Needs \\usepackage{booktabs}."""
     counts = [{cell.n for row in table.rows for cell in row[i:i + 1] if cell.n is not None}
               for i in range(len(table.header))]
-    header = [latex_text(title) + (f" ($n$={count.pop():,})" if len(count) == 1 else "")
+    header = [latex_text(title) + (f" ($n$={min(count):,})" if len(count) == 1 else "")
               for title, count in zip(table.header, counts)]
     lines = ["% Written by focus-eval (harness/report.py). Needs \\usepackage{booktabs}.",
              "\\begin{table*}[t]", "\\centering", "\\small", f"\\caption{{{latex_text(caption)}}}",

@@ -495,6 +495,12 @@ def test_tables_3_and_4_are_written_as_booktabs_latex_with_the_reports_numbers(r
                 assert latex.split(" ($n$=")[0] == style % number, (name, latex, cell)
         intervals = [row for row in rows if not row[0]]
         assert len(intervals) == 3 and intervals[0][1].startswith("{\\scriptsize [")
+    # Image counts every model shares are said once, in the header; the others in each cell.
+    table4 = (run_dir / report.TABLE4_TEX).read_text()
+    assert "& P0 ($n$=30) &" in table4 and "P(w,l) ($n$" not in table4
+    p0, p_wl = (report.TABLE4_COLUMNS.index(column) + 1 for column in ("P0", "P(w,l)"))
+    models = [row for row in _latex_rows(table4) if row[0].startswith("\\texttt")]
+    assert not [row for row in models if "$n$" in row[p0]] and all("($n$=" in row[p_wl] for row in models)
 
 
 def test_latex_tables_escape_names_that_are_latex(results):
