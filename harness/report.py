@@ -1,11 +1,11 @@
-"""The run report: the paper's tables (Markdown) and figures (PNG) over every model of a run.
+"""The run report: the paper's tables (Markdown, and Tables 3-4 as LaTeX) and figures over every model of a run.
 
 Everything here reads the metric's output (metrics.json, see
 metrics/focus_generalization/README.md) and lays it out; no number is recomputed. Accuracies and
 gaps are fractions in metrics.json and percent in the report, rounded to ACCURACY_DECIMALS and
 GAP_DECIMALS, so a reader can check every cell against metrics.json.
 
-    python -m harness.report RUN_DIR      # (re)write RUN_DIR/report.md and RUN_DIR/figures/
+    python -m harness.report RUN_DIR      # (re)write RUN_DIR/report.md, table3.tex, table4.tex and figures/
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from focus_common.ownership import Written
 from harness import paper
 from harness.settings import FIGURE_MODES
 from harness import results as results_table
+from harness.results import Cell, Table, latex_table, markdown_table
 from harness.run_results import (
     DASH,
     FIGURE3_FILE,
@@ -34,20 +35,11 @@ from harness.run_results import (
     figure2_file,
     heatmaps_file,
     load_results,
+    ordered,
     robustness_fit,
+    vector_files,
 )
-from harness.runfolder import (
-    CONFIG_FILE,
-    FAILED_FILE,
-    FIGURES_DIR,
-    METRICS_FILE,
-    REPO_ROOT,
-    REPORT_FILE,
-    RUN_FILE,
-    model_slug,
-    read_json,
-    write_text,
-)
+from harness.runfolder import FAILED_FILE, FIGURES_DIR, REPO_ROOT, REPORT_FILE, RUN_FILE, read_json, write_text
 
 ACCURACY_DECIMALS = 2  # as Table 4
 GAP_DECIMALS = 1
@@ -59,12 +51,9 @@ GAP_COLUMNS = {**{gap: f"{gap} ({attribute})" for attribute, gap in schema.GAP_N
                "gap_overall_paper": "overall gap as published (P1 ∪ P2)"}
 # Table 4's columns, plus P(t,w,l) which the paper leaves out.
 TABLE4_COLUMNS = list(schema.PARTITION_NAMES)
+# Tables 3 and 4 as LaTeX, beside report.md.
+TABLE3_TEX, TABLE4_TEX = "table3.tex", "table4.tex"
 
-
-
-# --------------------------------------------------------------------------------------------
-# Markdown
-# --------------------------------------------------------------------------------------------
 
 def render_report(
     results: Sequence[ModelResult],
@@ -72,36 +61,42 @@ def render_report(
     title: str = "FOCUS evaluation report",
     run_info: dict[str, Any] | None = None,
     figures_dir: str | None = None,
+    latex: bool = False,
 ) -> str:
     """The report as Markdown: dataset and weights, Table 3, Table 4, P0-P3 and, optionally, figures.
 
-    `run_info` is run.json's content (its data, dataset_fingerprint and num_images are used when
-    present); `figures_dir`, relative to the report, links the figures that `write_figures` wrote.
+    Every table and figure lists the models in one order, results.csv's (run_results.ordered): best top-1
+    first, the paper's row under its model. `run_info` is run.json's content (its data, dataset_fingerprint
+    and num_images are used when present); `figures_dir`, relative to the report, links the figures that
+    `write_figures` wrote; `latex` links Tables 3 and 4 as LaTeX files beside the report (write_report).
     """
     if not results:
         raise ValueError("render_report needs at least one ModelResult, got none: evaluate a model first.")
     for result in results:
         if result.paper_name is not None:
             paper.published(result.paper_name)  # raises on a name the paper does not have
+    results = ordered(results)
     rows, fit = results_rows(results)
     sections = [
         f"# {title}",
         _header(results, run_info or {}),
-        "## Results\n\nOne row per model, best top-1 first (as in results.csv; accuracies and gaps in %, gaps "
-        "smaller is better).\n\n" + results_table.markdown_results(rows),
-        "## Models\n\n" + _models_table(results),
+        "## Results\n\nOne row per model, best top-1 first, the order of every table and figure below (as in "
+        "results.csv; accuracies and gaps in %, gaps smaller is better).\n\n" + results_table.markdown_results(rows),
+        "## Models\n\n" + markdown_table(_models_table(results)),
         "## Table 3: generalization gaps (%)\n\n"
         "G_a = accuracy on images whose attribute a has a common value − accuracy where it is uncommon "
         "(Equation 1), for time, weather and locations. Two overall gaps: A(P0) − A(P1 ∪ P2 ∪ P3), every image "
         "with an uncommon attribute, and A(P0) − A(P1 ∪ P2), the definition behind the paper's published "
         "overall gaps (its footnote 2 leaves P3 out), which is the one to compare with them. "
-        + _frog_note(results) + "Smaller is better.\n\n" + _gap_table(results),
+        + _frog_note(results) + "Smaller is better." + _latex_link(TABLE3_TEX, latex) + "\n\n"
+        + markdown_table(gap_table(results)),
         "## Table 4: top-1 accuracy per partition (%)\n\n"
         "P^A holds the images whose uncommon attributes are exactly A (t time, w weather, l locations); "
-        "P0 has none.\n\n" + _partition_table(results, TABLE4_COLUMNS),
+        "P0 has none." + _latex_link(TABLE4_TEX, latex) + "\n\n"
+        + markdown_table(partition_table(results, TABLE4_COLUMNS)),
         "## Accuracy by number of uncommon attributes (%, Figure 3)\n\n"
         "P1, P2, P3: images with one, two, three uncommon attributes.\n\n"
-        + _partition_table(results, schema.COUNT_PARTITIONS, with_paper=False),
+        + markdown_table(partition_table(results, schema.COUNT_PARTITIONS, with_paper=False)),
     ]
     if fit is not None:
         sections.append(_robustness_section(fit, figures_dir))
@@ -111,14 +106,23 @@ def render_report(
 
 
 def results_rows(results: Sequence[ModelResult]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The results table's rows (best top-1 first), their effective robustness filled in, and its fit."""
-    fit = robustness_fit(results)
+    """The results table's rows (best top-1 first), their effective robustness filled in, and its fit (over the
+    models in the same order)."""
+    fit = robustness_fit(ordered(results))
     robustness = dict(zip(fit["models"], fit["effective_robustness"])) if fit else {}
     rows = [result.row | {"effective_robustness": robustness.get(result.name)} for result in results]
     return results_table.sort_rows(rows), fit
 
 
+def _latex_link(name: str, latex: bool) -> str:
+    return f" As LaTeX (booktabs): [{name}]({name})." if latex else ""
+
+
 def _robustness_section(fit: dict[str, Any], figures_dir: str | None) -> str:
+    table = Table(["model", "P0 (%)", "P1 ∪ P2 ∪ P3 (%)", "effective robustness (points)"], [
+        [Cell(name, "model"), Cell(f"{100 * common:.2f}"), Cell(f"{100 * uncommon:.2f}"), Cell(f"{100 * er:+.2f}")]
+        for name, common, uncommon, er in zip(fit["models"], fit["common"], fit["uncommon"],
+                                              fit["effective_robustness"])], "lrrr")
     lines = [
         "## Effective robustness",
         "",
@@ -128,15 +132,14 @@ def _robustness_section(fit: dict[str, Any], figures_dir: str | None) -> str:
         "uncommon accuracy minus the line's at its common accuracy (points; positive: more robust than its "
         "common accuracy predicts). The fit's inputs and coefficients are in results.json.",
         "",
-        "| model | P0 (%) | P1 ∪ P2 ∪ P3 (%) | effective robustness (points) |",
-        "|---|--:|--:|--:|",
+        markdown_table(table),
     ]
-    lines += [f"| {markdown_code(name)} | {100 * common:.2f} | {100 * uncommon:.2f} | {100 * robustness:+.2f} |"
-              for name, common, uncommon, robustness in zip(fit["models"], fit["common"], fit["uncommon"],
-                                                             fit["effective_robustness"])]
     if figures_dir is not None:
-        lines += ["", f"![Effective robustness: uncommon against common accuracy, logit axes]({figures_dir}/"
-                      f"{ROBUSTNESS_FILE})"]
+        lines += ["", _figure(figures_dir, ROBUSTNESS_FILE, "Effective robustness",
+                              "Accuracy on uncommon settings (P1 ∪ P2 ∪ P3) against accuracy on common ones (P0), "
+                              "logit axes, one labelled point per model; solid: the fit above, dotted: y = x (no "
+                              "accuracy lost); the vertical distance from a point to the fit is its effective "
+                              "robustness.")]
     return "\n".join(lines)
 
 
@@ -155,8 +158,9 @@ def _header(results: Sequence[ModelResult], run_info: dict[str, Any]) -> str:
     lines.append(
         "Bold marks the best value of a column among our models with trained weights (when two or more have "
         "one): the highest "
-        f"accuracy, and the smallest gap, which means the least accuracy lost in uncommon settings. {DASH}: "
-        "undefined (no image in the group) or not published."
+        "accuracy, and the smallest gap, which means the least accuracy lost in uncommon settings. A best value "
+        "that two or more models share as shown is a tie, and none of them is bold. "
+        f"{DASH}: undefined (no image in the group) or not published."
     )
     if any(result.paper_name for result in results):
         stated = _names(paper.OVERALL_GAP, quote=False)
@@ -252,7 +256,11 @@ def _settings_line(results: Sequence[ModelResult]) -> str:
     return text
 
 
-def _models_table(results: Sequence[ModelResult]) -> str:
+def _model_cell(result: ModelResult) -> Cell:
+    return Cell(result.name, "random model" if result.random_init else "model")
+
+
+def _models_table(results: Sequence[ModelResult]) -> Table:
     top1 = _best(results, [result.metrics.get("top1") for result in results], ACCURACY_DECIMALS, smallest=False)
     top5 = _best(results, [result.metrics.get("top5") for result in results], ACCURACY_DECIMALS, smallest=False)
     rows = []
@@ -260,42 +268,44 @@ def _models_table(results: Sequence[ModelResult]) -> str:
         if result.random_init:
             weights = "**random (untrained)**"
         else:
-            weights = DASH if result.weights is None else markdown_code(result.weights)
+            weights = DASH if result.weights is None else markdown_code(result.weights_name)
             if result.config.get("sha256"):
                 weights += f" sha256 {markdown_code(str(result.config['sha256'])[:12])}"
         preprocessing = result.preprocessing
         rows.append([
-            _row_label(result),
-            weights,
-            DASH if preprocessing is None else preprocessing.summary(),
-            result.paper_name or DASH,
-            str(result.metrics["n"]),
-            str(result.n_failed),
-            _percent(result.metrics.get("top1"), ACCURACY_DECIMALS, bold=i in top1),
-            _percent(result.metrics.get("top5"), ACCURACY_DECIMALS, bold=i in top5),
+            _model_cell(result),
+            Cell(weights, "markdown"),
+            Cell(DASH if preprocessing is None else preprocessing.summary()),
+            Cell(result.paper_name or DASH),
+            Cell(str(result.metrics["n"])),
+            Cell(str(result.n_failed)),
+            _number(result.metrics.get("top1"), ACCURACY_DECIMALS, bold=i in top1),
+            _number(result.metrics.get("top5"), ACCURACY_DECIMALS, bold=i in top5),
         ])
     header = ["model", "weights", "preprocessing", "paper model", "images scored",
               "failed to decode (left out of the metrics)", "top-1 (%)", "top-5 (%)"]
-    return _table(header, rows)
+    return Table(header, rows, "llllrrrr")
 
 
-def _gap_table(results: Sequence[ModelResult]) -> str:
+def gap_table(results: Sequence[ModelResult]) -> Table:
+    """Table 3: each model's gaps with their intervals, the paper's row under its model."""
     best = {
         column: _best(results, [result.metrics[column]["value"] for result in results], GAP_DECIMALS, smallest=True)
         for column in GAP_COLUMNS
     }
     rows = []
     for i, result in enumerate(results):
-        rows.append([_row_label(result)] + [
-            _estimate(result.metrics[column], "value", GAP_DECIMALS, bold=i in best[column])
-            for column in GAP_COLUMNS
+        rows.append([_model_cell(result)] + [
+            _estimate(result.metrics[column], "value", GAP_DECIMALS, bold=i in best[column]) for column in GAP_COLUMNS
         ])
         if result.paper_name:
             rows.append(_paper_row(result.paper_name, GAP_COLUMNS))
-    return _table(["model", *GAP_COLUMNS.values()], rows)
+    return Table(["model", *GAP_COLUMNS.values()], rows, "l" + "r" * len(GAP_COLUMNS))
 
 
-def _partition_table(results: Sequence[ModelResult], columns: Sequence[str], with_paper: bool = True) -> str:
+def partition_table(results: Sequence[ModelResult], columns: Sequence[str], with_paper: bool = True) -> Table:
+    """Table 4 (or P0-P3): each model's accuracies with their intervals and images, the paper's row under its
+    model."""
     best = {
         column: _best(results, [result.metrics["partitions"][column]["accuracy"] for result in results],
                       ACCURACY_DECIMALS, smallest=False)
@@ -304,51 +314,62 @@ def _partition_table(results: Sequence[ModelResult], columns: Sequence[str], wit
     rows = []
     for i, result in enumerate(results):
         partitions = result.metrics["partitions"]
-        rows.append([_row_label(result)] + [
-            _estimate(partitions[column], "accuracy", ACCURACY_DECIMALS, bold=i in best[column])
-            + f" (n={partitions[column]['n']})"
+        rows.append([_model_cell(result)] + [
+            _estimate(partitions[column], "accuracy", ACCURACY_DECIMALS, bold=i in best[column])._replace(
+                n=partitions[column]["n"])
             for column in columns
         ])
         if with_paper and result.paper_name:
             rows.append(_paper_row(result.paper_name, columns))
-    return _table(["model", *columns], rows)
+    return Table(["model", *columns], rows, "l" + "r" * len(columns))
+
+
+def _figure(figures_dir: str, png: str, alt: str, caption: str) -> str:
+    """A figure as report.md shows it: the PNG, its caption beneath, and its vector files named."""
+    vectors = ", ".join(f"[{name.rsplit('.', 1)[1].upper()}]({figures_dir}/{name})" for name in vector_files(png))
+    return f"![{alt}]({figures_dir}/{png})\n\n{caption} Vector versions: {vectors}."
 
 
 def _figures_section(results: Sequence[ModelResult], figures_dir: str) -> str:
     lines = [
         "## Figures",
         "",
-        f"![Figure 3: top-1 accuracy against partition, one line per model]({figures_dir}/{FIGURE3_FILE})",
+        _figure(figures_dir, FIGURE3_FILE, "Figure 3: top-1 accuracy against partition, one line per model",
+                "**Figure 3.** Top-1 accuracy (%) against the partition, P0 (no uncommon attribute) to P3 (three), "
+                "one line per model; error bars: Wilson intervals."),
     ]
     for result in results:
+        name = markdown_text(result.label)
         lines += [
             "",
-            f"### {markdown_text(result.label)}",
+            f"### {name}",
             "",
-            f"![Figure 2: class-wise accuracy per partition, {markdown_text(result.name)}]"
-            f"({figures_dir}/{figure2_file(result.name)})",
+            _figure(figures_dir, figure2_file(result.name), f"Figure 2: class-wise accuracy per partition, {name}",
+                    f"**Figure 2**, {name}. Class-wise top-1 accuracy (%) per partition, with Wilson intervals. "
+                    "A flat bar on the axis is 0% (the class has images in that partition, none right); a grey × "
+                    "means the class has no image in that partition."),
             "",
-            f"![Appendix E heatmaps: accuracy per class and setting, blue common, orange uncommon, "
-            f"{markdown_text(result.name)}]"
-            f"({figures_dir}/{heatmaps_file(result.name)})",
+            _figure(figures_dir, heatmaps_file(result.name), f"Appendix E heatmaps: accuracy per class and "
+                    f"setting, {name}",
+                    f"**Appendix E heatmaps**, {name}. Accuracy per class (columns) and setting (rows), for time, "
+                    "weather and locations: blue common settings, orange uncommon ones, darker for higher accuracy; "
+                    "each cell gives the accuracy (%) and its n occurrences, a blank cell none. The last row of "
+                    "each panel is the class's gap G (points), common − uncommon."),
         ]
     return "\n".join(lines)
 
 
-def _row_label(result: ModelResult) -> str:
-    return f"{markdown_code(result.name)} **random weights**" if result.random_init else markdown_code(result.name)
-
-
-def _paper_row(paper_name: str, columns: Sequence[str]) -> list[str]:
+def _paper_row(paper_name: str, columns: Sequence[str]) -> list[Cell]:
     printed = paper.printed(paper_name)
-    return [f"*paper* ({paper_name})"] + [
-        DASH if printed.get(column) is None else f"*{printed[column]}*" for column in columns
+    return [Cell(paper_name, "paper label")] + [
+        Cell(DASH) if printed.get(column) is None else Cell(printed[column], "paper") for column in columns
     ]
 
 
 def _best(results: Sequence[ModelResult], values: Sequence[float | None], decimals: int, smallest: bool) -> set[int]:
-    """Rows holding the best value as shown (ties after rounding all count), among models with trained
-    weights, since a random model's small gap is noise; none when fewer than two such values exist."""
+    """The row holding the best value as shown, among models with trained weights, since a random model's small
+    gap is noise; none when fewer than two such values exist, or when two or more rows share the best (a tie:
+    ties at 0.00 are common on small or synthetic data, and bold on all of them would single out none)."""
     shown = [
         None if value is None or result.random_init else round(100 * value, decimals)
         for result, value in zip(results, values)
@@ -357,30 +378,23 @@ def _best(results: Sequence[ModelResult], values: Sequence[float | None], decima
     if len(present) < 2:
         return set()
     target = min(present) if smallest else max(present)
-    return {i for i, value in enumerate(shown) if value == target}
+    best = {i for i, value in enumerate(shown) if value == target}
+    return best if len(best) == 1 else set()
 
 
-def _percent(value: float | None, decimals: int, bold: bool = False) -> str:
+def _number(value: float | None, decimals: int, bold: bool = False) -> Cell:
     if value is None:
-        return DASH
-    text = f"{100 * value:.{decimals}f}"
-    return f"**{text}**" if bold else text
+        return Cell(DASH)
+    return Cell(f"{100 * value:.{decimals}f}", "best" if bold else "")
 
 
-def _estimate(record: dict[str, Any], key: str, decimals: int, bold: bool = False) -> str:
-    """'value [ci_low, ci_high]' in percent, or a dash when the value is undefined."""
+def _estimate(record: dict[str, Any], key: str, decimals: int, bold: bool = False) -> Cell:
+    """The value in percent with its interval '[ci_low, ci_high]', or a dash when the value is undefined."""
+    cell = _number(record[key], decimals, bold)
     if record[key] is None:
-        return DASH
-    return (
-        f"{_percent(record[key], decimals, bold)} "
-        f"[{_percent(record['ci_low'], decimals)}, {_percent(record['ci_high'], decimals)}]"
-    )
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+        return cell
+    bounds = (_number(record[bound], decimals).value for bound in ("ci_low", "ci_high"))
+    return cell._replace(interval="[{}, {}]".format(*bounds))
 
 
 def _names(names: Sequence[str], quote: bool = True) -> str:
@@ -389,19 +403,34 @@ def _names(names: Sequence[str], quote: bool = True) -> str:
 
 
 def write_figures(results: Sequence[ModelResult], out_dir: str | Path) -> list[Path]:
-    """The report's figures as PNG files (harness/figures.py, which imports matplotlib only now)."""
+    """The report's figures as PNG, PDF and SVG files (harness/figures.py, which imports matplotlib only now)."""
     from harness import figures
 
     return figures.write_figures(results, out_dir)
 
 
-# --------------------------------------------------------------------------------------------
-# Run folder
-# --------------------------------------------------------------------------------------------
+def latex_tables(results: Sequence[ModelResult]) -> dict[str, str]:
+    """Tables 3 and 4 as LaTeX files' text, by file name, the models in the report's order."""
+    results = ordered(results)
+    confidences = {result.metrics["config"]["confidence"] for result in results}
+    level = f"{confidences.pop():.0%} " if len(confidences) == 1 else ""
+    marks = ("Bold: a column's single best among the models with trained weights; italic: the published numbers "
+             "(Kattakinda & Feizi, ICML 2022).")
+    gaps = ("Generalization gaps (%): accuracy on common minus uncommon settings of time, weather and locations "
+            "(G_t, G_w, G_l, Equation 1), and the overall gaps A(P0) − A(P1 ∪ P2 ∪ P3) and A(P0) − A(P1 ∪ P2), "
+            f"the one the paper published; smaller is better. Beneath each value its {level}bootstrap interval. ")
+    accuracies = ("Top-1 accuracy (%) per partition: P0 holds the images with no uncommon attribute, P(t) to "
+                  "P(t,w,l) those whose uncommon attributes are exactly the ones named (t time, w weather, l "
+                  f"locations); n: images. Beneath each value its {level}Wilson interval. ")
+    return {TABLE3_TEX: latex_table(gap_table(results), gaps + marks, "tab:focus-gaps"),
+            TABLE4_TEX: latex_table(partition_table(results, TABLE4_COLUMNS), accuracies + marks,
+                                    "tab:focus-partitions")}
+
 
 def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: dict[str, Any] | None = None, *,
                  figures: str = "now") -> Path:
-    """Write RUN_DIR/report.md, and RUN_DIR/figures/*.png with figures="now"; return the report's path.
+    """Write RUN_DIR/report.md, Tables 3 and 4 as LaTeX beside it (table3.tex, table4.tex), and RUN_DIR/figures/
+    with figures="now"; return the report's path.
 
     report.md links the figures unless figures="none" ("background": another process draws them).
     `run_info` defaults to RUN_DIR/run.json when that exists.
@@ -411,9 +440,11 @@ def write_report(run_dir: str | Path, results: Sequence[ModelResult], run_info: 
         run_info = read_json(run_dir / RUN_FILE)
     if figures == "now":
         draw_figures(run_dir, results)
+    for name, text in latex_tables(results).items():
+        write_text(run_dir / name, text)
     path = run_dir / REPORT_FILE
-    write_text(path, render_report(results, run_info=run_info,
-                                    figures_dir=None if figures == "none" else FIGURES_DIR))
+    write_text(path, render_report(results, run_info=run_info, latex=True,
+                                   figures_dir=None if figures == "none" else FIGURES_DIR))
     return path
 
 

@@ -1,13 +1,13 @@
-"""The results of a run folder: each model's ModelResult (its metrics.json and config.json), the file names of
-its figures, and the effective-robustness fit over the run's models. What report.py writes and figures.py
-draws, both read from here.
+"""The results of a run folder: each model's ModelResult (its metrics.json and config.json), in the one order
+every table and figure shows them, the file names of its figures, and the effective-robustness fit over the run's
+models. What report.py writes and figures.py draws, both read from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,10 @@ from harness.preprocess import Preprocessing
 from harness.runfolder import CONFIG_FILE, FAILED_FILE, METRICS_FILE, RUN_FILE, model_slug, read_json
 
 DASH = "—"  # any value that is undefined (no image) or not published
+# Each figure is a PNG (what report.md shows) with its vector versions beside it, for papers.
 FIGURE3_FILE = "figure3_partitions.png"
 ROBUSTNESS_FILE = "effective_robustness.png"
+VECTOR_FORMATS = ("pdf", "svg")
 
 
 @dataclasses.dataclass
@@ -41,6 +43,20 @@ class ModelResult:
     def weights(self) -> str | None:
         """Where the weights came from: "hub-cache", "checkpoint:<path>", "random-init" or None."""
         return self.config.get("weights")
+
+    @property
+    def weights_name(self) -> str | None:
+        """The weights in a few words: a checkpoint by its file name, not its path (config.json keeps the path).
+
+        >>> ModelResult("m", {}, {"weights": "checkpoint:/venv/lib/site-packages/lite0/weights/lite0.pth"}).weights_name
+        'checkpoint lite0.pth'
+        >>> ModelResult("m", {}, {"weights": "torchvision:IMAGENET1K_V1"}).weights_name
+        'torchvision:IMAGENET1K_V1'
+        """
+        kind, _, path = (self.weights or "").partition(":")
+        if kind == "checkpoint" and path:
+            return f"checkpoint {PurePath(path).name}"
+        return self.weights
 
     @property
     def random_init(self) -> bool:
@@ -64,12 +80,27 @@ class ModelResult:
         return f"{self.name} (random weights)" if self.random_init else self.name
 
 
+def ordered(results: Sequence[ModelResult]) -> list[ModelResult]:
+    """The models in the order of every table and figure of a run: results.csv's, best top-1 first
+    (harness.results.sort_key)."""
+    return sorted(results, key=lambda result: results_table.sort_key(result.metrics.get("top1"), result.name))
+
+
 def figure2_file(model_name: str) -> str:
     return f"figure2_{model_slug(model_name)}.png"
 
 
 def heatmaps_file(model_name: str) -> str:
     return f"heatmaps_{model_slug(model_name)}.png"
+
+
+def vector_files(png_name: str) -> list[str]:
+    """The vector versions written beside a figure's PNG.
+
+    >>> vector_files(FIGURE3_FILE)
+    ['figure3_partitions.pdf', 'figure3_partitions.svg']
+    """
+    return [str(PurePath(png_name).with_suffix(f".{kind}")) for kind in VECTOR_FORMATS]
 
 
 def robustness_fit(results: Sequence[ModelResult]) -> dict[str, Any] | None:

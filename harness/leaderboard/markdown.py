@@ -6,7 +6,8 @@ from typing import Sequence
 
 from focus_tools import schema
 from harness.leaderboard.tables import (
-    COLUMNS, NOTES, Table, _cell_text, _interval, _lead, _md, _md_line, _skipped_lines, p_text, signed_points,
+    COLUMNS, EMPTY_TABLE, NOTES, Table, _cell_text, _interval, _lead, _md, _md_line, _skipped_lines, p_text,
+    signed_points,
 )
 from harness.leaderboard.verification import GroundTruth, Verification
 
@@ -71,7 +72,7 @@ def render_markdown(tables: Sequence[Table], skipped: Sequence[Verification], tr
     for table in tables:
         lines += ["", f"## {_md(table.board.title)}", "", _md(table.board.description), ""]
         if not table.rows:
-            lines.append("No verified submission yet.")
+            lines.append(EMPTY_TABLE)
             continue
         lines += _ranked_table(table.rows)
         if len(table.rows) > 1:

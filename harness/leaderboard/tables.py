@@ -268,6 +268,7 @@ def _lead(rows: list[dict], truth: GroundTruth) -> str:
             f"ground truth: {truth.num_images:,} images, dataset fingerprint {truth.fingerprint}.")
 
 
+EMPTY_TABLE = "No submissions yet: none has been verified for this table."
 NOTES = ("Accuracies in %; gaps (G_t, G_w, G_l, gap_overall, gap_overall_paper) in percentage points, smaller is "
          "better, with 95% bootstrap intervals; partition accuracies with 95% Wilson intervals. P1, P2, P3: images "
          "with 1, 2, 3 uncommon attributes (time, weather, locations). gap_overall is A(P0) − A(P1 ∪ P2 ∪ P3); "

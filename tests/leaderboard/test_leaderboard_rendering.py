@@ -566,3 +566,98 @@ def test_names_that_are_html_stay_text_on_the_page(hostile_site):
     for name in (MODEL, PAPER_NAME, FOLDER):
         assert tables.visible(name) in text
     assert "\x1b" not in text and "\u202e" not in text
+
+
+@pytest.fixture(scope="module")
+def precision_site(tmp_path_factory, submissions, truth) -> Path:
+    """The three submissions, model A again in fp16 (its row differs from A's by the precision alone) and a model
+    with a long hf-hub name, rendered."""
+    board = tmp_path_factory.mktemp("precision")
+    shutil.copytree(submissions, board / "submissions")
+    fabricate_run(board / "run16", truth.table, "model_a.in1k", accuracy=0.78, num_params=50_000_000,
+                  paper_name="Model A", seed=12, precision="fp16")
+    packing.pack(board / "run16", "model_a.in1k", board / "submissions" / "model_a.in1k-fp16")
+    long_name = "hf-hub:timm/vit_base_patch16_clip_224.openai_ft_in12k_in1k"
+    fabricate_run(board / "run", truth.table, long_name, accuracy=0.6, num_params=86_000_000, paper_name=None,
+                  seed=13)
+    packing.pack(board / "run", long_name, board / "submissions" / "vit_clip")
+    verifications = rendering.render(board / "submissions", board / "site", truth)
+    assert all(v.accepted for v in verifications)
+    return board / "site"
+
+
+def _model_cell(page: str, submission: str) -> str:
+    return re.search(rf'data-submission="{re.escape(submission)}"><td data-value="[^"]*">(.*?)</td>', page).group(1)
+
+
+def test_the_model_cell_shows_the_precision_that_can_tell_two_rows_apart(precision_site):
+    page = (precision_site / rendering.HTML_FILE).read_text()
+    fp32, fp16 = _model_cell(page, "model_a.in1k"), _model_cell(page, "model_a.in1k-fp16")
+    assert fp32.replace("fp32", "fp16") == fp16  # the rows' names alike: the precision tells them apart
+    assert '<span class="precision">fp32</span>, 224×224, 48 images' in fp32
+    assert '<span class="precision">fp16</span>, 224×224, 48 images' in fp16
+    # The precision and input columns are the model cell's too: hidden on narrow screens, marked so.
+    assert page.count('<th data-key="precision"') == 1 and re.search(r'<th data-key="precision"[^>]* class="in-model-'
+                                                                     r'cell"', page)
+    assert page.count('class="in-model-cell" data-value="fp16"') == 1
+
+
+def test_the_effective_robustness_chart_labels_its_points_and_ticks_its_axes_in_percent(precision_site):
+    page = (precision_site / rendering.HTML_FILE).read_text()
+    chart = page.split('class="er-chart"', 1)[1].split("</svg>", 1)[0]
+    labels = re.findall(r'<text class="point-label"[^>]*>([^<]*)</text>', chart)
+    assert len(labels) == chart.count('<circle class="model"') == 5
+    assert {label.rsplit(" (", 1)[0] for label in labels} == {
+        "Model A, fp32", "Model A, fp16", "model_b.in1k", html.escape("<script>alert('C')</script> |…"),
+        "hf-hub:timm/vit_base_patch16_…"}
+    assert all(re.fullmatch(r".* \([+-]\d+\.\d\d\)", label) for label in labels)  # with its ER in points
+    ticks = re.findall(r'<text x="[^"]*" y="[^"]*" text-anchor="(?:middle|end)">([^<]*)</text>', chart)
+    ticks.remove("accuracy on P0 (common), logit scale")  # the x axis's title
+    assert len(ticks) > 4 and all(re.fullmatch(r"\d+(\.\d+)?%", tick) for tick in ticks)
+    common_uncommon = page.split('aria-label="Accuracy in common and uncommon settings per model"', 1)[1]
+    assert "Model A, fp16</text>" in common_uncommon and "Model A, fp32</text>" in common_uncommon
+
+
+def test_an_empty_table_says_there_are_no_submissions_yet(tmp_path, truth):
+    (tmp_path / "submissions").mkdir()
+    assert rendering.render(tmp_path / "submissions", tmp_path / "site", truth) == []
+    page = (tmp_path / "site" / rendering.HTML_FILE).read_text()
+    assert f'<p class="empty" id="leaderboard">{tables.EMPTY_TABLE}</p>' in page
+    assert "<table" not in page and "<svg" not in page  # no bare header, no empty chart
+    markdown = (tmp_path / "site" / rendering.MARKDOWN_FILE).read_text()
+    assert f"\n{tables.EMPTY_TABLE}\n" in markdown and "| # |" not in markdown
+
+
+OVERFLOW = ("(() => { const table = document.querySelector('#leaderboard'); const box = table.parentElement; "
+            "return [document.documentElement.scrollWidth, box.scrollWidth, box.clientWidth]; })()")
+PRECISIONS = ("Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(row => { "
+              "const cell = row.cells[0]; const shown = cell.querySelector('.precision'); const r = shown."
+              "getBoundingClientRect(); return [row.dataset.submission, shown.textContent, shown.checkVisibility(), "
+              "r.width > 0 && r.left >= cell.getBoundingClientRect().left && r.right <= innerWidth]; })")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (make test does)")
+def test_the_table_fits_1400_pixels_with_the_precision_in_sight_in_headless_chromium(precision_site, tmp_path):
+    page = Path(shutil.copy(precision_site / rendering.HTML_FILE, tmp_path / "index.html"))
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        browser.wait_for("innerWidth === 1400")
+        document_width, table_width, box_width = browser.evaluate(OVERFLOW)
+        assert document_width <= 1400 and table_width <= box_width  # neither the page nor the table scrolls
+        shown = {submission: (text, visible, inside) for submission, text, visible, inside in
+                 browser.evaluate(PRECISIONS)}
+        assert shown["model_a.in1k"] == ("fp32", True, True) and shown["model_a.in1k-fp16"] == ("fp16", True, True)
+        assert all(visible and inside for _, visible, inside in shown.values())
+        # The precision column itself gives way to the others at this width; on a wide screen it is back.
+        assert browser.evaluate("getComputedStyle(document.querySelector('th[data-key=\"precision\"]')).display") \
+            == "none"
+        browser.send("Emulation.setDeviceMetricsOverride", width=1900, height=900, deviceScaleFactor=1, mobile=False)
+        browser.wait_for("innerWidth === 1900")
+        assert browser.evaluate("getComputedStyle(document.querySelector('th[data-key=\"precision\"]')).display") \
+            == "table-cell"
+        assert browser.evaluate(OVERFLOW)[0] <= 1900
+    finally:
+        browser.close()
