@@ -54,10 +54,17 @@ class PassResult:
     rows: pa.Table | None  # every row, earlier parts' included, in the order written; main process only
     num_images: int  # images passed this time (over all processes)
     seconds: float  # the loop's wall time
+    # The loop's first batch: its images and the time it took (worker start-up, the first decode, kernels compiled).
+    warm_up_images: int = 0
+    warm_up_seconds: float = 0.0
 
     @property
     def images_per_second(self) -> float | None:
-        return self.num_images / self.seconds if self.num_images and self.seconds else None
+        """The steady rate, the first batch left out (the whole loop's when it had one batch only)."""
+        images, seconds = self.num_images - self.warm_up_images, self.seconds - self.warm_up_seconds
+        if not images or seconds <= 0:
+            images, seconds = self.num_images, self.seconds
+        return images / seconds if images and seconds else None
 
 
 def all_finite(outputs: torch.Tensor) -> torch.Tensor:
@@ -144,7 +151,7 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
         return {f"{i}:{name}": value for i, consumer in enumerate(consumers)
                 for name, value in consumer.step(batch).items()}
 
-    num_images = 0
+    num_images, warm_up = 0, (0, 0.0)
     start = time.perf_counter()
     progress = tqdm(total=len(rows), desc=desc, unit="img", disable=quiet or not accelerator.is_local_main_process)
     batches = iter(_loader(accelerator, dataset, rows, geometry, input_size, batch_size, workers)) if rows else iter(())
@@ -165,6 +172,8 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
             indices, _, ok = batch
             gathered = accelerator.gather_for_metrics({"index": indices, "ok": ok, **outputs})
             num_images += len(gathered["index"])
+            if not warm_up[0]:
+                warm_up = (num_images, time.perf_counter() - start)
             progress.update(len(gathered["index"]))
             if accelerator.is_main_process:
                 try:  # the error, if any, is shared at the next batch
@@ -189,7 +198,8 @@ def run_shared_pass(accelerator: Accelerator, dataset: datasets.Dataset, geometr
         return merged
 
     merged = run_shared(accelerator, merge, main_only=True) or [None] * len(consumers)
-    return [PassResult(rows=table, num_images=num_images if rows else 0, seconds=seconds) for table in merged]
+    return [PassResult(rows=table, num_images=num_images if rows else 0, seconds=seconds, warm_up_images=warm_up[0],
+                       warm_up_seconds=warm_up[1]) for table in merged]
 
 
 def _loader(accelerator: Accelerator, dataset: datasets.Dataset, rows: Sequence[int], geometry: Callable,

@@ -217,3 +217,11 @@ def test_an_error_on_one_process_ends_every_process_with_exit_2(tmp_path, mode, 
     assert result.stderr.count(message) == 2, result.stderr[-3000:]
     assert "exitcode  : 2" in result.stderr
     assert 'two_processes.py", line' not in result.stderr  # a message, not a traceback
+
+
+def test_images_per_second_leaves_out_the_first_batch_unless_it_was_the_only_one():
+    from harness.passes import PassResult
+
+    assert PassResult(None, 100, 10.0, 10, 5.0).images_per_second == 18.0  # 90 images in the 5 s after warm-up
+    assert PassResult(None, 10, 2.0, 10, 2.0).images_per_second == 5.0  # one batch: the whole loop's rate
+    assert PassResult(None, 0, 0.0).images_per_second is None
